@@ -1,0 +1,16 @@
+import { createContext } from '../reconcile/context.js';
+import { runOnce } from '../reconcile/run.js';
+import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
+
+export const help = 'steward once [--config FILE]     one reconcile run, then exit (0 converged, 1 failed, 2 invalid)';
+
+export async function once(argv: string[], _io: Io, signal: AbortSignal): Promise<ExitCode> {
+  const { values } = args(argv, configOption);
+  const config = await configFrom(values);
+  const log = loggerFor(config, false);
+  const ctx = await createContext(config, log, { signal });
+  const report = await runOnce(ctx, { apply: true, signal });
+  const phase = report.outcome.phase;
+  if (phase === 'Invalid') return 2;
+  return phase === 'Converged' ? 0 : 1;
+}

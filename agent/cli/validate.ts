@@ -1,0 +1,54 @@
+import { lstat, readdir, readFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { normalizeRepoPath } from '../config/load.js';
+import { formatError, StewardError } from '../errors.js';
+import { buildBundle } from '../manifest/bundle.js';
+import { MANIFEST_RE, type ManifestFile } from '../source/tree.js';
+import { args, type ExitCode, type Io } from './common.js';
+
+export const help = 'steward validate [DIR] [--path P]...   check the manifests of a checkout (exit 0, or 2 with the errors)';
+
+/**
+ * The same checks a host runs on a commit, on a checkout: every manifest under DIR (or under the
+ * given --path folders, as one host's bundle) must parse and validate, ids must be unique and
+ * dependencies must exist. Symlinks are refused as they are in Git.
+ */
+export async function validate(argv: string[], io: Io): Promise<ExitCode> {
+  const { values, positionals } = args(argv, { path: { type: 'string', multiple: true }, json: { type: 'boolean' } }, 1);
+  const dir = resolve(positionals[0] ?? '.');
+  const roots = (values.path ?? ['']).map((p) => {
+    try {
+      return normalizeRepoPath(p);
+    } catch (err) {
+      throw new StewardError('E_ARGS', `--path ${(err as Error).message}`);
+    }
+  });
+  const files: ManifestFile[] = [];
+  const errors: StewardError[] = [];
+  for (const root of roots) await walk(dir, join(dir, root), files, errors);
+  const { bundle, errors: bundleErrors } = buildBundle('0'.repeat(40), files);
+  errors.push(...bundleErrors);
+  if (values.json) io.out(JSON.stringify({ valid: errors.length === 0, files: files.length, resources: bundle?.resources.map((r) => r.id) ?? [], errors: errors.map((e) => e.toJSON()) }, null, 2));
+  else if (errors.length > 0) for (const e of errors) io.err(formatError(e));
+  else io.out(`valid: ${bundle!.resources.length} resource(s) in ${files.length} file(s)`);
+  return errors.length > 0 ? 2 : 0;
+}
+
+async function walk(top: string, dir: string, files: ManifestFile[], errors: StewardError[]): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    errors.push(new StewardError('E_ARGS', `cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`));
+    return;
+  }
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    const path = join(dir, e.name);
+    const rel = relative(top, path);
+    if (e.name === '.git' || e.name === 'node_modules') continue;
+    const st = await lstat(path);
+    if (st.isSymbolicLink()) errors.push(new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: rel }));
+    else if (st.isDirectory()) await walk(top, path, files, errors);
+    else if (st.isFile() && MANIFEST_RE.test(e.name)) files.push({ path: rel, text: await readFile(path, 'utf8') });
+  }
+}

@@ -1,0 +1,28 @@
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "1h30m" -> 5_400_000. The schema has already checked the form; throws on anything else. */
+export function parseDuration(text: string): number {
+  let total = 0;
+  let rest = text;
+  while (rest.length > 0) {
+    const m = /^(\d+)(ms|s|m|h)/.exec(rest);
+    if (!m) throw new Error(`not a duration: ${JSON.stringify(text)}`);
+    total += Number(m[1]) * UNITS[m[2]!]!;
+    rest = rest.slice(m[0].length);
+  }
+  return total;
+}
+
+/** 5_400_000 -> "1h30m"; used in messages. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const parts: string[] = [];
+  let s = Math.round(ms / 1000);
+  for (const [unit, size] of [['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (s >= size) {
+      parts.push(`${Math.floor(s / size)}${unit}`);
+      s %= size;
+    }
+  }
+  return parts.join('');
+}

@@ -1,0 +1,184 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { posix } from 'node:path';
+import { StewardError, StewardErrors } from '../errors.js';
+import { parseDocuments } from '../manifest/parse.js';
+import { checkSchema } from '../manifest/schema.js';
+import type { AgentConfigFile } from '../types/agent-config.js';
+import { parseDuration } from './duration.js';
+import { Secret } from './secret.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/steward/agent.yaml';
+
+/** The agent config with every default filled in and every variable expanded. */
+export interface AgentConfig {
+  /** The file it was read from. */
+  file: string;
+  host: string;
+  labels: Record<string, string>;
+  source: {
+    url: string;
+    branch: string;
+    /** Repository paths, expanded and normalized ("" is the repository root). */
+    paths: string[];
+    username: string;
+    tokenFile?: string;
+    caFile?: string;
+    intervalMs: number;
+    schedule?: string;
+    jitterMs: number;
+    timeoutMs: number;
+  };
+  status: { branch: string; heartbeatMs: number; enabled: boolean };
+  stateDir: string;
+  files: { roots: string[] };
+  docker: { socket: string };
+  prune: { allowEmpty: boolean };
+  rollback: 'auto' | 'off';
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+}
+
+/** Credentials read from the files the config names; never part of AgentConfig, never logged. */
+export interface Credentials {
+  token?: Secret;
+  ca?: string;
+}
+
+/**
+ * Reads, validates and resolves the agent config. Every problem throws a StewardErrors whose
+ * entries name the file, the line and the field; nothing is half-loaded.
+ */
+export async function loadConfig(file: string, opts: { hostname?: string } = {}): Promise<AgentConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new StewardErrors([new StewardError('E_CONFIG_READ', `cannot read the config file: ${reason}`, { file, cause: err })]);
+  }
+  return parseConfig(text, file, opts);
+}
+
+/** Like loadConfig, from text already read (used by `steward enroll` before it writes). */
+export function parseConfig(text: string, file: string, opts: { hostname?: string } = {}): AgentConfig {
+  const { docs, failures } = parseDocuments(text, false);
+  if (failures.length > 0)
+    throw new StewardErrors(failures.map((f) => new StewardError('E_CONFIG_PARSE', f.message, { file, line: f.line })));
+  const doc = docs[0];
+  if (!doc) throw new StewardErrors([new StewardError('E_CONFIG_INVALID', 'the config file is empty', { file, line: 1 })]);
+  const problems = checkSchema('agent-config', doc.value);
+  if (problems.length > 0)
+    throw new StewardErrors(
+      problems.map((p) => new StewardError('E_CONFIG_INVALID', p.message, { file, line: doc.lineOf(p.pointer, p.key), pointer: p.key ? `${p.pointer}/${p.key}` : p.pointer || '/' })),
+    );
+  const raw = doc.value as AgentConfigFile;
+  const errors: StewardError[] = [];
+  const host = raw.host ?? opts.hostname ?? hostname();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(host))
+    errors.push(new StewardError('E_CONFIG_INVALID', `the OS hostname ${JSON.stringify(host)} is not a valid host name; set "host"`, { file, line: doc.line, pointer: '/host' }));
+  const labels = Object.fromEntries(Object.entries(raw.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined));
+
+  const paths = (raw.source.paths ?? ['hosts/${host}']).map((p, i) => {
+    const pointer = `/source/paths/${i}`;
+    try {
+      return normalizeRepoPath(expand(p, host, labels));
+    } catch (err) {
+      errors.push(new StewardError('E_CONFIG_INVALID', (err as Error).message, { file, line: doc.lineOf(pointer), pointer }));
+      return '';
+    }
+  });
+  if (errors.length > 0) throw new StewardErrors(errors);
+
+  const s = raw.source;
+  return {
+    file,
+    host,
+    labels,
+    source: {
+      url: s.url.replace(/\/+$/, ''),
+      branch: s.branch ?? 'main',
+      paths: [...new Set(paths)],
+      username: s.auth?.username ?? 'steward',
+      ...(s.auth ? { tokenFile: s.auth.tokenFile } : {}),
+      ...(s.caFile ? { caFile: s.caFile } : {}),
+      intervalMs: parseDuration(s.interval ?? '60s'),
+      ...(s.schedule ? { schedule: s.schedule } : {}),
+      jitterMs: parseDuration(s.jitter ?? '0s'),
+      timeoutMs: parseDuration(s.timeout ?? '30s'),
+    },
+    status: {
+      branch: raw.status?.branch ?? 'steward-status',
+      heartbeatMs: parseDuration(raw.status?.heartbeat ?? '15m'),
+      enabled: raw.status?.enabled ?? true,
+    },
+    stateDir: raw.stateDir ?? '/var/lib/steward',
+    files: { roots: (raw.files?.roots ?? []).map((r) => posix.normalize(r).replace(/(.)\/$/, '$1')) },
+    docker: { socket: raw.docker?.socket ?? '/var/run/docker.sock' },
+    prune: { allowEmpty: raw.prune?.allowEmpty ?? false },
+    rollback: raw.rollback ?? 'off',
+    log: { level: raw.log?.level ?? 'info' },
+  };
+}
+
+/** Expands ${host} and ${labels.KEY}; an unknown variable is an error, never an empty string. */
+export function expand(text: string, host: string, labels: Record<string, string>): string {
+  return text.replace(/\$\{([^}]*)\}/g, (_, name: string) => {
+    if (name === 'host') return host;
+    const m = /^labels\.(.+)$/.exec(name);
+    if (m && labels[m[1]!] !== undefined) return labels[m[1]!]!;
+    if (m) throw new Error(`\${${name}}: the host has no label "${m[1]}"`);
+    throw new Error(`unknown variable \${${name}}; use \${host} or \${labels.KEY}`);
+  });
+}
+
+/** "./hosts//a/" -> "hosts/a"; rejects absolute paths and `..` so a path never leaves the repo. */
+export function normalizeRepoPath(p: string): string {
+  if (p.startsWith('/')) throw new Error(`${JSON.stringify(p)} must be relative to the repository root`);
+  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
+  if (parts.includes('..')) throw new Error(`${JSON.stringify(p)} must not contain ".."`);
+  return parts.join('/');
+}
+
+/** Reads the token and CA files the config names. A missing or empty token file is an error. */
+export async function readCredentials(config: AgentConfig): Promise<Credentials> {
+  const creds: Credentials = {};
+  if (config.source.tokenFile) {
+    const file = resolveCredentialPath(config.source.tokenFile);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, {
+        file: config.file,
+        pointer: '/source/auth/tokenFile',
+        cause: err,
+      });
+    }
+    const token = text.trim();
+    if (token === '') throw new StewardError('E_CONFIG_TOKEN', `the token file ${file} is empty`, { file: config.file, pointer: '/source/auth/tokenFile' });
+    creds.token = new Secret(token);
+  }
+  if (config.source.caFile) {
+    try {
+      creds.ca = await readFile(config.source.caFile, 'utf8');
+    } catch (err) {
+      throw new StewardError('E_CONFIG_READ', `cannot read the CA file ${config.source.caFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, {
+        file: config.file,
+        pointer: '/source/caFile',
+        cause: err,
+      });
+    }
+  }
+  return creds;
+}
+
+/**
+ * systemd's LoadCredential= puts credentials in $CREDENTIALS_DIRECTORY; a credential there with
+ * the token file's base name wins over the path itself (which the hardened unit may hide).
+ */
+function resolveCredentialPath(file: string): string {
+  const dir = process.env.CREDENTIALS_DIRECTORY;
+  const candidate = dir ? `${dir}/${posix.basename(file)}` : undefined;
+  return candidate && existsSync(candidate) ? candidate : file;
+}

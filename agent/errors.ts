@@ -1,0 +1,96 @@
+/**
+ * Every failure Steward reports carries a stable code. Codes appear in logs and in status
+ * documents, so they are API: add new ones, never rename.
+ *
+ * `retry` says what fixes it: `transient` errors (network, engine restarting) are retried on
+ * the next run; `stalled` errors (a bad manifest, a name conflict) need a new commit or a human.
+ */
+export type ErrorCode =
+  | 'E_ARGS'
+  | 'E_CONFIG_READ'
+  | 'E_CONFIG_PARSE'
+  | 'E_CONFIG_INVALID'
+  | 'E_CONFIG_TOKEN'
+  | 'E_MANIFEST_PARSE'
+  | 'E_MANIFEST_INVALID'
+  | 'E_MANIFEST_DUPLICATE'
+  | 'E_MANIFEST_ENTRY'
+  | 'E_MANIFEST_SOURCE'
+  | 'E_MANIFEST_DEPENDENCY'
+  | 'E_BUNDLE_EMPTY'
+  | 'E_GIT_UNREACHABLE'
+  | 'E_GIT_AUTH'
+  | 'E_GIT_TIMEOUT'
+  | 'E_GIT_NO_BRANCH'
+  | 'E_GIT_PROTOCOL'
+  | 'E_GIT_FETCH'
+  | 'E_GIT_NO_REVISION'
+  | 'E_STATUS_PUSH'
+  | 'E_DOCKER_UNREACHABLE'
+  | 'E_IMAGE_PULL'
+  | 'E_CONTAINER_NAME_TAKEN'
+  | 'E_CONTAINER_CREATE'
+  | 'E_CONTAINER_START'
+  | 'E_CONTAINER_REMOVE'
+  | 'E_CONTAINER_UNHEALTHY'
+  | 'E_DEPENDENCY_FAILED'
+  | 'E_KIND_UNSUPPORTED'
+  | 'E_LOCKED'
+  | 'E_STATE_WRITE'
+  | 'E_INTERNAL';
+
+export type Retry = 'transient' | 'stalled';
+
+export interface ErrorDetail {
+  /** Resource id, e.g. Container/web. */
+  resource?: string;
+  /** Repository-relative file (manifests) or absolute path (config). */
+  file?: string;
+  line?: number;
+  /** JSON pointer of the bad value inside the document. */
+  pointer?: string;
+}
+
+export class StewardError extends Error {
+  override readonly name = 'StewardError';
+  readonly code: ErrorCode;
+  readonly retry: Retry;
+  readonly detail: ErrorDetail;
+
+  constructor(code: ErrorCode, message: string, opts: { retry?: Retry; cause?: unknown } & ErrorDetail = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.retry = opts.retry ?? 'stalled';
+    const { resource, file, line, pointer } = opts;
+    this.detail = Object.fromEntries(
+      Object.entries({ resource, file, line, pointer }).filter(([, v]) => v !== undefined),
+    ) as ErrorDetail;
+  }
+
+  /** The error as it goes into a status document or a log line: no stack, no cause chain. */
+  toJSON(): { code: ErrorCode; message: string } & ErrorDetail {
+    return { code: this.code, message: this.message, ...this.detail };
+  }
+}
+
+/** A bundle of errors found together (e.g. every invalid document of a commit). */
+export class StewardErrors extends Error {
+  override readonly name = 'StewardErrors';
+  constructor(readonly errors: StewardError[]) {
+    super(errors.map((e) => formatError(e)).join('\n'));
+  }
+}
+
+/** One line a human reads: `file:line: pointer: message [CODE]`. */
+export function formatError(e: StewardError): string {
+  const where = [e.detail.file, e.detail.line].filter((x) => x !== undefined).join(':');
+  const parts = [where, e.detail.resource && !where ? e.detail.resource : undefined, e.detail.pointer, e.message];
+  return `${parts.filter((p) => p !== undefined && p !== '').join(': ')} [${e.code}]`;
+}
+
+/** Wraps anything thrown into a StewardError, keeping one already typed as it is. */
+export function toStewardError(err: unknown, code: ErrorCode, message?: string, detail: ErrorDetail & { retry?: Retry } = {}): StewardError {
+  if (err instanceof StewardError) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  return new StewardError(code, message ? `${message}: ${text}` : text, { ...detail, cause: err });
+}

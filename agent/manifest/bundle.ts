@@ -1,0 +1,155 @@
+import { StewardError } from '../errors.js';
+import type { ContainerSpec } from '../types/container.js';
+import type { FileSpec } from '../types/file.js';
+import type { ServiceSpec } from '../types/service.js';
+import { parseDocuments } from './parse.js';
+import { checkSchema } from './schema.js';
+
+export const KINDS = ['Container', 'File', 'Service'] as const;
+export type Kind = (typeof KINDS)[number];
+
+interface Base<K extends Kind, S> {
+  /** "Container/web" */
+  id: string;
+  kind: K;
+  name: string;
+  spec: S;
+  /** Where the document was declared: repository-relative file and line. */
+  file: string;
+  line: number;
+}
+export type DesiredContainer = Base<'Container', ContainerSpec>;
+export type DesiredFile = Base<'File', FileSpec>;
+export type DesiredService = Base<'Service', ServiceSpec>;
+export type Desired = DesiredContainer | DesiredFile | DesiredService;
+
+/** The desired state of a host at one commit: every resource, in dependency order. */
+export interface Bundle {
+  revision: string;
+  resources: Desired[];
+}
+
+/**
+ * Parses and validates every document of every file. The result has resources only when the
+ * whole set is valid: one bad document rejects the bundle, with an error per problem, each
+ * naming the file, the line and the JSON pointer. Pure: the files are already read.
+ */
+export function buildBundle(revision: string, files: Array<{ path: string; text: string }>): { bundle?: Bundle; errors: StewardError[] } {
+  const errors: StewardError[] = [];
+  const resources: Desired[] = [];
+  const byId = new Map<string, Desired>();
+  for (const f of files) {
+    const isJson = /\.json$/i.test(f.path);
+    const { docs, failures } = parseDocuments(f.text, !isJson);
+    for (const p of failures) errors.push(new StewardError('E_MANIFEST_PARSE', p.message, { file: f.path, line: p.line }));
+    for (const doc of docs) {
+      const v = doc.value;
+      const at = (pointer: string, key?: string) => ({ file: f.path, line: doc.lineOf(pointer, key), pointer: key ? `${pointer}/${key}` : pointer || '/' });
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+        errors.push(new StewardError('E_MANIFEST_INVALID', 'a document must be a mapping with apiVersion, kind, metadata and spec', at('')));
+        continue;
+      }
+      const kind = (v as { kind?: unknown }).kind;
+      if (!KINDS.includes(kind as Kind)) {
+        const msg = kind === undefined ? 'missing required field "kind"' : `unknown kind ${JSON.stringify(kind)}; expected one of ${KINDS.join(', ')}`;
+        errors.push(new StewardError('E_MANIFEST_INVALID', msg, kind === undefined ? at('', 'kind') : at('/kind')));
+        continue;
+      }
+      const problems = checkSchema((kind as string).toLowerCase() as 'container' | 'file' | 'service', v);
+      if (problems.length > 0) {
+        for (const p of problems) errors.push(new StewardError('E_MANIFEST_INVALID', p.message, at(p.pointer, p.key)));
+        continue;
+      }
+      const doc2 = v as { kind: Kind; metadata: { name: string }; spec: never };
+      const r = { id: `${doc2.kind}/${doc2.metadata.name}`, kind: doc2.kind, name: doc2.metadata.name, spec: doc2.spec, file: f.path, line: doc.line } as Desired;
+      const prior = byId.get(r.id);
+      if (prior) {
+        errors.push(new StewardError('E_MANIFEST_DUPLICATE', `${r.id} is declared twice: ${prior.file}:${prior.line} and ${r.file}:${r.line}`, { file: r.file, line: r.line, resource: r.id, pointer: '/metadata/name' }));
+        continue;
+      }
+      byId.set(r.id, r);
+      resources.push(r);
+    }
+  }
+  errors.push(...checkSemantics(resources));
+  if (errors.length > 0) return { errors };
+  return { bundle: { revision, resources: orderByDependencies(resources) }, errors };
+}
+
+/** Cross-document rules the schemas cannot express. */
+function checkSemantics(resources: Desired[]): StewardError[] {
+  const errors: StewardError[] = [];
+  const ids = new Set(resources.map((r) => r.id));
+  const names = new Map<string, Desired>();
+  for (const r of resources) {
+    for (const field of ['dependsOn', 'restartOn'] as const) {
+      (r.spec[field] ?? []).forEach((ref, i) => {
+        const where = { file: r.file, line: r.line, resource: r.id, pointer: `/spec/${field}/${i}` };
+        if (ref === r.id) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${r.id} cannot name itself in ${field}`, where));
+        else if (!ids.has(ref)) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${field} names ${ref}, which is not in this host's bundle`, where));
+      });
+    }
+    // Two File resources for one path, or two Services for one unit, would fight each other.
+    const key = r.kind === 'File' ? `path:${r.spec.path}` : r.kind === 'Service' ? `unit:${r.spec.unit}` : undefined;
+    if (key) {
+      const other = names.get(key);
+      if (other) errors.push(new StewardError('E_MANIFEST_DUPLICATE', `${r.id} and ${other.id} (${other.file}:${other.line}) manage the same ${key.replace(':', ' ')}`, { file: r.file, line: r.line, resource: r.id }));
+      else names.set(key, r);
+    }
+  }
+  const cycle = findCycle(resources);
+  if (cycle) {
+    const first = resources.find((r) => r.id === cycle[0])!;
+    errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `dependency cycle: ${cycle.join(' -> ')}`, { file: first.file, line: first.line, resource: first.id }));
+  }
+  return errors;
+}
+
+/** Edges: a resource comes after what it dependsOn and after what it restartsOn. */
+function after(r: Desired): string[] {
+  return [...new Set([...(r.spec.dependsOn ?? []), ...(r.spec.restartOn ?? [])])];
+}
+
+function findCycle(resources: Desired[]): string[] | undefined {
+  const byId = new Map(resources.map((r) => [r.id, r]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (id: string): string[] | undefined => {
+    if (state.get(id) === 'done') return undefined;
+    if (state.get(id) === 'visiting') return [...stack.slice(stack.indexOf(id)), id];
+    state.set(id, 'visiting');
+    stack.push(id);
+    for (const dep of after(byId.get(id)!)) if (byId.has(dep)) {
+      const c = visit(dep);
+      if (c) return c;
+    }
+    stack.pop();
+    state.set(id, 'done');
+    return undefined;
+  };
+  for (const r of resources) {
+    const c = visit(r.id);
+    if (c) return c;
+  }
+  return undefined;
+}
+
+/** A stable topological order: dependencies first, otherwise files, Files, Services, Containers. */
+function orderByDependencies(resources: Desired[]): Desired[] {
+  const rank: Record<Kind, number> = { File: 0, Service: 1, Container: 2 };
+  const sorted = [...resources].sort((a, b) => rank[a.kind] - rank[b.kind] || a.id.localeCompare(b.id));
+  const byId = new Map(sorted.map((r) => [r.id, r]));
+  const out: Desired[] = [];
+  const placed = new Set<string>();
+  const place = (r: Desired): void => {
+    if (placed.has(r.id)) return;
+    placed.add(r.id);
+    for (const dep of after(r)) {
+      const d = byId.get(dep);
+      if (d) place(d);
+    }
+    out.push(r);
+  };
+  sorted.forEach(place);
+  return out;
+}

@@ -1,0 +1,76 @@
+import { LineCounter, parseAllDocuments, isMap, isSeq, isScalar, isPair, type Document, type Node } from 'yaml';
+
+/** One parsed document with what is needed to point at a line inside it. */
+export interface SourceDoc {
+  /** The plain value (objects, arrays, strings, numbers, booleans, null). */
+  value: unknown;
+  /** 1-based index of the document inside its file. */
+  index: number;
+  /** Line of the document's first content. */
+  line: number;
+  /** Line of the value at a JSON pointer, or of its nearest existing parent. */
+  lineOf(pointer: string, key?: string): number;
+}
+
+export interface ParseFailure {
+  line: number;
+  message: string;
+}
+
+/**
+ * Parses YAML (several `---` documents) or JSON text, keeping positions. Syntax errors and
+ * duplicate keys are failures with their line; empty documents are skipped.
+ */
+export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[]; failures: ParseFailure[] } {
+  const counter = new LineCounter();
+  const parsed = parseAllDocuments(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true });
+  const list = Array.isArray(parsed) ? parsed : [];
+  const failures: ParseFailure[] = [];
+  const docs: SourceDoc[] = [];
+  const lineAt = (offset: number): number => counter.linePos(offset).line;
+
+  if (!multi && list.length > 1) failures.push({ line: lineAt(list[1]!.range[0]), message: 'a JSON file holds exactly one document' });
+  list.forEach((doc, i) => {
+    for (const err of doc.errors) failures.push({ line: err.linePos?.[0].line ?? 1, message: err.message.split('\n')[0]! });
+    if (doc.errors.length > 0 || doc.contents === null) return;
+    const root = doc.contents as Node;
+    docs.push({
+      value: doc.toJS({ maxAliasCount: 100 }),
+      index: i + 1,
+      line: lineAt(root.range?.[0] ?? 0),
+      lineOf: (pointer, key) => lineAt(offsetOf(doc, pointer, key)),
+    });
+  });
+  return { docs, failures };
+}
+
+/** Splits a JSON pointer into its unescaped segments. */
+export function pointerSegments(pointer: string): string[] {
+  if (pointer === '') return [];
+  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function offsetOf(doc: Document, pointer: string, key?: string): number {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+  const segments = pointerSegments(pointer);
+  if (key !== undefined) segments.push(key);
+  for (const [i, seg] of segments.entries()) {
+    const isKey = key !== undefined && i === segments.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg);
+      if (!pair) break;
+      const target = isKey ? pair.key : pair.value;
+      const range = (target as Node | null)?.range ?? (pair.key as Node | null)?.range;
+      if (range) offset = range[0];
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)];
+      if (!item) break;
+      const range = (item as Node).range;
+      if (range) offset = range[0];
+      node = item;
+    } else break;
+  }
+  return offset;
+}

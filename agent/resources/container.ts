@@ -1,0 +1,248 @@
+import type Docker from 'dockerode';
+import { StewardError } from '../errors.js';
+import { dockerMessage, dockerStatus, engineDown, idempotent, isEngineDown } from '../host/docker.js';
+import type { DesiredContainer } from '../manifest/bundle.js';
+import { fieldHashes, LABEL, SHAPING_FIELDS, specHash, toCreateOptions } from './container-spec.js';
+import type { Change, InventoryEntry, ResourceDriver } from './driver.js';
+
+/** One container as the engine lists it. */
+export interface ObservedContainer {
+  containerId: string;
+  name: string;
+  /** Created by Steward for this host. A false here is someone else's container holding the name. */
+  owned: boolean;
+  state: string;
+  health?: 'healthy' | 'unhealthy' | 'starting';
+  hash?: string;
+  fields: Record<string, string>;
+  /** The image reference the container was created from, and the image it runs. */
+  image: string;
+  imageId: string;
+  /** What the desired image reference resolves to locally now; undefined when not present. */
+  desiredImageId?: string;
+  /** More owned containers claiming the same resource id (left by a crash): removed on recreate. */
+  extras: string[];
+}
+
+const STOP_SECONDS = 10;
+
+export class ContainerDriver implements ResourceDriver<DesiredContainer, ObservedContainer> {
+  readonly kind = 'Container' as const;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly host: string,
+    private readonly revision: () => string,
+    private readonly socket: string,
+  ) {}
+
+  async observe(desired: readonly DesiredContainer[], _signal: AbortSignal): Promise<Map<string, ObservedContainer>> {
+    let list: Docker.ContainerInfo[];
+    try {
+      list = await this.docker.listContainers({ all: true });
+    } catch (err) {
+      throw isEngineDown(err) ? engineDown(err, this.socket) : err;
+    }
+    const out = new Map<string, ObservedContainer>();
+    const byName = new Map<string, ObservedContainer>();
+    for (const c of list) {
+      const labels = c.Labels ?? {};
+      const owned = labels[LABEL.managed] === 'true' && labels[LABEL.host] === this.host && typeof labels[LABEL.id] === 'string';
+      const o: ObservedContainer = {
+        containerId: c.Id,
+        name: (c.Names?.[0] ?? '').replace(/^\//, ''),
+        owned,
+        state: c.State,
+        ...healthOf(c.Status),
+        ...(labels[LABEL.hash] ? { hash: labels[LABEL.hash] } : {}),
+        fields: parseFields(labels[LABEL.fields]),
+        image: c.Image,
+        imageId: c.ImageID,
+        extras: [],
+      };
+      if (owned) {
+        const id = labels[LABEL.id]!;
+        const first = out.get(id);
+        if (first) {
+          // Keep the running one (or the first) as the resource; the rest are duplicates.
+          if (o.state === 'running' && first.state !== 'running') {
+            out.set(id, { ...o, extras: [...first.extras, first.containerId] });
+          } else first.extras.push(o.containerId);
+        } else out.set(id, o);
+      }
+      byName.set(o.name, o);
+    }
+    const imageIds = new Map<string, string | undefined>();
+    for (const d of desired) {
+      if (!imageIds.has(d.spec.image)) imageIds.set(d.spec.image, await this.#imageId(d.spec.image));
+      const imageId = imageIds.get(d.spec.image);
+      const mine = out.get(d.id);
+      if (mine) {
+        if (imageId) mine.desiredImageId = imageId;
+        continue;
+      }
+      const squatter = byName.get(d.name);
+      if (squatter) out.set(d.id, { ...squatter, owned: false });
+    }
+    return out;
+  }
+
+  hash(desired: DesiredContainer): string {
+    return specHash(desired.spec);
+  }
+
+  diff(desired: DesiredContainer | undefined, observed: ObservedContainer | undefined, record: InventoryEntry | undefined): Change<DesiredContainer, ObservedContainer> | undefined {
+    if (!desired) {
+      if (!observed?.owned) return undefined;
+      const id = observed ? `Container/${observed.name}` : '';
+      return { id, kind: 'Container', action: 'delete', reasons: ['no longer in Git'], drift: false, observed };
+    }
+    const base = { id: desired.id, kind: 'Container' as const, desired, ...(observed ? { observed } : {}) };
+    const applied = record?.hash === this.hash(desired);
+    if (!observed) return { ...base, action: 'create', reasons: [applied ? 'container was removed outside Steward' : 'container does not exist'], drift: applied };
+    if (!observed.owned) {
+      const blocked = new StewardError('E_CONTAINER_NAME_TAKEN', `a container named "${desired.name}" exists and was not created by Steward for this host; it is left alone`, { resource: desired.id });
+      return { ...base, action: 'create', reasons: ['name is taken by a container Steward does not own'], drift: false, blocked };
+    }
+    const reasons = changedFields(desired, observed);
+    if (observed.desiredImageId && observed.desiredImageId !== observed.imageId && !reasons.some((r) => r.startsWith('image ')))
+      reasons.push(`image ${desired.spec.image} now resolves to ${short(observed.desiredImageId)} (was ${short(observed.imageId)})`);
+    if (observed.extras.length > 0) reasons.push(`${observed.extras.length} duplicate container(s) for this resource`);
+    if (reasons.length > 0) return { ...base, action: 'recreate', reasons, drift: applied && observed.hash !== this.hash(desired) };
+    if (observed.state !== 'running' && observed.state !== 'restarting')
+      return { ...base, action: 'start', reasons: [`container is ${observed.state}`], drift: applied };
+    return undefined;
+  }
+
+  async apply(change: Change<DesiredContainer, ObservedContainer>, signal: AbortSignal): Promise<void> {
+    const { desired, observed } = change;
+    try {
+      switch (change.action) {
+        case 'delete':
+          if (observed) await this.#remove(observed.containerId);
+          return;
+        case 'start':
+          if (observed?.state === 'paused') await this.docker.getContainer(observed.containerId).unpause();
+          else await idempotent(() => this.docker.getContainer(observed!.containerId).start(), [304]);
+          await this.#checkRunning(desired!, observed!.containerId);
+          return;
+        case 'create':
+        case 'recreate':
+        case 'update':
+          await this.#ensureImage(desired!, signal);
+          if (observed?.owned) for (const c of [observed.containerId, ...observed.extras]) await this.#remove(c);
+          await this.#create(desired!);
+          return;
+        case 'restart':
+          await this.restart(desired!, signal);
+          return;
+      }
+    } catch (err) {
+      throw this.#wrap(err, change.id, change.action);
+    }
+  }
+
+  async restart(desired: DesiredContainer, _signal: AbortSignal): Promise<void> {
+    try {
+      await this.docker.getContainer(desired.name).restart({ t: STOP_SECONDS });
+    } catch (err) {
+      throw this.#wrap(err, desired.id, 'restart');
+    }
+  }
+
+  async #imageId(ref: string): Promise<string | undefined> {
+    try {
+      return (await this.docker.getImage(ref).inspect()).Id;
+    } catch (err) {
+      if (dockerStatus(err) === 404) return undefined;
+      throw isEngineDown(err) ? engineDown(err, this.socket) : err;
+    }
+  }
+
+  /** Pulls when the image is missing or the spec says Always; the old container is untouched until this succeeds. */
+  async #ensureImage(desired: DesiredContainer, _signal: AbortSignal): Promise<void> {
+    const image = desired.spec.image;
+    if ((desired.spec.pull ?? 'IfNotPresent') === 'IfNotPresent' && (await this.#imageId(image))) return;
+    try {
+      const stream = await this.docker.pull(image);
+      await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      if (isEngineDown(err)) throw engineDown(err, this.socket);
+      throw new StewardError('E_IMAGE_PULL', `cannot pull image ${image}: ${dockerMessage(err)}`, { resource: desired.id, retry: 'transient', cause: err });
+    }
+  }
+
+  async #create(desired: DesiredContainer): Promise<void> {
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(toCreateOptions(desired.name, desired.id, this.host, this.revision(), desired.spec));
+    } catch (err) {
+      if (dockerStatus(err) === 409)
+        throw new StewardError('E_CONTAINER_NAME_TAKEN', `a container named "${desired.name}" appeared that Steward does not own; it is left alone`, { resource: desired.id, cause: err });
+      throw err;
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      throw new StewardError('E_CONTAINER_START', `created, but it does not start: ${dockerMessage(err)}`, { resource: desired.id, retry: 'transient', cause: err });
+    }
+    await this.#checkRunning(desired, container.id);
+  }
+
+  async #checkRunning(desired: DesiredContainer, containerId: string): Promise<void> {
+    const info = await this.docker.getContainer(containerId).inspect();
+    if (!info.State.Running && !info.State.Restarting)
+      throw new StewardError('E_CONTAINER_START', `container exited right after start (exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''})`, { resource: desired.id, retry: 'transient' });
+  }
+
+  /** Stops and removes one container; its volumes are kept (never lose data). Gone already is fine. */
+  async #remove(containerId: string): Promise<void> {
+    const c = this.docker.getContainer(containerId);
+    await idempotent(() => c.stop({ t: STOP_SECONDS }));
+    await idempotent(() => c.remove({ v: false, force: true }), [404]);
+  }
+
+  #wrap(err: unknown, id: string, action: string): StewardError {
+    if (err instanceof StewardError) return err;
+    if (isEngineDown(err)) return engineDown(err, this.socket);
+    const code = action === 'delete' ? 'E_CONTAINER_REMOVE' : action === 'start' || action === 'restart' ? 'E_CONTAINER_START' : 'E_CONTAINER_CREATE';
+    return new StewardError(code, `${action} failed: ${dockerMessage(err)}`, { resource: id, retry: 'transient', cause: err });
+  }
+}
+
+function changedFields(desired: DesiredContainer, observed: ObservedContainer): string[] {
+  const want = fieldHashes(desired.spec);
+  const reasons: string[] = [];
+  for (const f of SHAPING_FIELDS) {
+    if (want[f] === observed.fields[f]) continue;
+    if (f === 'image') reasons.push(`image changed (${observed.image} -> ${desired.spec.image})`);
+    else if (want[f] === undefined) reasons.push(`${f} removed`);
+    else if (observed.fields[f] === undefined) reasons.push(`${f} added`);
+    else reasons.push(`${f} changed`);
+  }
+  return reasons;
+}
+
+function parseFields(text: string | undefined): Record<string, string> {
+  if (!text) return {};
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object' && !Array.isArray(v))
+      return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  } catch {
+    // a label edited by hand: every field counts as changed
+  }
+  return {};
+}
+
+function healthOf(status: string | undefined): { health?: ObservedContainer['health'] } {
+  if (!status) return {};
+  if (status.includes('(healthy)')) return { health: 'healthy' };
+  if (status.includes('(unhealthy)')) return { health: 'unhealthy' };
+  if (status.includes('health: starting')) return { health: 'starting' };
+  return {};
+}
+
+function short(imageId: string): string {
+  return imageId.replace(/^sha256:/, '').slice(0, 12);
+}

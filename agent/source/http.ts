@@ -1,0 +1,125 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+
+/** Counters for the requests one client made; the bench reads them. */
+export interface HttpStats {
+  requests: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export interface HttpOptions {
+  /** Deadline of one request; pack downloads (POST .../git-upload-pack) get `packFactor` times it. */
+  timeoutMs: number;
+  packFactor?: number;
+  /** Extra PEM CA certificates for HTTPS. */
+  ca?: string;
+  stats?: HttpStats;
+  /** Aborts every request of this client (SIGTERM). */
+  signal?: AbortSignal;
+}
+
+/**
+ * An isomorphic-git HTTP client with what the stock one lacks: a deadline per request (a silent
+ * server is an error after `timeoutMs`, never a hang), a private CA, and byte counters.
+ */
+export interface SendRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body?: Uint8Array;
+}
+export interface GitHttp extends HttpClient {
+  /** One whole request and response, buffered (small protocol exchanges only). */
+  send(req: SendRequest): Promise<{ status: number; headers: Record<string, string>; body: Buffer }>;
+}
+
+export function createHttpClient(opts: HttpOptions): GitHttp {
+  const client = {
+    async request(req: GitHttpRequest): Promise<GitHttpResponse> {
+      const { res, signal } = await open(req, opts);
+      const stats = opts.stats;
+      async function* body(): AsyncGenerator<Uint8Array> {
+        try {
+          for await (const chunk of res as AsyncIterable<Buffer>) {
+            if (stats) stats.bytesReceived += chunk.length;
+            yield chunk;
+          }
+        } catch (err) {
+          throw signal.aborted ? timeoutError(req.url, signal) : err;
+        }
+      }
+      return {
+        url: req.url,
+        method: req.method ?? 'GET',
+        statusCode: res.statusCode ?? 0,
+        statusMessage: res.statusMessage ?? '',
+        headers: flatHeaders(res),
+        body: body(),
+      };
+    },
+    async send(req: SendRequest): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+      const { res, signal } = await open(req, opts);
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+      } catch (err) {
+        throw signal.aborted ? timeoutError(req.url, signal) : err;
+      }
+      const body = Buffer.concat(chunks);
+      if (opts.stats) opts.stats.bytesReceived += body.length;
+      return { status: res.statusCode ?? 0, headers: flatHeaders(res), body };
+    },
+  };
+  return client;
+}
+
+async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promise<{ res: IncomingMessage; signal: AbortSignal }> {
+  const chunks: Uint8Array[] = [];
+  if (req.body instanceof Uint8Array) chunks.push(req.body);
+  else if (req.body) for await (const c of req.body as AsyncIterable<Uint8Array>) chunks.push(c);
+  const payload = Buffer.concat(chunks);
+  const isPack = req.method === 'POST' && /\/git-upload-pack$/.test(new URL(req.url).pathname) && payload.length > 200;
+  const deadline = opts.timeoutMs * (isPack ? opts.packFactor ?? 10 : 1);
+  const timeout = AbortSignal.timeout(deadline);
+  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  const url = new URL(req.url);
+  const make = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  if (opts.stats) {
+    opts.stats.requests += 1;
+    opts.stats.bytesSent += payload.length;
+  }
+  const headers: Record<string, string | number> = { ...(req.headers ?? {}) };
+  if (payload.length > 0 || req.method === 'POST') headers['content-length'] = payload.length;
+  return new Promise((resolve, reject) => {
+    const r = make(url, { method: req.method ?? 'GET', headers, signal, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => resolve({ res, signal }));
+    r.on('error', (err) => reject(signal.aborted && !opts.signal?.aborted ? timeoutError(req.url, signal) : err));
+    r.end(payload);
+  });
+}
+
+function timeoutError(url: string, signal: AbortSignal): Error {
+  const err = new Error(`no answer from ${redactUrl(url)} before the deadline`);
+  (err as NodeJS.ErrnoException).code = 'ETIMEDOUT';
+  err.cause = signal.reason;
+  return err;
+}
+
+function flatHeaders(res: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+/** A URL with any user:password part removed, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(invalid url)';
+  }
+}

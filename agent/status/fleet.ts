@@ -1,0 +1,60 @@
+import * as fs from 'node:fs';
+import git from 'isomorphic-git';
+import type { GitRepo } from '../source/repo.js';
+import type { HostStatus } from '../types/host-status.js';
+
+export interface FleetRow {
+  host: string;
+  phase: HostStatus['phase'];
+  appliedRevision: string | null;
+  updatedAt: string;
+  ageSeconds: number;
+  stale: boolean;
+  failing: string[];
+  doc: HostStatus;
+}
+
+/** Reads every hosts/<host>/status.json at the status branch's tip (fetched shallowly). */
+export async function readFleet(repo: GitRepo, branch: string, now: Date): Promise<{ tip?: string; rows: FleetRow[]; unreadable: string[] }> {
+  const tip = await repo.remoteHead(branch);
+  if (!tip) return { rows: [], unreadable: [] };
+  if (!(await repo.hasCommit(tip))) await repo.fetch(branch);
+  const cache = {};
+  const rows: FleetRow[] = [];
+  const unreadable: string[] = [];
+  let hosts: Array<{ path: string; oid: string; type: string }> = [];
+  try {
+    hosts = (await git.readTree({ fs, gitdir: repo.gitdir, oid: tip, filepath: 'hosts', cache })).tree;
+  } catch {
+    return { tip, rows, unreadable };
+  }
+  for (const h of hosts) {
+    if (h.type !== 'tree') continue;
+    try {
+      const { blob } = await git.readBlob({ fs, gitdir: repo.gitdir, oid: h.oid, filepath: 'status.json', cache });
+      const doc = JSON.parse(Buffer.from(blob).toString('utf8')) as HostStatus;
+      const ageSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(doc.updatedAt)) / 1000));
+      rows.push({
+        host: doc.host,
+        phase: doc.phase,
+        appliedRevision: doc.appliedRevision,
+        updatedAt: doc.updatedAt,
+        ageSeconds,
+        stale: ageSeconds > 3 * doc.heartbeatSeconds,
+        failing: Object.entries(doc.resources ?? {}).filter(([, r]) => r?.status === 'Failed' || r?.status === 'Skipped').map(([id]) => id),
+        doc,
+      });
+    } catch {
+      unreadable.push(h.path);
+    }
+  }
+  rows.sort((a, b) => a.host.localeCompare(b.host));
+  return { tip, rows, unreadable };
+}
+
+export function formatAge(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}

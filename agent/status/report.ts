@@ -1,0 +1,134 @@
+import type { StewardError } from '../errors.js';
+import type { ResourceResult } from '../reconcile/apply.js';
+import type { AgentState } from '../reconcile/state.js';
+import type { HostStatus } from '../types/host-status.js';
+import { canonical, sha } from '../resources/container-spec.js';
+
+export type Phase = HostStatus['phase'];
+type Condition = HostStatus['conditions'][number];
+
+/** Everything one run learned, as the report needs it. */
+export interface RunOutcome {
+  startedAt: Date;
+  durationMs: number;
+  desiredRevision: string | null;
+  appliedRevision: string | null;
+  lastGoodRevision: string | null;
+  /** The run's result, before the status branch is involved. */
+  phase: Phase;
+  sourceError?: StewardError;
+  /** Errors of the bundle (all of them when it was invalid). */
+  bundleErrors: StewardError[];
+  results: Map<string, ResourceResult>;
+  notes: string[];
+}
+
+export interface HostIdentity {
+  host: string;
+  labels: Record<string, string>;
+  agentVersion: string;
+  heartbeatSeconds: number;
+  facts: HostStatus['facts'];
+}
+
+const MAX_RECENT_RUNS = 10;
+const MAX_ERRORS = 50;
+
+/** The phase a run ends in. Pure. */
+export function phaseOf(results: Map<string, ResourceResult>, invalid: boolean): Phase {
+  if (invalid) return 'Invalid';
+  if ([...results.values()].some((r) => r.status === 'Failed' || r.status === 'Skipped')) return 'Failed';
+  return 'Converged';
+}
+
+/**
+ * Builds the status document from a run. Pure: the clock comes in `now`. Condition transition
+ * times move only when a condition's status, reason or message changes.
+ */
+export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState, now: Date, reportCondition?: Omit<Condition, 'lastTransitionTime'>): HostStatus {
+  const resources: HostStatus['resources'] = {};
+  const counts = { resources: 0, changed: 0, failed: 0, skipped: 0, pruned: 0, drift: 0 };
+  for (const r of [...run.results.values()].sort((a, b) => a.id.localeCompare(b.id))) {
+    resources[r.id] = {
+      action: r.action,
+      status: r.status,
+      health: r.status === 'Ready' ? 'Healthy' : r.status === 'Failed' ? 'Unhealthy' : 'Unknown',
+      message: r.message,
+      driftCorrected: r.drift && r.status === 'Ready',
+      ...(r.error ? { code: r.error.code } : {}),
+    };
+    if (r.status !== 'Pruned') counts.resources += 1;
+    if (r.action !== 'none' && (r.status === 'Ready' || r.status === 'Pruned')) counts.changed += 1;
+    if (r.status === 'Failed') counts.failed += 1;
+    if (r.status === 'Skipped') counts.skipped += 1;
+    if (r.status === 'Pruned') counts.pruned += 1;
+    if (r.drift && r.status === 'Ready') counts.drift += 1;
+  }
+  const errors = [
+    ...(run.sourceError ? [run.sourceError] : []),
+    ...run.bundleErrors,
+    ...[...run.results.values()].flatMap((r) => (r.error ? [r.error] : [])),
+  ]
+    .slice(0, MAX_ERRORS)
+    .map((e) => e.toJSON());
+
+  const want: Array<Omit<Condition, 'lastTransitionTime'>> = [
+    run.sourceError
+      ? { type: 'SourceReady', status: 'False', reason: run.sourceError.code, message: run.sourceError.message }
+      : { type: 'SourceReady', status: 'True', reason: 'Fetched', message: `at ${run.desiredRevision ?? 'no revision'}` },
+    run.bundleErrors.length > 0
+      ? { type: 'Valid', status: 'False', reason: run.bundleErrors[0]!.code, message: `${run.bundleErrors.length} error(s) in the bundle` }
+      : { type: 'Valid', status: run.desiredRevision ? 'True' : 'Unknown', reason: run.desiredRevision ? 'Validated' : 'NoRevision', message: '' },
+    run.phase === 'Converged'
+      ? { type: 'Ready', status: 'True', reason: 'Converged', message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}` }
+      : { type: 'Ready', status: 'False', reason: run.phase, message: readyMessage(run, counts) },
+    ...(reportCondition ? [reportCondition] : []),
+  ];
+  const conditions = want.map((c) => {
+    const prior = state.conditions.find((p) => p.type === c.type);
+    const same = prior && prior.status === c.status && prior.reason === c.reason && prior.message === c.message;
+    return { ...c, lastTransitionTime: same ? prior.lastTransitionTime : now.toISOString() };
+  });
+  const lastRun = { startedAt: run.startedAt.toISOString(), durationMs: Math.round(run.durationMs), revision: run.desiredRevision, result: run.phase, counts };
+  return {
+    host: id.host,
+    labels: id.labels,
+    agentVersion: id.agentVersion,
+    updatedAt: now.toISOString(),
+    heartbeatSeconds: id.heartbeatSeconds,
+    desiredRevision: run.desiredRevision,
+    appliedRevision: run.appliedRevision,
+    lastGoodRevision: run.lastGoodRevision,
+    phase: run.phase,
+    conditions,
+    resources,
+    lastRun,
+    recentRuns: [lastRun, ...state.recentRuns].slice(0, MAX_RECENT_RUNS),
+    errors,
+    facts: id.facts,
+  };
+}
+
+function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number }): string {
+  if (run.phase === 'Invalid') return `revision ${short(run.desiredRevision)} is invalid; nothing was applied`;
+  if (run.phase === 'Failed' && run.appliedRevision === null) return 'no revision could be fetched yet';
+  return `${counts.failed} failed, ${counts.skipped} skipped`;
+}
+
+/**
+ * What decides whether a report is worth a commit: the document without timestamps, durations
+ * or the run history, which change every run even when nothing else does.
+ */
+export function fingerprint(doc: HostStatus): string {
+  const { updatedAt: _u, lastRun: _l, recentRuns: _r, conditions, ...rest } = doc;
+  return sha(canonical({ ...rest, conditions: conditions.map(({ lastTransitionTime: _t, ...c }) => c) }), 32);
+}
+
+function short(rev: string | null): string {
+  return rev ? rev.slice(0, 7) : 'nothing';
+}
+
+/** `steward(<host>): <phase> at <short sha> — <n> changed, <n> failed` */
+export function commitMessage(doc: HostStatus): string {
+  return `steward(${doc.host}): ${doc.phase} at ${short(doc.appliedRevision ?? doc.desiredRevision)} — ${doc.lastRun.counts.changed} changed, ${doc.lastRun.counts.failed} failed\n`;
+}

@@ -1,0 +1,77 @@
+/* Generated from schemas/agent-config.schema.json by scripts/gen-types.mjs. Do not edit. */
+
+/**
+ * The agent config file, /etc/steward/agent.yaml.
+ */
+export interface AgentConfigFile {
+  /**
+   * This host's name in the fleet; default: the OS hostname.
+   */
+  host?: string;
+  labels?: {
+    [k: string]: string | undefined;
+  };
+  source: {
+    /**
+     * Smart HTTP(S) URL of the fleet repository.
+     */
+    url: string;
+    branch?: string;
+    /**
+     * @minItems 1
+     */
+    paths?: [string, ...string[]];
+    auth?: {
+      username?: string;
+      /**
+       * File holding the token or password; secrets are only read from files.
+       */
+      tokenFile: string;
+    };
+    /**
+     * PEM CA bundle to trust for an HTTPS server with a private CA.
+     */
+    caFile?: string;
+    /**
+     * A duration such as 500ms, 30s, 5m, 1h30m.
+     */
+    interval?: string;
+    /**
+     * A cron expression; replaces interval.
+     */
+    schedule?: string;
+    /**
+     * A duration such as 500ms, 30s, 5m, 1h30m.
+     */
+    jitter?: string;
+    /**
+     * Deadline of one Git HTTP request (a pack download gets 10x).
+     */
+    timeout?: string;
+  };
+  status?: {
+    branch?: string;
+    /**
+     * A duration such as 500ms, 30s, 5m, 1h30m.
+     */
+    heartbeat?: string;
+    enabled?: boolean;
+  };
+  stateDir?: string;
+  files?: {
+    roots?: string[];
+  };
+  docker?: {
+    socket?: string;
+  };
+  prune?: {
+    /**
+     * Let a bundle with no resources remove everything Steward owns.
+     */
+    allowEmpty?: boolean;
+  };
+  rollback?: "auto" | "off";
+  log?: {
+    level?: "trace" | "debug" | "info" | "warn" | "error";
+  };
+}

@@ -1,0 +1,90 @@
+/* Generated from schemas/container.schema.json by scripts/gen-types.mjs. Do not edit. */
+
+/**
+ * Items: A resource id, Kind/name, e.g. Container/web.
+ */
+export type ResourceIds = string[];
+
+/**
+ * A Docker container that Steward creates, keeps running and recreates when its spec changes.
+ */
+export interface ContainerResource {
+  apiVersion: "steward/v1";
+  kind: "Container";
+  metadata: Metadata;
+  spec: ContainerSpec;
+}
+export interface Metadata {
+  /**
+   * Resource name: lower-case letters, digits, '-' and '.', starting with a letter or digit.
+   */
+  name: string;
+  labels?: {
+    [k: string]: string | undefined;
+  };
+}
+export interface ContainerSpec {
+  /**
+   * Image reference, e.g. nginx:1.27 or local/busybox:1.
+   */
+  image: string;
+  /**
+   * Overrides the image's CMD.
+   */
+  command?: string[];
+  /**
+   * Overrides the image's ENTRYPOINT.
+   */
+  entrypoint?: string[];
+  /**
+   * Environment variables; values must be strings (quote numbers in YAML).
+   */
+  env?: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * [hostIp:][hostPort:]containerPort[/proto], e.g. "8080:80" or "127.0.0.1:53:53/udp".
+   */
+  ports?: string[];
+  /**
+   * hostPath:containerPath[:ro|rw] or volumeName:containerPath[:ro|rw].
+   */
+  volumes?: string[];
+  restart?: "no" | "always" | "unless-stopped" | "on-failure";
+  user?: string;
+  workingDir?: string;
+  /**
+   * Container labels; the steward.* prefix is reserved.
+   */
+  labels?: {
+    [k: string]: string | undefined;
+  };
+  healthcheck?: {
+    /**
+     * A command (exec form array, or a string run by /bin/sh -c).
+     */
+    test: [string, ...string[]] | string;
+    /**
+     * A duration such as 500ms, 30s, 5m, 1h30m.
+     */
+    interval?: string;
+    /**
+     * A duration such as 500ms, 30s, 5m, 1h30m.
+     */
+    timeout?: string;
+    retries?: number;
+    /**
+     * A duration such as 500ms, 30s, 5m, 1h30m.
+     */
+    startPeriod?: string;
+  };
+  pull?: "IfNotPresent" | "Always";
+  /**
+   * Memory limit, e.g. 256m, 1g.
+   */
+  memory?: string;
+  cpus?: number;
+  networkMode?: string;
+  dependsOn?: ResourceIds;
+  restartOn?: ResourceIds;
+}

@@ -1,0 +1,34 @@
+/* Generated from schemas/service.schema.json by scripts/gen-types.mjs. Do not edit. */
+
+/**
+ * Items: A resource id, Kind/name, e.g. Container/web.
+ */
+export type ResourceIds = string[];
+
+/**
+ * A systemd unit: its unit file (optional) and whether it is enabled and running.
+ */
+export interface ServiceResource {
+  apiVersion: "steward/v1";
+  kind: "Service";
+  metadata: Metadata;
+  spec: ServiceSpec;
+}
+export interface Metadata {
+  /**
+   * Resource name: lower-case letters, digits, '-' and '.', starting with a letter or digit.
+   */
+  name: string;
+  labels?: {
+    [k: string]: string | undefined;
+  };
+}
+export interface ServiceSpec {
+  unit: string;
+  content?: string;
+  source?: string;
+  enabled?: boolean;
+  state?: "running" | "stopped";
+  dependsOn?: ResourceIds;
+  restartOn?: ResourceIds;
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// A real Git smart-HTTP server: git's own `git http-backend` (CGI) behind a small Node HTTP
+// server, spawned per request. Used by the tests (as a child process, so a test that blocks its
+// own event loop cannot deadlock it) and by scripts/demo.sh.
+//
+//   node test/helpers/git-server.mjs ROOT [--port N] [--token T] [--no-v2] [--delay-ms N]
+// Prints {"port":N} on stdout once listening. With --token, requests need basic auth with that
+// password (any user name); pushes are allowed for every repo. --no-v2 drops the Git-Protocol
+// header, as servers that only speak v0/v1 do. --delay-ms holds every answer (a slow server).
+import { createServer } from 'node:http';
+import { spawn } from 'node:child_process';
+
+const argv = process.argv.slice(2);
+const root = argv[0];
+const opt = (name) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const token = opt('--token');
+const noV2 = argv.includes('--no-v2');
+const delayMs = Number(opt('--delay-ms') ?? 0);
+let requests = 0;
+
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => setTimeout(() => handle(req, res, Buffer.concat(chunks)), delayMs));
+});
+
+function handle(req, res, body) {
+  requests += 1;
+  const url = new URL(req.url, 'http://localhost');
+  if (url.pathname === '/_stats') {
+    res.end(JSON.stringify({ requests }));
+    return;
+  }
+  let user = '';
+  if (token) {
+    const auth = req.headers.authorization ?? '';
+    const m = /^Basic (.+)$/.exec(auth);
+    const [u, p] = m ? Buffer.from(m[1], 'base64').toString().split(':') : [];
+    if (p !== token) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' });
+      res.end('unauthorized');
+      return;
+    }
+    user = u;
+  }
+  const env = {
+    PATH: process.env.PATH,
+    GIT_PROJECT_ROOT: root,
+    GIT_HTTP_EXPORT_ALL: '1',
+    PATH_INFO: decodeURIComponent(url.pathname),
+    QUERY_STRING: url.search.slice(1),
+    REQUEST_METHOD: req.method,
+    CONTENT_TYPE: req.headers['content-type'] ?? '',
+    CONTENT_LENGTH: String(body.length),
+    REMOTE_USER: user || 'anonymous',
+    REMOTE_ADDR: '127.0.0.1',
+    GIT_CONFIG_COUNT: '1',
+    GIT_CONFIG_KEY_0: 'http.receivepack',
+    GIT_CONFIG_VALUE_0: 'true',
+  };
+  if (req.headers['git-protocol'] && !noV2) env.GIT_PROTOCOL = req.headers['git-protocol'];
+  const cgi = spawn('git', ['http-backend'], { env });
+  const out = [];
+  cgi.stdout.on('data', (c) => out.push(c));
+  cgi.stderr.on('data', () => {});
+  cgi.on('close', () => {
+    const buf = Buffer.concat(out);
+    let split = buf.indexOf('\r\n\r\n');
+    let sepLen = 4;
+    if (split < 0) {
+      split = buf.indexOf('\n\n');
+      sepLen = 2;
+    }
+    const head = buf.subarray(0, split < 0 ? 0 : split).toString();
+    const headers = {};
+    let status = 200;
+    for (const line of head.split(/\r?\n/)) {
+      const m = /^([^:]+):\s*(.*)$/.exec(line);
+      if (!m) continue;
+      if (m[1].toLowerCase() === 'status') status = Number(m[2].split(' ')[0]);
+      else headers[m[1]] = m[2];
+    }
+    res.writeHead(status, headers);
+    res.end(split < 0 ? buf : buf.subarray(split + sepLen));
+  });
+  cgi.stdin.on('error', () => {});
+  cgi.stdin.end(body);
+}
+
+server.listen(Number(opt('--port') ?? 0), '127.0.0.1', () => {
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -1,0 +1,104 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const exec = promisify(execFile);
+const serverScript = join(dirname(fileURLToPath(import.meta.url)), 'git-server.mjs');
+
+export interface GitServer {
+  root: string;
+  port: number;
+  /** http://127.0.0.1:PORT/NAME.git */
+  url(name: string): string;
+  stop(): Promise<void>;
+  /** Starts it again on the same port (after stop). */
+  start(): Promise<void>;
+}
+
+/** Starts git http-backend behind Node's HTTP server in a child process, on a free port. */
+export async function startGitServer(opts: { token?: string; v2?: boolean; root?: string } = {}): Promise<GitServer> {
+  const root = opts.root ?? (await mkdtemp(join(tmpdir(), 'steward-git-')));
+  let child: ChildProcess | undefined;
+  let port = 0;
+  const launch = async () => {
+    const args = [serverScript, root, '--port', String(port)];
+    if (opts.token) args.push('--token', opts.token);
+    if (opts.v2 === false) args.push('--no-v2');
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    port = await new Promise<number>((resolve, reject) => {
+      child!.stdout!.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).port));
+      child!.once('exit', (code) => reject(new Error(`git server exited ${code}`)));
+    });
+  };
+  await launch();
+  return {
+    root,
+    get port() {
+      return port;
+    },
+    url: (name) => `http://127.0.0.1:${port}/${name}.git`,
+    async stop() {
+      if (!child || child.exitCode !== null) return;
+      const c = child;
+      await new Promise((r) => {
+        c.once('exit', r);
+        c.kill('SIGKILL');
+      });
+    },
+    start: launch,
+  };
+}
+
+/** A bare repo on the server plus a work clone to commit into. */
+export interface FleetRepo {
+  bare: string;
+  work: string;
+  /** Writes (or with null deletes) files, commits and pushes; returns the new commit. */
+  commit(files: Record<string, string | null>, message?: string): Promise<string>;
+  git(...args: string[]): Promise<string>;
+}
+
+export async function createFleetRepo(server: GitServer, name: string): Promise<FleetRepo> {
+  const bare = join(server.root, `${name}.git`);
+  await exec('git', ['init', '-q', '--bare', '-b', 'main', bare]);
+  const work = await mkdtemp(join(tmpdir(), `steward-work-${name}-`));
+  const git = async (...args: string[]) => (await exec('git', ['-C', work, ...args], { env: { ...process.env, GIT_AUTHOR_NAME: 'ops', GIT_AUTHOR_EMAIL: 'ops@example.com', GIT_COMMITTER_NAME: 'ops', GIT_COMMITTER_EMAIL: 'ops@example.com' } })).stdout.trim();
+  await exec('git', ['init', '-q', '-b', 'main', work]);
+  await git('remote', 'add', 'origin', bare);
+  let n = 0;
+  return {
+    bare,
+    work,
+    git,
+    async commit(files, message) {
+      for (const [path, content] of Object.entries(files)) {
+        const full = join(work, path);
+        if (content === null) await rm(full, { force: true, recursive: true });
+        else {
+          await mkdir(dirname(full), { recursive: true });
+          await writeFile(full, content);
+        }
+      }
+      await git('add', '-A');
+      await git('commit', '-q', '--allow-empty', '-m', message ?? `change ${++n}`);
+      await git('push', '-q', 'origin', 'HEAD:main');
+      return git('rev-parse', 'HEAD');
+    },
+  };
+}
+
+/** Reads a file of a branch in a bare repo (undefined when absent). */
+export async function showFile(bare: string, branch: string, path: string): Promise<string | undefined> {
+  try {
+    return (await exec('git', ['--git-dir', bare, 'show', `${branch}:${path}`], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function gitOut(bare: string, ...args: string[]): Promise<string> {
+  return (await exec('git', ['--git-dir', bare, ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout.trim();
+}
