@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { posix } from 'node:path';
+import cron from 'node-cron';
 import { StewardError, StewardErrors } from '../errors.js';
 import { parseDocuments } from '../manifest/parse.js';
 import { checkSchema } from '../manifest/schema.js';
@@ -62,7 +63,11 @@ export async function loadConfig(file: string, opts: { hostname?: string } = {})
 
 /** Like loadConfig, from text already read (used by `steward enroll` before it writes). */
 export function parseConfig(text: string, file: string, opts: { hostname?: string } = {}): AgentConfig {
-  const { docs, failures } = parseDocuments(text, false);
+  // `paths: [hosts/${host}]` is what users write (and what the docs show), but YAML reads an
+  // unquoted { inside [ ] as a mapping. ${name} is swapped for the same-length $(name) before
+  // parsing, so lines and columns stay true, and swapped back in the values.
+  const { docs, failures } = parseDocuments(text.replace(/\$\{([A-Za-z0-9._-]+)\}/g, '$$($1)'), false);
+  for (const d of docs) d.value = restoreVariables(d.value);
   if (failures.length > 0)
     throw new StewardErrors(failures.map((f) => new StewardError('E_CONFIG_PARSE', f.message, { file, line: f.line })));
   const doc = docs[0];
@@ -88,6 +93,11 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
       return '';
     }
   });
+  if (raw.source.schedule !== undefined) {
+    const check = cron.validateDetailed(raw.source.schedule);
+    if (!check.valid)
+      errors.push(new StewardError('E_CONFIG_INVALID', `invalid cron expression: ${check.errors.map((e) => e.message).join('; ')}`, { file, line: doc.lineOf('/source/schedule'), pointer: '/source/schedule' }));
+  }
   if (errors.length > 0) throw new StewardErrors(errors);
 
   const s = raw.source;
@@ -119,6 +129,13 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
     rollback: raw.rollback ?? 'off',
     log: { level: raw.log?.level ?? 'info' },
   };
+}
+
+function restoreVariables(v: unknown): unknown {
+  if (typeof v === 'string') return v.replace(/\$\(([A-Za-z0-9._-]+)\)/g, '$${$1}');
+  if (Array.isArray(v)) return v.map(restoreVariables);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, restoreVariables(x)]));
+  return v;
 }
 
 /** Expands ${host} and ${labels.KEY}; an unknown variable is an error, never an empty string. */

@@ -38,6 +38,7 @@ export function buildBundle(revision: string, files: Array<{ path: string; text:
   const errors: StewardError[] = [];
   const resources: Desired[] = [];
   const byId = new Map<string, Desired>();
+  const lineOf = new Map<string, (pointer: string) => number>();
   for (const f of files) {
     const isJson = /\.json$/i.test(f.path);
     const { docs, failures } = parseDocuments(f.text, !isJson);
@@ -68,23 +69,25 @@ export function buildBundle(revision: string, files: Array<{ path: string; text:
         continue;
       }
       byId.set(r.id, r);
+      lineOf.set(r.id, (pointer) => doc.lineOf(pointer));
       resources.push(r);
     }
   }
-  errors.push(...checkSemantics(resources));
+  errors.push(...checkSemantics(resources, (id, pointer) => lineOf.get(id)?.(pointer)));
   if (errors.length > 0) return { errors };
   return { bundle: { revision, resources: orderByDependencies(resources) }, errors };
 }
 
 /** Cross-document rules the schemas cannot express. */
-function checkSemantics(resources: Desired[]): StewardError[] {
+function checkSemantics(resources: Desired[], lineAt: (id: string, pointer: string) => number | undefined): StewardError[] {
   const errors: StewardError[] = [];
   const ids = new Set(resources.map((r) => r.id));
   const names = new Map<string, Desired>();
   for (const r of resources) {
     for (const field of ['dependsOn', 'restartOn'] as const) {
       (r.spec[field] ?? []).forEach((ref, i) => {
-        const where = { file: r.file, line: r.line, resource: r.id, pointer: `/spec/${field}/${i}` };
+        const pointer = `/spec/${field}/${i}`;
+        const where = { file: r.file, line: lineAt(r.id, pointer) ?? r.line, resource: r.id, pointer };
         if (ref === r.id) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${r.id} cannot name itself in ${field}`, where));
         else if (!ids.has(ref)) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${field} names ${ref}, which is not in this host's bundle`, where));
       });

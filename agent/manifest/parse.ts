@@ -28,14 +28,18 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
   const failures: ParseFailure[] = [];
   const docs: SourceDoc[] = [];
   const lineAt = (offset: number): number => counter.linePos(offset).line;
+  // An error found at the end of the text (an unclosed bracket) points at the last line, not past it.
+  const lastLine = text.replace(/\n+$/, '').split('\n').length;
 
   if (!multi && list.length > 1) failures.push({ line: lineAt(list[1]!.range[0]), message: 'a JSON file holds exactly one document' });
   list.forEach((doc, i) => {
-    for (const err of doc.errors) failures.push({ line: err.linePos?.[0].line ?? 1, message: err.message.split('\n')[0]! });
+    for (const err of doc.errors) failures.push({ line: Math.min(lineAt(err.pos[0]), lastLine), message: err.message.split('\n')[0]! });
     if (doc.errors.length > 0 || doc.contents === null) return;
     const root = doc.contents as Node;
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) return; // an empty document (e.g. a trailing ---)
     docs.push({
-      value: doc.toJS({ maxAliasCount: 100 }),
+      value,
       index: i + 1,
       line: lineAt(root.range?.[0] ?? 0),
       lineOf: (pointer, key) => lineAt(offsetOf(doc, pointer, key)),

@@ -20,7 +20,7 @@ const compiled = new Map<SchemaName, ValidateFunction>();
 
 function instance(): Ajv2020 {
   if (ajv) return ajv;
-  ajv = new Ajv2020({ strict: true, allErrors: true, strictRequired: false, strictTypes: false });
+  ajv = new Ajv2020({ strict: true, allErrors: true, verbose: true, strictRequired: false, strictTypes: false });
   const addFormats = (addFormatsModule as unknown as { default: (a: Ajv2020) => void }).default;
   addFormats(ajv);
   ajv.addSchema(load('common'), 'common.schema.json');
@@ -62,6 +62,7 @@ function explain(errors: ErrorObject[]): SchemaProblem[] {
     combinators.some((c) => c !== e && e.schemaPath.startsWith(c.schemaPath.replace(/\/(oneOf|anyOf|not)$/, '') + '/' + c.keyword + '/'));
   for (const e of errors) {
     if (e.keyword === 'if' || insideCombinator(e)) continue;
+    if (e.keyword !== 'propertyNames' && e.schemaPath.includes('/propertyNames/')) continue;
     const problem = describe(e);
     const id = `${problem.pointer}|${problem.key ?? ''}|${problem.message}`;
     if (!seen.has(id)) {
@@ -90,8 +91,10 @@ function describe(e: ErrorObject): SchemaProblem {
       const description = (e.parentSchema as { description?: string } | undefined)?.description;
       return { pointer, message: `does not match the expected form${description ? ` (${description})` : ` ${String(p.pattern)}`}` };
     }
-    case 'propertyNames':
-      return { pointer, message: `has an invalid key "${String(p.propertyName)}"` };
+    case 'propertyNames': {
+      const description = (e.parentSchema as { description?: string } | undefined)?.description;
+      return { pointer, key: String(p.propertyName), message: `key "${String(p.propertyName)}" is not allowed${description ? ` (${description})` : ''}` };
+    }
     case 'oneOf':
     case 'anyOf':
       return { pointer, message: combinatorMessage(e) };
@@ -112,8 +115,11 @@ function article(type: string): string {
 function combinatorMessage(e: ErrorObject): string {
   const branches = (e.schema as Array<{ required?: string[]; type?: string }>) ?? [];
   const required = branches.map((b) => b.required?.[0]).filter((x): x is string => Boolean(x));
-  if (required.length === branches.length && required.length > 0)
-    return `needs exactly one of: ${required.map((r) => `"${r}"`).join(', ')}`;
+  const passing = (e.params as { passingSchemas?: number[] | null }).passingSchemas;
+  if (required.length === branches.length && required.length > 0) {
+    const names = required.map((r) => `"${r}"`);
+    return Array.isArray(passing) ? `cannot have both ${passing.map((i) => names[i]).join(' and ')}; keep exactly one` : `needs exactly one of ${names.join(' or ')}`;
+  }
   const types = branches.map((b) => b.type).filter(Boolean);
   if (types.length > 0) return `must be one of these types: ${types.join(', ')}`;
   return 'does not match any allowed form';

@@ -5,17 +5,23 @@
  */
 export interface AgentConfigFile {
   /**
-   * This host's name in the fleet; default: the OS hostname.
+   * This host's name in the fleet: letters, digits, '.', '_' and '-' (default: the OS hostname).
    */
   host?: string;
   labels?: {
+    /**
+     * Label value: letters, digits, '.', '_' and '-', at most 63.
+     */
     [k: string]: string | undefined;
   };
   source: {
     /**
-     * Smart HTTP(S) URL of the fleet repository.
+     * Smart HTTP(S) URL of the fleet repository (http:// or https://; ssh and git:// are not supported).
      */
     url: string;
+    /**
+     * Branch to follow.
+     */
     branch?: string;
     /**
      * @minItems 1
@@ -24,12 +30,12 @@ export interface AgentConfigFile {
     auth?: {
       username?: string;
       /**
-       * File holding the token or password; secrets are only read from files.
+       * Absolute path of the file holding the token or password; secrets are only read from files.
        */
       tokenFile: string;
     };
     /**
-     * PEM CA bundle to trust for an HTTPS server with a private CA.
+     * Absolute path of a PEM CA bundle to trust for HTTPS.
      */
     caFile?: string;
     /**
@@ -50,6 +56,9 @@ export interface AgentConfigFile {
     timeout?: string;
   };
   status?: {
+    /**
+     * Branch the status documents are committed to.
+     */
     branch?: string;
     /**
      * A duration such as 500ms, 30s, 5m, 1h30m.
@@ -57,6 +66,9 @@ export interface AgentConfigFile {
     heartbeat?: string;
     enabled?: boolean;
   };
+  /**
+   * Absolute path of the agent state directory.
+   */
   stateDir?: string;
   files?: {
     roots?: string[];

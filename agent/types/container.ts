@@ -1,7 +1,7 @@
 /* Generated from schemas/container.schema.json by scripts/gen-types.mjs. Do not edit. */
 
 /**
- * Items: A resource id, Kind/name, e.g. Container/web.
+ * Items: A resource id, Kind/name, e.g. Container/web (Kind is Container, File or Service).
  */
 export type ResourceIds = string[];
 
@@ -25,7 +25,7 @@ export interface Metadata {
 }
 export interface ContainerSpec {
   /**
-   * Image reference, e.g. nginx:1.27 or local/busybox:1.
+   * Image reference without spaces, e.g. nginx:1.27 or local/busybox:1.
    */
   image: string;
   /**
@@ -43,15 +43,18 @@ export interface ContainerSpec {
     [k: string]: string | undefined;
   };
   /**
-   * [hostIp:][hostPort:]containerPort[/proto], e.g. "8080:80" or "127.0.0.1:53:53/udp".
+   * Items: [hostIp:][hostPort:]containerPort[/proto], e.g. "8080:80" or "127.0.0.1:53:53/udp".
    */
   ports?: string[];
   /**
-   * hostPath:containerPath[:ro|rw] or volumeName:containerPath[:ro|rw].
+   * Items: hostPath:containerPath[:ro|rw] or volumeName:containerPath[:ro|rw].
    */
   volumes?: string[];
   restart?: "no" | "always" | "unless-stopped" | "on-failure";
   user?: string;
+  /**
+   * An absolute path inside the container.
+   */
   workingDir?: string;
   /**
    * Container labels; the steward.* prefix is reserved.

@@ -1,7 +1,7 @@
 /* Generated from schemas/file.schema.json by scripts/gen-types.mjs. Do not edit. */
 
 /**
- * Items: A resource id, Kind/name, e.g. Container/web.
+ * Items: A resource id, Kind/name, e.g. Container/web (Kind is Container, File or Service).
  */
 export type ResourceIds = string[];
 
@@ -33,6 +33,9 @@ export interface FileSpec {
    * A file in the repository, relative to the manifest's file.
    */
   source?: string;
+  /**
+   * Octal permissions as a string, e.g. "0644".
+   */
   mode?: string;
   owner?: string;
   group?: string;

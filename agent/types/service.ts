@@ -1,7 +1,7 @@
 /* Generated from schemas/service.schema.json by scripts/gen-types.mjs. Do not edit. */
 
 /**
- * Items: A resource id, Kind/name, e.g. Container/web.
+ * Items: A resource id, Kind/name, e.g. Container/web (Kind is Container, File or Service).
  */
 export type ResourceIds = string[];
 
@@ -24,6 +24,9 @@ export interface Metadata {
   };
 }
 export interface ServiceSpec {
+  /**
+   * A systemd unit name with its type, e.g. kiosk.service or backup.timer.
+   */
   unit: string;
   content?: string;
   source?: string;

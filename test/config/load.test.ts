@@ -1,0 +1,83 @@
+import t from 'tap';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { loadConfig, parseConfig, readCredentials } from '../../agent/config/load.js';
+import { formatError, StewardErrors } from '../../agent/errors.js';
+
+const F = '/etc/steward/agent.yaml';
+const errorsOf = (text: string): string[] => {
+  try {
+    parseConfig(text, F, { hostname: 'box-1' });
+  } catch (err) {
+    if (err instanceof StewardErrors) return err.errors.map(formatError);
+    throw err;
+  }
+  return [];
+};
+
+const malformed: Array<[string, string, string[]]> = [
+  ['yaml syntax', 'source:\n  url: [http://x\n', [`${F}:2: Flow sequence in block collection must be sufficiently indented and end with a ] [E_CONFIG_PARSE]`]],
+  ['empty file', '# nothing\n', [`${F}:1: the config file is empty [E_CONFIG_INVALID]`]],
+  ['no source', 'host: a\n', [`${F}:1: /source: missing required field "source" [E_CONFIG_INVALID]`]],
+  ['ssh url', 'source:\n  url: git@github.com:fleet/infra.git\n', [`${F}:2: /source/url: does not match the expected form (Smart HTTP(S) URL of the fleet repository (http:// or https://; ssh and git:// are not supported).) [E_CONFIG_INVALID]`]],
+  ['unknown key', 'source:\n  url: https://git.example.com/f.git\n  intervall: 5m\n', [`${F}:3: /source/intervall: unknown field "intervall" [E_CONFIG_INVALID]`]],
+  ['bad duration', 'source:\n  url: https://git.example.com/f.git\n  interval: 5 minutes\n', [`${F}:3: /source/interval: does not match the expected form (A duration such as 500ms, 30s, 5m, 1h30m.) [E_CONFIG_INVALID]`]],
+  ['interval and schedule', 'source:\n  url: https://g/f.git\n  interval: 1m\n  schedule: "*/5 * * * *"\n', [`${F}:2: /source: cannot have both "interval" and "schedule" [E_CONFIG_INVALID]`]],
+  ['bad rollback', 'source: { url: "https://g/f.git" }\nrollback: yes\n', [`${F}:2: /rollback: must be one of: "auto", "off" [E_CONFIG_INVALID]`]],
+  ['relative token file', 'source:\n  url: https://g/f.git\n  auth: { tokenFile: token.txt }\n', [`${F}:3: /source/auth/tokenFile: does not match the expected form (Absolute path of the file holding the token or password; secrets are only read from files.) [E_CONFIG_INVALID]`]],
+  ['token inline', 'source:\n  url: https://g/f.git\n  auth: { username: a, token: s3cret }\n', [`${F}:3: /source/auth/tokenFile: missing required field "tokenFile" [E_CONFIG_INVALID]`, `${F}:3: /source/auth/token: unknown field "token" [E_CONFIG_INVALID]`]],
+  ['unknown variable', 'source:\n  url: https://g/f.git\n  paths: [hosts/${hostname}]\n', [`${F}:3: /source/paths/0: unknown variable \${hostname}; use \${host} or \${labels.KEY} [E_CONFIG_INVALID]`]],
+  ['missing label', 'labels: { site: berlin }\nsource:\n  url: https://g/f.git\n  paths: [hosts/${host}, "groups/${labels.role}"]\n', [`${F}:4: /source/paths/1: \${labels.role}: the host has no label "role" [E_CONFIG_INVALID]`]],
+  ['path escapes repo', 'source:\n  url: https://g/f.git\n  paths: ["../other"]\n', [`${F}:3: /source/paths/0: "../other" must not contain ".." [E_CONFIG_INVALID]`]],
+  ['bad host name', 'host: "edge berlin"\nsource: { url: "https://g/f.git" }\n', [`${F}:1: /host: does not match the expected form (This host's name in the fleet: letters, digits, '.', '_' and '-' (default: the OS hostname).) [E_CONFIG_INVALID]`]],
+  ['labels not strings', 'labels: { floor: 3 }\nsource: { url: "https://g/f.git" }\n', [`${F}:1: /labels/floor: must be a string [E_CONFIG_INVALID]`]],
+  ['bad cron', 'source:\n  url: https://g/f.git\n  schedule: "99 * * * *"\n', [`${F}:3: /source/schedule: invalid cron expression: 99 is a invalid expression for minute [E_CONFIG_INVALID]`]],
+];
+
+t.test('malformed configs: file, line, field and reason', async (t) => {
+  for (const [name, text, want] of malformed) t.same(errorsOf(text), want, name);
+});
+
+t.test('defaults and expansion', async (t) => {
+  const c = parseConfig('labels: { site: berlin, role: kiosk }\nsource:\n  url: https://git.example.com/fleet/infra.git/\n  paths: ["hosts/${host}/", "./groups/${labels.role}", "sites//${labels.site}"]\n', F, { hostname: 'edge-01' });
+  t.equal(c.host, 'edge-01', 'host defaults to the OS hostname');
+  t.same(c.source.paths, ['hosts/edge-01', 'groups/kiosk', 'sites/berlin']);
+  t.equal(c.source.url, 'https://git.example.com/fleet/infra.git', 'trailing slash dropped');
+  t.equal(c.source.branch, 'main');
+  t.equal(c.source.intervalMs, 60_000);
+  t.equal(c.status.branch, 'steward-status');
+  t.equal(c.status.heartbeatMs, 15 * 60_000);
+  t.equal(c.stateDir, '/var/lib/steward');
+  t.equal(c.rollback, 'off');
+  t.equal(c.prune.allowEmpty, false);
+  const d = parseConfig('host: x\nsource: { url: "http://g/f.git" }\n', F);
+  t.same(d.source.paths, ['hosts/x'], 'paths default to hosts/${host}');
+});
+
+t.test('JSON configs are accepted', async (t) => {
+  const c = parseConfig(JSON.stringify({ host: 'j', source: { url: 'https://g/f.git', interval: '1h30m' } }), '/etc/steward/agent.json');
+  t.equal(c.source.intervalMs, 5_400_000);
+});
+
+t.test('token files: read, never printed; missing or empty is a clear error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'steward-cfg-'));
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, 'ghp_CANARY_TOKEN_123\n');
+  const file = join(dir, 'agent.yaml');
+  await writeFile(file, `host: a\nsource:\n  url: https://g/f.git\n  auth: { tokenFile: ${tokenFile} }\n`);
+  const config = await loadConfig(file);
+  const creds = await readCredentials(config);
+  t.equal(creds.token?.reveal(), 'ghp_CANARY_TOKEN_123');
+  for (const shown of [String(creds.token), JSON.stringify(creds), inspect(creds), JSON.stringify(config)]) t.notMatch(shown, /CANARY/);
+
+  await writeFile(file, `host: a\nsource:\n  url: https://g/f.git\n  auth: { tokenFile: ${dir}/missing }\n`);
+  await t.rejects(readCredentials(await loadConfig(file)), { code: 'E_CONFIG_TOKEN', message: `cannot read the token file ${dir}/missing: ENOENT` });
+  await writeFile(tokenFile, '\n');
+  await writeFile(file, `host: a\nsource:\n  url: https://g/f.git\n  auth: { tokenFile: ${tokenFile} }\n`);
+  await t.rejects(readCredentials(await loadConfig(file)), { code: 'E_CONFIG_TOKEN', message: `the token file ${tokenFile} is empty` });
+  const missing = await loadConfig(join(dir, 'nope.yaml')).catch((err: unknown) => err);
+  t.ok(missing instanceof StewardErrors);
+  t.same((missing as StewardErrors).errors.map(formatError), [`${dir}/nope.yaml: cannot read the config file: no such file [E_CONFIG_READ]`]);
+});

@@ -1,0 +1,14 @@
+import { startGitServer, createFleetRepo, showFile } from '/work/main/test/helpers/git.js';
+import { makeAgent, containerDoc } from '/work/main/test/helpers/agent.js';
+const server = await startGitServer();
+const repo = await createFleetRepo(server, 'fleet');
+const a = await makeAgent({ url: server.url('fleet') });
+const sha = await repo.commit({ [`hosts/${a.host}/web.yaml`]: `apiVersion: steward/v1\nkind: Container\nmetadata: { name: web-${a.host} }\nspec:\n  image: local/busybox:1\n  command: ["sh","-c","trap 'exit 0' TERM; sleep 100000 & wait"]\n  env: { A: "1" }\n` });
+let r = await a.once();
+console.log(r.outcome.phase, r.published, r.outcome.sourceError, a.stats);
+console.log((await a.containers()).map(c => [c.Names, c.State]));
+console.log((await showFile(repo.bare, 'steward-status', `hosts/${a.host}/status.json`))?.slice(0, 400));
+r = await a.once();
+console.log(r.outcome.phase, r.published, a.stats, [...r.outcome.results.values()]);
+await a.cleanup(); await server.stop();
+console.log(a.logs.filter(l => l.level !== 'debug').map(l=>l.msg));
