@@ -20,6 +20,7 @@ const token = opt('--token');
 const noV2 = argv.includes('--no-v2');
 const delayMs = Number(opt('--delay-ms') ?? 0);
 let requests = 0;
+let unauthorized = 0;
 
 const server = createServer((req, res) => {
   const chunks = [];
@@ -31,7 +32,7 @@ function handle(req, res, body) {
   requests += 1;
   const url = new URL(req.url, 'http://localhost');
   if (url.pathname === '/_stats') {
-    res.end(JSON.stringify({ requests }));
+    res.end(JSON.stringify({ requests: requests - 1, unauthorized }));
     return;
   }
   let user = '';
@@ -40,6 +41,7 @@ function handle(req, res, body) {
     const m = /^Basic (.+)$/.exec(auth);
     const [u, p] = m ? Buffer.from(m[1], 'base64').toString().split(':') : [];
     if (p !== token) {
+      unauthorized += 1;
       res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' });
       res.end('unauthorized');
       return;

@@ -14,6 +14,8 @@ export interface GitServer {
   /** http://127.0.0.1:PORT/NAME.git */
   url(name: string): string;
   stop(): Promise<void>;
+  /** Requests served so far and how many of them were refused with 401. */
+  stats(): Promise<{ requests: number; unauthorized: number }>;
   /** Starts it again on the same port (after stop). */
   start(): Promise<void>;
 }
@@ -49,6 +51,10 @@ export async function startGitServer(opts: { token?: string; v2?: boolean; root?
       });
     },
     start: launch,
+    async stats() {
+      const res = await fetch(`http://127.0.0.1:${port}/_stats`);
+      return (await res.json()) as { requests: number; unauthorized: number };
+    },
   };
 }
 
