@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything Steward's tests and demo need on a Debian 12 machine, idempotently:
+#   - Debian packages: docker.io (the engine), iptables, busybox-static (for local images), git
+#   - a running Docker engine (started in the background when no daemon answers)
+#   - local images built without a registry (scripts/test-images.sh)
+#   - the project's npm dependencies and its build in dist/
+# Run as root (or with sudo). Safe to run again: what is there is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v iptables >/dev/null || need+=(iptables)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v git >/dev/null || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "testbed: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker version >/dev/null 2>&1; then
+  echo "testbed: starting dockerd"
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker version >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker version >/dev/null 2>&1 || { echo "testbed: dockerd did not start; see /var/log/dockerd.log" >&2; tail -20 /var/log/dockerd.log >&2; exit 1; }
+fi
+echo "testbed: Docker $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+
+bash scripts/test-images.sh
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "testbed: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build
+echo "testbed: ready"
