@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (npm test): type-check, build, run every test with tap, and end with the
 # line CI reads: "N passed, N failed[, N skipped]". The exit code is tap's.
-# Needs the testbed (scripts/testbed.sh): a running Docker engine and the local images.
+# Needs the testbed (test/testbed.sh): a running Docker engine and the local images.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }

@@ -1,4 +1,4 @@
-/* Generated from schemas/agent-config.schema.json by scripts/gen-types.mjs. Do not edit. */
+/* Generated from schemas/agent-config.schema.json by schemas/gen-types.mjs. Do not edit. */
 
 /**
  * The agent config file, /etc/steward/agent.yaml.

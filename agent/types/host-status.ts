@@ -1,4 +1,4 @@
-/* Generated from schemas/host-status.schema.json by scripts/gen-types.mjs. Do not edit. */
+/* Generated from schemas/host-status.schema.json by schemas/gen-types.mjs. Do not edit. */
 
 export type Revision = string | null;
 

@@ -1,4 +1,4 @@
-/* Generated from schemas/service.schema.json by scripts/gen-types.mjs. Do not edit. */
+/* Generated from schemas/service.schema.json by schemas/gen-types.mjs. Do not edit. */
 
 /**
  * Items: A resource id, Kind/name, e.g. Container/web (Kind is Container, File or Service).

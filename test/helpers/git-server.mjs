@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A real Git smart-HTTP server: git's own `git http-backend` (CGI) behind a small Node HTTP
 // server, spawned per request. Used by the tests (as a child process, so a test that blocks its
-// own event loop cannot deadlock it) and by scripts/demo.sh.
+// own event loop cannot deadlock it) and by examples/demo.sh.
 //
 //   node test/helpers/git-server.mjs ROOT [--port N] [--token T] [--no-v2] [--delay-ms N]
 // Prints {"port":N} on stdout once listening. With --token, requests need basic auth with that

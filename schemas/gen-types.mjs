@@ -18,7 +18,7 @@ export async function render() {
     delete schema.$id; // resolve $refs against the folder, never over the network
     const ts = await compile(schema, name, {
       cwd: schemas,
-      bannerComment: `/* Generated from schemas/${base}.schema.json by scripts/gen-types.mjs. Do not edit. */`,
+      bannerComment: `/* Generated from schemas/${base}.schema.json by schemas/gen-types.mjs. Do not edit. */`,
       additionalProperties: false,
       format: true,
       declareExternallyReferenced: true,

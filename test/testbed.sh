@@ -2,7 +2,7 @@
 # Sets up everything Steward's tests and demo need on a Debian 12 machine, idempotently:
 #   - Debian packages: docker.io (the engine), iptables, busybox-static (for local images), git
 #   - a running Docker engine (started in the background when no daemon answers)
-#   - local images built without a registry (scripts/test-images.sh)
+#   - local images built without a registry (test/images.sh)
 #   - the project's npm dependencies and its build in dist/
 # Run as root (or with sudo). Safe to run again: what is there is kept.
 set -euo pipefail
@@ -30,7 +30,7 @@ if ! docker version >/dev/null 2>&1; then
 fi
 echo "testbed: Docker $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 
-bash scripts/test-images.sh
+bash test/images.sh
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "testbed: npm ci"
