@@ -53,7 +53,7 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
   const text = `# Steward agent config, written by steward enroll.\n${stringify(doc)}`;
   const config = parseConfig(text, file);
   await readCredentials(config); // a token file that cannot be read fails now, not at first poll
-  await writeFileAtomic(file, text, 0o640);
+  await writeFileAtomic(file, text, { mode: 0o640 });
   io.out(`wrote ${file} for host ${config.host} (${config.source.url}, ${config.source.paths.join(', ')})`);
   return 0;
 }

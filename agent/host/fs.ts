@@ -1,35 +1,83 @@
-import { open, readFile, rename, rm, mkdir } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+
+const TEMP_MARK = '.steward-tmp-';
+
+export interface WriteOptions {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
 
 /**
  * Writes a file so that a crash or a full disk leaves either the old or the new content, never
- * a mix: temp file in the same directory, write, fsync, rename, fsync of the directory. A failed
- * write removes its temp file and leaves the old file as it was.
+ * a mix: temp file in the same directory (mode and owner set before it is visible), write,
+ * fsync, rename, fsync of the directory. A failed write removes its temp file and leaves the
+ * old file as it was. Temp files left by a crash (kill -9) are removed by the next write.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: WriteOptions = {}): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.steward-tmp-${randomBytes(4).toString('hex')}`);
+  await sweepTemps(path);
+  const tmp = join(dir, `.${basename(path)}${TEMP_MARK}${randomBytes(4).toString('hex')}`);
+  const mode = opts.mode ?? 0o600;
   try {
     const fh = await open(tmp, 'wx', mode);
     try {
       await fh.writeFile(data);
+      await fh.chmod(mode); // the umask does not get a say
+      if (opts.uid !== undefined || opts.gid !== undefined) await fh.chown(opts.uid ?? -1, opts.gid ?? -1);
       await fh.sync();
     } finally {
       await fh.close();
     }
+    faultPoint('after-temp-write');
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
+  await syncDir(dir);
+}
+
+/** Removes temp files a crashed write of `path` left beside it. */
+export async function sweepTemps(path: string): Promise<number> {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}${TEMP_MARK}`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const st = await lstat(join(dir, n)).catch(() => undefined);
+    if (st?.isFile()) {
+      await rm(join(dir, n), { force: true });
+      removed += 1;
+    }
+  }
+  return removed;
+}
+
+export async function syncDir(dir: string): Promise<void> {
   const d = await open(dir, 'r');
   try {
     await d.sync();
   } finally {
     await d.close();
   }
+}
+
+/**
+ * Crash injection for the crash-safety tests: with STEWARD_FAULT=<point> the process kills itself
+ * with SIGKILL at that point. A real kill -9 cannot be aimed between two syscalls; this can.
+ */
+export function faultPoint(point: string): void {
+  if (process.env.STEWARD_FAULT === point) process.kill(process.pid, 'SIGKILL');
 }
 
 /** Reads a JSON state file; undefined when it does not exist. A corrupt file throws. */

@@ -17,10 +17,18 @@ interface Base<K extends Kind, S> {
   /** Where the document was declared: repository-relative file and line. */
   file: string;
   line: number;
+  /** The line of a value inside the document, for errors found after parsing. */
+  at?: (pointer: string) => number;
 }
 export type DesiredContainer = Base<'Container', ContainerSpec>;
-export type DesiredFile = Base<'File', FileSpec>;
-export type DesiredService = Base<'Service', ServiceSpec>;
+export type DesiredFile = Base<'File', FileSpec> & {
+  /** The bytes to write: `content`, or the `source` file read from the same commit. */
+  data?: Buffer;
+};
+export type DesiredService = Base<'Service', ServiceSpec> & {
+  /** The unit file's bytes, when the spec carries `content` or `source`. */
+  data?: Buffer;
+};
 export type Desired = DesiredContainer | DesiredFile | DesiredService;
 
 /** The desired state of a host at one commit: every resource, in dependency order. */
@@ -70,6 +78,7 @@ export function buildBundle(revision: string, files: Array<{ path: string; text:
       }
       byId.set(r.id, r);
       lineOf.set(r.id, (pointer) => doc.lineOf(pointer));
+      Object.defineProperty(r, 'at', { value: (pointer: string) => doc.lineOf(pointer), enumerable: false });
       resources.push(r);
     }
   }
@@ -88,7 +97,8 @@ function checkSemantics(resources: Desired[], lineAt: (id: string, pointer: stri
       (r.spec[field] ?? []).forEach((ref, i) => {
         const pointer = `/spec/${field}/${i}`;
         const where = { file: r.file, line: lineAt(r.id, pointer) ?? r.line, resource: r.id, pointer };
-        if (ref === r.id) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${r.id} cannot name itself in ${field}`, where));
+        if (field === 'restartOn' && r.kind === 'File') errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `a File cannot be restarted; use dependsOn to order it after ${ref}`, where));
+        else if (ref === r.id) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${r.id} cannot name itself in ${field}`, where));
         else if (!ids.has(ref)) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${field} names ${ref}, which is not in this host's bundle`, where));
       });
     }

@@ -1,7 +1,7 @@
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Desired } from '../manifest/bundle.js';
-import type { Action, Change, ResourceDriver } from '../resources/driver.js';
+import type { Action, Change, Owned, ResourceDriver } from '../resources/driver.js';
 import { prerequisites, type Drivers, type Plan } from './plan.js';
 
 export type ResourceStatus = 'Ready' | 'Failed' | 'Skipped' | 'Pruned';
@@ -13,6 +13,8 @@ export interface ResourceResult {
   message: string;
   drift: boolean;
   error?: StewardError;
+  /** What the driver said the inventory must remember after this change. */
+  owned?: Owned;
 }
 
 /**
@@ -32,8 +34,8 @@ export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signa
   for (const change of plan.changes) {
     const rlog = log.child({ resource: change.id });
     const reason = change.reasons.join('; ');
-    const record = (status: ResourceStatus, message: string, error?: StewardError) => {
-      results.set(change.id, { id: change.id, action: change.action, status, message, drift: change.drift, ...(error ? { error } : {}) });
+    const record = (status: ResourceStatus, message: string, error?: StewardError, owned?: Owned) => {
+      results.set(change.id, { id: change.id, action: change.action, status, message, drift: change.drift, ...(error ? { error } : {}), ...(owned ? { owned } : {}) });
     };
     if (signal.aborted) {
       record('Skipped', 'agent is stopping; applied next run', new StewardError('E_DEPENDENCY_FAILED', 'agent is stopping', { resource: change.id, retry: 'transient' }));
@@ -58,10 +60,10 @@ export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signa
     const driver = drivers[change.kind] as ResourceDriver<Desired, unknown>;
     const started = Date.now();
     try {
-      await driver.apply(change, signal);
+      const owned = await driver.apply(change, signal);
       changed.add(change.id);
       rlog.info({ action: change.action, reason, drift: change.drift, ms: Date.now() - started }, `${change.action} ${change.id}: ${reason}`);
-      record(change.action === 'delete' ? 'Pruned' : 'Ready', `${change.action}: ${reason}`);
+      record(change.action === 'delete' && !change.desired ? 'Pruned' : 'Ready', `${change.action}: ${reason}`, undefined, owned);
     } catch (err) {
       const e = toStewardError(err, 'E_INTERNAL', undefined, { resource: change.id });
       rlog.error({ action: change.action, reason, code: e.code, err: e.message }, `${change.action} ${change.id} failed: ${e.message}`);

@@ -1,9 +1,13 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCredentials, type AgentConfig } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
 import { collectFacts } from '../host/facts.js';
 import type { Logger } from '../log.js';
 import { ContainerDriver } from '../resources/container.js';
+import { FileDriver } from '../resources/file.js';
+import { ServiceDriver } from '../resources/service.js';
+import { Systemd } from '../host/systemd.js';
 import { createHttpClient, type HttpStats } from '../source/http.js';
 import { GitRepo } from '../source/repo.js';
 import { agentVersion } from '../version.js';
@@ -36,7 +40,12 @@ export async function createContext(config: AgentConfig, log: Logger, opts: Cont
     log,
     source: new GitRepo({ gitdir: join(config.stateDir, 'source.git'), url: config.source.url, http, headers }),
     status: new GitRepo({ gitdir: join(config.stateDir, 'status.git'), url: config.source.url, http, headers }),
-    drivers: { Container: new ContainerDriver(docker, config.host, () => revision.current, config.docker.socket) },
+    drivers: {
+      Container: new ContainerDriver(docker, config.host, () => revision.current, config.docker.socket),
+      File: new FileDriver(config.stateDir),
+      // systemd's own test for "booted with systemd": without it, Service resources fail as unsupported.
+      ...(existsSync('/run/systemd/system') ? { Service: new ServiceDriver(new Systemd(), config.stateDir) } : {}),
+    },
     identity: {
       host: config.host,
       labels: config.labels,

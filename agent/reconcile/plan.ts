@@ -19,7 +19,14 @@ export interface Plan {
  * Compares the desired bundle with what was observed and returns every change with its reasons.
  * Pure and synchronous: `steward plan` prints exactly this, and the tests need no host.
  */
-export function makePlan(bundle: Bundle, observed: Observations, inventory: Record<string, InventoryEntry>, drivers: Drivers, opts: { allowEmptyPrune: boolean }): Plan {
+export function makePlan(
+  bundle: Bundle,
+  observed: Observations,
+  inventory: Record<string, InventoryEntry>,
+  drivers: Drivers,
+  opts: { allowEmptyPrune: boolean; unobservable?: Partial<Record<Kind, StewardError>> },
+): Plan {
+  const unobservable = opts.unobservable ?? {};
   const changes: Change[] = [];
   const unchanged: string[] = [];
   const notes: string[] = [];
@@ -30,6 +37,11 @@ export function makePlan(bundle: Bundle, observed: Observations, inventory: Reco
     if (!driver) {
       const blocked = new StewardError('E_KIND_UNSUPPORTED', `this agent cannot manage ${d.kind} resources on this host`, { resource: d.id });
       changes.push({ id: d.id, kind: d.kind, action: 'create', reasons: [`no ${d.kind} driver`], drift: false, desired: d, blocked });
+      continue;
+    }
+    const cannot = unobservable[d.kind];
+    if (cannot) {
+      changes.push({ id: d.id, kind: d.kind, action: 'update', reasons: [`cannot observe ${d.kind} resources`], drift: false, desired: d, blocked: new StewardError(cannot.code, cannot.message, { resource: d.id, retry: cannot.retry }) });
       continue;
     }
     const change = driver.diff(d, observed[d.kind]?.get(d.id), inventory[d.id]);
@@ -57,7 +69,7 @@ export function makePlan(bundle: Bundle, observed: Observations, inventory: Reco
   for (const [kind, map] of Object.entries(observed) as Array<[Kind, Map<string, unknown>]>) for (const id of map.keys()) candidates.set(id, kind);
   for (const [id, entry] of Object.entries(inventory)) candidates.set(id, entry.kind);
   for (const [id, kind] of [...candidates].sort(([a], [b]) => a.localeCompare(b))) {
-    if (desiredIds.has(id)) continue;
+    if (desiredIds.has(id) || unobservable[kind]) continue;
     const driver = drivers[kind] as ResourceDriver<Desired, unknown> | undefined;
     const change = driver?.diff(undefined, observed[kind]?.get(id), inventory[id]);
     if (change) prunes.push({ ...change, id });

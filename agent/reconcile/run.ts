@@ -3,10 +3,11 @@ import type { AgentConfig, Credentials } from '../config/load.js';
 import { StewardError, toStewardError } from '../errors.js';
 import { writeJsonAtomic } from '../host/fs.js';
 import type { Logger } from '../log.js';
-import { buildBundle, type Bundle, type Desired } from '../manifest/bundle.js';
+import { buildBundle, type Bundle, type Desired, type Kind } from '../manifest/bundle.js';
 import type { ResourceDriver } from '../resources/driver.js';
 import { MAX_PACKS, type GitRepo } from '../source/repo.js';
-import { readManifests } from '../source/tree.js';
+import { readManifests, readRepoFile } from '../source/tree.js';
+import { resolveBundle } from './resolve.js';
 import { buildStatus, fingerprint, phaseOf, type HostIdentity, type RunOutcome } from '../status/report.js';
 import { publishStatus } from '../status/publish.js';
 import type { HostStatus } from '../types/host-status.js';
@@ -79,19 +80,17 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
     return finish();
   }
   const bundle = built.bundle;
+  outcome.bundleErrors = await resolveBundle(bundle, ctx.config, (path) => readRepoFile(ctx.source.gitdir, revision, path, cache));
+  if (outcome.bundleErrors.length > 0) {
+    for (const e of outcome.bundleErrors) log.error({ code: e.code, ...e.detail }, e.message);
+    outcome.phase = 'Invalid';
+    return finish();
+  }
 
   // 3. observe and plan
   ctx.revision.current = revision;
-  let plan: Plan;
-  try {
-    plan = makePlan(bundle, await observe(ctx, bundle, opts.signal), state.inventory, ctx.drivers, { allowEmptyPrune: ctx.config.prune.allowEmpty });
-  } catch (err) {
-    const e = toStewardError(err, 'E_INTERNAL', 'cannot observe the host');
-    log.error({ code: e.code }, e.message);
-    outcome.results = new Map(bundle.resources.map((r) => [r.id, { id: r.id, action: 'none', status: 'Failed', message: e.message, drift: false, error: e } satisfies ResourceResult]));
-    outcome.phase = 'Failed';
-    return finish();
-  }
+  const { observations, unobservable } = await observe(ctx, bundle, state, opts.signal, log);
+  const plan = makePlan(bundle, observations, state.inventory, ctx.drivers, { allowEmptyPrune: ctx.config.prune.allowEmpty, unobservable });
   report.plan = plan;
   outcome.notes.push(...plan.notes);
   for (const n of plan.notes) log.warn({ revision }, n);
@@ -170,12 +169,21 @@ async function sync(ctx: AgentContext, state: AgentState, log: Logger): Promise<
   }
 }
 
-async function observe(ctx: AgentContext, bundle: Bundle, signal: AbortSignal): Promise<Observations> {
-  const out: Observations = {};
-  for (const [kind, driver] of Object.entries(ctx.drivers) as Array<[Desired['kind'], ResourceDriver<Desired, unknown>]>) {
-    out[kind] = await driver.observe(bundle.resources.filter((r) => r.kind === kind), signal);
+/** Observes each kind on its own: an engine that is down fails the containers, not the files. */
+async function observe(ctx: AgentContext, bundle: Bundle, state: AgentState, signal: AbortSignal, log: Logger): Promise<{ observations: Observations; unobservable: Partial<Record<Kind, StewardError>> }> {
+  const observations: Observations = {};
+  const unobservable: Partial<Record<Kind, StewardError>> = {};
+  for (const [kind, driver] of Object.entries(ctx.drivers) as Array<[Kind, ResourceDriver<Desired, unknown>]>) {
+    const owned = new Map(Object.entries(state.inventory).filter(([, e]) => e.kind === kind));
+    try {
+      observations[kind] = await driver.observe(bundle.resources.filter((r) => r.kind === kind), owned, signal);
+    } catch (err) {
+      const e = toStewardError(err, 'E_INTERNAL', `cannot observe ${kind} resources`);
+      log.error({ code: e.code, kind }, e.message);
+      unobservable[kind] = e;
+    }
   }
-  return out;
+  return { observations, unobservable };
 }
 
 /** Ready resources are owned at their new hash; pruned ones leave; failed ones keep what they had. */
@@ -183,7 +191,11 @@ function recordInventory(state: AgentState, bundle: Bundle, results: Map<string,
   for (const d of bundle.resources) {
     const r = results.get(d.id);
     const driver = drivers[d.kind] as ResourceDriver<Desired, unknown> | undefined;
-    if (r?.status === 'Ready' && driver) state.inventory[d.id] = { kind: d.kind, hash: driver.hash(d), revision: bundle.revision };
+    if (r?.status !== 'Ready' || !driver) continue;
+    const prior = state.inventory[d.id];
+    const keep = prior ? { path: prior.path, backup: prior.backup, unit: prior.unit, original: prior.original } : {};
+    const merged = Object.fromEntries(Object.entries({ ...keep, ...(r.owned ?? {}) }).filter(([, v]) => v !== undefined));
+    state.inventory[d.id] = { kind: d.kind, hash: driver.hash(d), revision: bundle.revision, ...merged };
   }
   for (const r of results.values()) if (r.status === 'Pruned') delete state.inventory[r.id];
 }

@@ -36,7 +36,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     private readonly socket: string,
   ) {}
 
-  async observe(desired: readonly DesiredContainer[], _signal: AbortSignal): Promise<Map<string, ObservedContainer>> {
+  async observe(desired: readonly DesiredContainer[], _owned: ReadonlyMap<string, InventoryEntry>, _signal: AbortSignal): Promise<Map<string, ObservedContainer>> {
     let list: Docker.ContainerInfo[];
     try {
       list = await this.docker.listContainers({ all: true });
@@ -114,7 +114,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     return undefined;
   }
 
-  async apply(change: Change<DesiredContainer, ObservedContainer>, signal: AbortSignal): Promise<void> {
+  async apply(change: Change<DesiredContainer, ObservedContainer>, signal: AbortSignal): Promise<undefined> {
     const { desired, observed } = change;
     try {
       switch (change.action) {

@@ -16,6 +16,8 @@ export interface Change<D extends Desired = Desired, O = unknown> {
   observed?: O;
   /** Known before applying that this change cannot be made (e.g. a name owned by someone else). */
   blocked?: StewardError;
+  /** What the inventory remembers of the resource (a prune needs the path Steward wrote). */
+  record?: InventoryEntry;
 }
 
 /** What the inventory remembers of one owned resource. */
@@ -24,7 +26,18 @@ export interface InventoryEntry {
   /** Hash of the spec last applied. */
   hash: string;
   revision: string;
+  /** A file Steward wrote (a File's path, a Service's unit file): the only file a prune deletes. */
+  path?: string;
+  /** Where the file that stood at `path` before Steward first wrote it was kept; a prune restores it. */
+  backup?: string;
+  /** A Service's unit name. */
+  unit?: string;
+  /** A unit Steward manages but did not write: its state before Steward first changed it. */
+  original?: { enabled: boolean; active: boolean };
 }
+
+/** What an apply learned that the inventory must remember (merged into the entry). */
+export type Owned = Pick<InventoryEntry, 'path' | 'backup' | 'original' | 'unit'>;
 
 /**
  * One implementation per kind. `observe` and `apply` touch the host (through host/ only);
@@ -36,7 +49,7 @@ export interface ResourceDriver<D extends Desired, O> {
    * Live state of every desired resource of this kind and of every one Steward owns, keyed by
    * resource id. One call per kind where the host allows it. Never changes the host.
    */
-  observe(desired: readonly D[], signal: AbortSignal): Promise<Map<string, O>>;
+  observe(desired: readonly D[], owned: ReadonlyMap<string, InventoryEntry>, signal: AbortSignal): Promise<Map<string, O>>;
   /** Hash of the desired spec: equal hashes mean nothing to change. Pure. */
   hash(desired: D): string;
   /**
@@ -44,8 +57,11 @@ export interface ResourceDriver<D extends Desired, O> {
    * means the resource left Git (prune). `record` is what the inventory says was applied. Pure.
    */
   diff(desired: D | undefined, observed: O | undefined, record: InventoryEntry | undefined): Change<D, O> | undefined;
-  /** Carries out one change. Idempotent: safe to run again after a crash part way through. */
-  apply(change: Change<D, O>, signal: AbortSignal): Promise<void>;
+  /**
+   * Carries out one change. Idempotent: safe to run again after a crash part way through.
+   * Returns what the inventory must remember of the resource now (undefined: nothing new).
+   */
+  apply(change: Change<D, O>, signal: AbortSignal): Promise<Owned | undefined>;
   /** Restarts a resource because something it names in restartOn changed in this run. */
   restart(desired: D, signal: AbortSignal): Promise<void>;
 }

@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import { copyFile, lstat, mkdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { StewardError } from '../errors.js';
+import { syncDir, writeFileAtomic } from '../host/fs.js';
+import { ensureRealDir } from '../host/paths.js';
+import { readAccounts } from '../host/users.js';
+import type { DesiredFile } from '../manifest/bundle.js';
+import { canonical, sha } from './container-spec.js';
+import type { Change, InventoryEntry, Owned, ResourceDriver } from './driver.js';
+
+/** One path as lstat sees it, never through a symlink. */
+export interface ObservedFile {
+  path: string;
+  /** 'absent', a regular 'file', or something Steward refuses to touch. */
+  type: 'absent' | 'file' | 'symlink' | 'directory' | 'other';
+  /** A symlink or non-directory among the parents: nothing below it is touched. */
+  unsafe?: string;
+  sha256?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** The desired owner and group resolved on this host; an error when a name does not exist. */
+  want?: { uid?: number; gid?: number; error?: string };
+}
+
+export const fileMode = (spec: DesiredFile['spec']): number => parseInt(spec.mode ?? '0644', 8);
+const octal = (n: number) => `0${n.toString(8).padStart(3, '0')}`;
+const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * Files below the configured roots. Content is never logged or reported: its hash is. Steward
+ * deletes only files it wrote (the inventory holds their paths); a file that stood where
+ * Steward writes is kept under stateDir/backup and put back when the resource is pruned.
+ */
+export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
+  readonly kind = 'File' as const;
+
+  constructor(private readonly stateDir: string) {}
+
+  async observe(desired: readonly DesiredFile[], owned: ReadonlyMap<string, InventoryEntry>, _signal: AbortSignal): Promise<Map<string, ObservedFile>> {
+    const out = new Map<string, ObservedFile>();
+    const accounts = desired.some((d) => d.spec.owner || d.spec.group) ? await readAccounts() : undefined;
+    for (const d of desired) {
+      const o = await this.#look(d.spec.path);
+      if (accounts && (d.spec.owner || d.spec.group)) {
+        const uid = d.spec.owner ? accounts.uid(d.spec.owner) : undefined;
+        const gid = d.spec.group ? accounts.gid(d.spec.group) : undefined;
+        const error = d.spec.owner && uid === undefined ? `user "${d.spec.owner}" does not exist on this host` : d.spec.group && gid === undefined ? `group "${d.spec.group}" does not exist on this host` : undefined;
+        o.want = { ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}), ...(error ? { error } : {}) };
+      }
+      out.set(d.id, o);
+    }
+    for (const [id, entry] of owned) if (!out.has(id) && entry.kind === 'File' && entry.path) out.set(id, await this.#look(entry.path));
+    return out;
+  }
+
+  async #look(path: string): Promise<ObservedFile> {
+    try {
+      await ensureRealDir(dirname(path), false);
+    } catch (err) {
+      return { path, type: 'absent', unsafe: (err as Error).message };
+    }
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) return { path, type: 'absent' };
+    if (st.isSymbolicLink()) return { path, type: 'symlink', unsafe: `${path} is a symlink; Steward does not follow symlinks` };
+    if (st.isDirectory()) return { path, type: 'directory', unsafe: `${path} is a directory` };
+    if (!st.isFile()) return { path, type: 'other', unsafe: `${path} is not a regular file` };
+    return { path, type: 'file', sha256: digest(await readFile(path)), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+  }
+
+  hash(d: DesiredFile): string {
+    const { dependsOn: _d, restartOn: _r, content: _c, source: _s, ...rest } = d.spec;
+    return sha(canonical({ ...rest, data: d.data ? digest(d.data) : undefined }));
+  }
+
+  diff(desired: DesiredFile | undefined, o: ObservedFile | undefined, record: InventoryEntry | undefined): Change<DesiredFile, ObservedFile> | undefined {
+    const base = { id: desired?.id ?? '', kind: 'File' as const, ...(desired ? { desired } : {}), ...(o ? { observed: o } : {}), ...(record ? { record } : {}) };
+    if (!desired || desired.spec.ensure === 'absent') {
+      if (!o || o.type === 'absent') return !desired && record ? { ...base, action: 'delete', reasons: ['no longer in Git (already gone)'], drift: false } : undefined;
+      if (!record?.path) return { ...base, action: 'delete', reasons: ['ensure: absent'], drift: false, blocked: new StewardError('E_FILE_NOT_OWNED', `${o.path} exists but was not written by Steward; it is not deleted`, { resource: desired!.id }) };
+      if (o.unsafe) return { ...base, action: 'delete', reasons: ['no longer in Git'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.unsafe, { resource: base.id }) };
+      return { ...base, action: 'delete', reasons: [desired ? 'ensure: absent' : 'no longer in Git'], drift: false };
+    }
+    const applied = record?.hash === this.hash(desired);
+    if (o?.unsafe) return { ...base, action: 'update', reasons: ['the path is not safe to write'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.unsafe, { resource: desired.id }) };
+    if (o?.want?.error) return { ...base, action: 'update', reasons: ['owner or group unknown'], drift: false, blocked: new StewardError('E_FILE_OWNER', o.want.error, { resource: desired.id }) };
+    if (!o || o.type === 'absent') return { ...base, action: 'create', reasons: [applied ? 'file was removed outside Steward' : 'file does not exist'], drift: applied };
+    const reasons: string[] = [];
+    const data = desired.data ?? Buffer.alloc(0);
+    if (o.sha256 !== digest(data)) reasons.push(record?.path ? (applied ? 'content was changed outside Steward' : 'content changed') : 'replaces a file Steward did not write (the original is kept)');
+    const mode = fileMode(desired.spec);
+    if (o.mode !== mode) reasons.push(`mode ${octal(o.mode ?? 0)} -> ${octal(mode)}`);
+    if (o.want?.uid !== undefined && o.uid !== o.want.uid) reasons.push(`owner ${o.uid} -> ${o.want.uid}`);
+    if (o.want?.gid !== undefined && o.gid !== o.want.gid) reasons.push(`group ${o.gid} -> ${o.want.gid}`);
+    if (reasons.length === 0) return undefined;
+    return { ...base, action: 'update', reasons, drift: applied };
+  }
+
+  async apply(change: Change<DesiredFile, ObservedFile>, _signal: AbortSignal): Promise<Owned | undefined> {
+    try {
+      if (change.action === 'delete') return await this.#delete(change);
+      const d = change.desired!;
+      const path = d.spec.path;
+      await ensureRealDir(dirname(path), true, d.id);
+      const owned: Owned = { path, ...(change.record?.backup ? { backup: change.record.backup } : {}) };
+      if (!change.record?.path && change.observed?.type === 'file') owned.backup = await this.#backup(path);
+      const want = change.observed?.want;
+      await writeFileAtomic(path, d.data ?? Buffer.alloc(0), { mode: fileMode(d.spec), ...(want?.uid !== undefined ? { uid: want.uid } : {}), ...(want?.gid !== undefined ? { gid: want.gid } : {}) });
+      return owned;
+    } catch (err) {
+      if (err instanceof StewardError) throw err;
+      throw new StewardError('E_FILE_WRITE', `${change.action} ${change.desired?.spec.path ?? change.record?.path}: ${(err as Error).message}`, { resource: change.id, retry: 'transient', cause: err });
+    }
+  }
+
+  /** Files have nothing running to restart: a restartOn naming a File is a validation error. */
+  async restart(): Promise<void> {
+    throw new StewardError('E_INTERNAL', 'a File cannot be restarted');
+  }
+
+  async #delete(change: Change<DesiredFile, ObservedFile>): Promise<Owned | undefined> {
+    const path = change.record?.path;
+    if (!path) return undefined;
+    if (await ensureRealDir(dirname(path), false, change.id)) {
+      const st = await lstat(path).catch(() => undefined);
+      if (st?.isFile()) await rm(path);
+      else if (st) throw new StewardError('E_FILE_UNSAFE', `${path} is no longer a regular file; not deleted`, { resource: change.id });
+      if (change.record?.backup) {
+        const original = await readFile(change.record.backup).catch(() => undefined);
+        const bst = await lstat(change.record.backup).catch(() => undefined);
+        if (original && bst) {
+          await writeFileAtomic(path, original, { mode: bst.mode & 0o7777, uid: bst.uid, gid: bst.gid });
+          await rm(change.record.backup, { force: true });
+        }
+      }
+      await syncDir(dirname(path)).catch(() => undefined);
+    }
+    return undefined;
+  }
+
+  /** Keeps the file Steward is about to replace; it comes back when the resource is pruned. */
+  async #backup(path: string): Promise<string> {
+    const to = join(this.stateDir, 'backup', path);
+    await mkdir(dirname(to), { recursive: true, mode: 0o700 });
+    await copyFile(path, to);
+    const st = await lstat(path);
+    const { chown, chmod } = await import('node:fs/promises');
+    await chmod(to, st.mode & 0o7777);
+    await chown(to, st.uid, st.gid);
+    return to;
+  }
+}

@@ -1,0 +1,198 @@
+import { createHash } from 'node:crypto';
+import { copyFile, lstat, mkdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { StewardError } from '../errors.js';
+import { writeFileAtomic } from '../host/fs.js';
+import { ensureRealDir } from '../host/paths.js';
+import type { Systemd, UnitState } from '../host/systemd.js';
+import type { DesiredService } from '../manifest/bundle.js';
+import { canonical, sha } from './container-spec.js';
+import type { Change, InventoryEntry, Owned, ResourceDriver } from './driver.js';
+
+export interface ObservedService {
+  unit: string;
+  state: UnitState;
+  /** The unit file in the unit directory: its hash, or 'absent', or a refusal (a symlink). */
+  file: { sha256?: string; present: boolean; unsafe?: string };
+}
+
+const ENABLED = new Set(['enabled', 'enabled-runtime', 'linked', 'linked-runtime', 'alias', 'indirect', 'generated', 'static']);
+const RUNNING = new Set(['active', 'activating', 'reloading']);
+const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+const isEnabled = (s: UnitState) => ENABLED.has(s.unitFileState);
+const isActive = (s: UnitState) => RUNNING.has(s.activeState);
+
+/**
+ * systemd units. Unit files Steward writes go to the unit directory and are owned (inventory);
+ * `daemon-reload` runs only when one changed. A unit Steward did not write is managed for
+ * `enabled`/`state` only, and when it leaves Git it gets back the state it had before Steward.
+ */
+export class ServiceDriver implements ResourceDriver<DesiredService, ObservedService> {
+  readonly kind = 'Service' as const;
+
+  constructor(
+    private readonly systemd: Systemd,
+    private readonly stateDir: string,
+  ) {}
+
+  #path(unit: string): string {
+    return join(this.systemd.unitDir, unit);
+  }
+
+  async observe(desired: readonly DesiredService[], owned: ReadonlyMap<string, InventoryEntry>, _signal: AbortSignal): Promise<Map<string, ObservedService>> {
+    const ids = new Map<string, string>(desired.map((d) => [d.id, d.spec.unit]));
+    for (const [id, e] of owned) if (!ids.has(id) && e.kind === 'Service' && e.unit) ids.set(id, e.unit);
+    const states = await this.systemd.show([...new Set(ids.values())]);
+    const out = new Map<string, ObservedService>();
+    for (const [id, unit] of ids) out.set(id, { unit, state: states.get(unit)!, file: await this.#file(unit) });
+    return out;
+  }
+
+  async #file(unit: string): Promise<ObservedService['file']> {
+    const path = this.#path(unit);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) return { present: false };
+    if (!st.isFile()) return { present: true, unsafe: `${path} is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; Steward does not replace it` };
+    return { present: true, sha256: digest(await readFile(path)) };
+  }
+
+  hash(d: DesiredService): string {
+    const { dependsOn: _d, restartOn: _r, content: _c, source: _s, ...rest } = d.spec;
+    return sha(canonical({ ...rest, data: d.data ? digest(d.data) : undefined }));
+  }
+
+  diff(desired: DesiredService | undefined, o: ObservedService | undefined, record: InventoryEntry | undefined): Change<DesiredService, ObservedService> | undefined {
+    const base = { id: desired?.id ?? '', kind: 'Service' as const, ...(desired ? { desired } : {}), ...(o ? { observed: o } : {}), ...(record ? { record } : {}) };
+    if (!desired) {
+      if (!record) return undefined;
+      const what = record.path ? 'no longer in Git: stop, disable and remove its unit file' : `no longer in Git: back to its state before Steward (${record.original ? `${record.original.enabled ? 'enabled' : 'disabled'}, ${record.original.active ? 'running' : 'stopped'}` : 'unchanged'})`;
+      return { ...base, action: 'delete', reasons: [what], drift: false };
+    }
+    if (!o) return undefined;
+    const applied = record?.hash === this.hash(desired);
+    const reasons: string[] = [];
+    let fileChange = false;
+    if (desired.data) {
+      if (o.file.unsafe) return { ...base, action: 'update', reasons: ['unit file not safe to write'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.file.unsafe, { resource: desired.id }) };
+      if (o.file.sha256 !== digest(desired.data)) {
+        fileChange = true;
+        reasons.push(!o.file.present ? (applied ? 'unit file was removed outside Steward' : 'unit file does not exist') : record?.path ? (applied ? 'unit file was changed outside Steward' : 'unit file changed') : 'replaces a unit file Steward did not write (the original is kept)');
+      }
+    } else if (o.state.loadState === 'not-found') {
+      return { ...base, action: 'update', reasons: ['unit does not exist'], drift: false, blocked: new StewardError('E_UNIT_NOT_FOUND', `unit ${desired.spec.unit} does not exist on this host and the spec has no content or source`, { resource: desired.id }) };
+    }
+    const { enabled, state } = desired.spec;
+    if (enabled === true && !isEnabled(o.state) && !fileChange) reasons.push(`unit is ${o.state.unitFileState || 'not enabled'}`);
+    if (enabled === false && isEnabled(o.state) && o.state.unitFileState !== 'static') reasons.push('unit is enabled');
+    let start = false;
+    if (state === 'running' && !isActive(o.state)) {
+      start = true;
+      reasons.push(`unit is ${o.state.activeState}${o.state.result && o.state.result !== 'success' ? ` (${o.state.result})` : ''}`);
+    }
+    if (state === 'stopped' && isActive(o.state)) reasons.push(`unit is ${o.state.activeState}`);
+    if (reasons.length === 0) return undefined;
+    const action = fileChange ? (o.file.present ? 'update' : 'create') : start ? 'start' : 'update';
+    return { ...base, action, reasons, drift: applied && record !== undefined };
+  }
+
+  async apply(change: Change<DesiredService, ObservedService>, _signal: AbortSignal): Promise<Owned | undefined> {
+    if (change.action === 'delete') {
+      await this.#prune(change);
+      return undefined;
+    }
+    if (change.action === 'restart') {
+      await this.restart(change.desired!);
+      return undefined;
+    }
+    const d = change.desired!;
+    const o = change.observed!;
+    const unit = d.spec.unit;
+    const owned: Owned = { unit, ...(change.record?.path ? { path: change.record.path } : {}), ...(change.record?.backup ? { backup: change.record.backup } : {}), ...(change.record?.original ? { original: change.record.original } : {}) };
+    if (!d.data && !change.record) owned.original = { enabled: isEnabled(o.state), active: isActive(o.state) };
+    let fileChanged = false;
+    if (d.data && o.file.sha256 !== digest(d.data)) {
+      const path = this.#path(unit);
+      try {
+        await ensureRealDir(dirname(path), true, d.id);
+        if (o.file.present && !change.record?.path) owned.backup = await this.#backup(path);
+        await writeFileAtomic(path, d.data, { mode: 0o644 });
+      } catch (err) {
+        if (err instanceof StewardError) throw err;
+        throw new StewardError('E_UNIT_WRITE', `cannot write ${path}: ${(err as Error).message}`, { resource: d.id, retry: 'transient', cause: err });
+      }
+      owned.path = path;
+      await this.systemd.daemonReload();
+      fileChanged = true;
+    }
+    const step = async (verb: 'start' | 'stop' | 'restart' | 'enable' | 'disable', code: 'E_UNIT_START' | 'E_UNIT_STOP' | 'E_UNIT_ENABLE') => {
+      try {
+        await this.systemd.unit(verb, unit);
+      } catch (err) {
+        throw new StewardError(code, (err as Error).message, { resource: d.id, retry: 'transient', cause: err });
+      }
+    };
+    const now = fileChanged ? (await this.systemd.show([unit])).get(unit)! : o.state;
+    if (d.spec.enabled === true && !isEnabled(now)) await step('enable', 'E_UNIT_ENABLE');
+    if (d.spec.enabled === false && isEnabled(now) && now.unitFileState !== 'static') await step('disable', 'E_UNIT_ENABLE');
+    if (d.spec.state === 'running') {
+      if (fileChanged && isActive(now)) await step('restart', 'E_UNIT_START');
+      else if (!isActive(now)) await step('start', 'E_UNIT_START');
+      await this.#expectActive(d);
+    } else if (d.spec.state === 'stopped' && isActive(now)) await step('stop', 'E_UNIT_STOP');
+    else if (fileChanged && isActive(now)) await step('restart', 'E_UNIT_START');
+    return owned;
+  }
+
+  async restart(desired: DesiredService): Promise<void> {
+    try {
+      await this.systemd.unit('restart', desired.spec.unit);
+    } catch (err) {
+      throw new StewardError('E_UNIT_START', (err as Error).message, { resource: desired.id, retry: 'transient', cause: err });
+    }
+    await this.#expectActive(desired);
+  }
+
+  /** A started unit must reach active; a unit that fails at once is this resource's failure. */
+  async #expectActive(d: DesiredService): Promise<void> {
+    for (let i = 0; i < 20; i++) {
+      const s = (await this.systemd.show([d.spec.unit])).get(d.spec.unit)!;
+      if (s.activeState === 'active') return;
+      if (s.activeState === 'failed' || (s.activeState === 'inactive' && i > 0)) throw new StewardError('E_UNIT_START', `unit ${d.spec.unit} is ${s.activeState} after start (${s.result || s.subState})`, { resource: d.id, retry: 'transient' });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async #prune(change: Change<DesiredService, ObservedService>): Promise<void> {
+    const rec = change.record!;
+    const unit = rec.unit ?? change.observed?.unit;
+    if (!unit) return;
+    const s = change.observed?.state;
+    const quiet = async (verb: 'stop' | 'disable') => this.systemd.unit(verb, unit).catch(() => undefined);
+    if (rec.path) {
+      if (!s || isActive(s)) await quiet('stop');
+      if (!s || isEnabled(s)) await quiet('disable');
+      const st = await lstat(rec.path).catch(() => undefined);
+      if (st?.isFile()) await rm(rec.path);
+      if (rec.backup) {
+        const original = await readFile(rec.backup).catch(() => undefined);
+        if (original) {
+          await writeFileAtomic(rec.path, original, { mode: 0o644 });
+          await rm(rec.backup, { force: true });
+        }
+      }
+      await this.systemd.daemonReload();
+    } else if (rec.original && s) {
+      if (!rec.original.enabled && isEnabled(s)) await quiet('disable');
+      if (rec.original.enabled && !isEnabled(s)) await this.systemd.unit('enable', unit).catch(() => undefined);
+      if (!rec.original.active && isActive(s)) await quiet('stop');
+      if (rec.original.active && !isActive(s)) await this.systemd.unit('start', unit).catch(() => undefined);
+    }
+  }
+
+  async #backup(path: string): Promise<string> {
+    const to = join(this.stateDir, 'backup', path);
+    await mkdir(dirname(to), { recursive: true, mode: 0o700 });
+    await copyFile(path, to);
+    return to;
+  }
+}

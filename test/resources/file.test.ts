@@ -1,0 +1,158 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeAgent, type TestAgent } from '../helpers/agent.js';
+import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
+import { formatError } from '../../agent/errors.js';
+
+const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
+const fileDoc = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
+
+let server: GitServer;
+let fleet: FleetRepo;
+t.before(async () => {
+  server = await startGitServer();
+  fleet = await createFleetRepo(server, 'fleet');
+});
+t.teardown(() => server.stop());
+
+/** An agent whose only root is a fresh temp folder; `outside` holds a canary that must never change. */
+async function setup(): Promise<{ a: TestAgent; root: string; outside: string; canary: string }> {
+  const base = await mkdtemp(join(tmpdir(), 'steward-files-'));
+  const root = join(base, 'etc-kiosk');
+  const outside = join(base, 'outside');
+  await mkdir(root);
+  await mkdir(outside);
+  const canary = join(outside, 'canary.txt');
+  await writeFile(canary, 'do not touch\n');
+  const a = await makeAgent({ url: server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
+  return { a, root, outside, canary };
+}
+const results = (r: Awaited<ReturnType<TestAgent['once']>>) => [...r.outcome.results.values()].map((x) => `${x.id} ${x.status} ${x.action}: ${x.message}`);
+
+t.test('create, change content, mode and owner, then absent and prune', async (t) => {
+  const { a, root, canary } = await setup();
+  const dir = `hosts/${a.host}`;
+  const path = join(root, 'app', 'config.ini');
+  await fleet.commit({
+    [`${dir}/files.yaml`]: fileDoc('config', { path, content: 'color=blue SECRET_CANARY\n', mode: '0640' }),
+    [`${dir}/motd/motd.txt`]: 'welcome\n',
+    [`${dir}/motd/motd.yaml`]: fileDoc('motd', { path: join(root, 'motd'), source: 'motd.txt' }),
+  });
+  let r = await a.once();
+  t.same(results(r).sort(), [`File/config Ready create: create: file does not exist`, `File/motd Ready create: create: file does not exist`]);
+  t.equal(await readFile(path, 'utf8'), 'color=blue SECRET_CANARY\n');
+  t.equal((await stat(path)).mode & 0o777, 0o640);
+  t.equal(await readFile(join(root, 'motd'), 'utf8'), 'welcome\n', 'source read from the commit, next to the manifest');
+  t.equal((await stat(join(root, 'app'))).mode & 0o777, 0o755, 'parent created');
+
+  await fleet.commit({ [`${dir}/files.yaml`]: fileDoc('config', { path, content: 'color=green SECRET_CANARY\n', mode: '0600', owner: 'nobody', group: 'nogroup' }) });
+  r = await a.once();
+  t.same(results(r).filter((x) => x.startsWith('File/config')), ['File/config Ready update: update: content changed; mode 0640 -> 0600; owner 0 -> 65534; group 0 -> 65534']);
+  const st = await stat(path);
+  t.same([st.mode & 0o777, st.uid, st.gid], [0o600, 65534, 65534]);
+  t.equal(await readFile(path, 'utf8'), 'color=green SECRET_CANARY\n');
+
+  await writeFile(path, 'edited by hand\n');
+  r = await a.once();
+  t.match(r.outcome.results.get('File/config'), { action: 'update', drift: true, message: 'update: content was changed outside Steward' });
+  t.equal(await readFile(path, 'utf8'), 'color=green SECRET_CANARY\n', 'drift corrected');
+
+  await fleet.commit({ [`${dir}/files.yaml`]: fileDoc('config', { path, ensure: 'absent' }) });
+  r = await a.once();
+  t.match(r.outcome.results.get('File/config'), { action: 'delete', status: 'Ready' });
+  t.equal(await lstat(path).catch(() => 'gone'), 'gone');
+
+  await fleet.commit({ [`${dir}/motd/motd.yaml`]: null });
+  r = await a.once();
+  t.match(r.outcome.results.get('File/motd'), { action: 'delete', status: 'Pruned' });
+  t.equal(await lstat(join(root, 'motd')).catch(() => 'gone'), 'gone');
+  t.equal(await readFile(canary, 'utf8'), 'do not touch\n');
+
+  const statusText = (await showFile(fleet.bare, 'steward-status', `hosts/${a.host}/status.json`)) ?? '';
+  const logText = JSON.stringify(a.logs);
+  t.notMatch(statusText + logText, /SECRET_CANARY|color=/, 'content never reaches logs or status');
+});
+
+t.test('a file that was there before is kept, and put back when the resource is pruned', async (t) => {
+  const { a, root } = await setup();
+  const path = join(root, 'hosts.conf');
+  await writeFile(path, 'original\n', { mode: 0o604 });
+  await fleet.commit({ [`hosts/${a.host}/f.yaml`]: fileDoc('hosts', { path, content: 'managed\n' }) });
+  const r = await a.once();
+  t.match(r.outcome.results.get('File/hosts'), { message: 'update: replaces a file Steward did not write (the original is kept); mode 0604 -> 0644' });
+  t.equal(await readFile(path, 'utf8'), 'managed\n');
+  await fleet.commit({ [`hosts/${a.host}/f.yaml`]: null, [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
+  await a.once();
+  t.equal(await readFile(path, 'utf8'), 'original\n', 'the original is back');
+  t.equal((await stat(path)).mode & 0o777, 0o604);
+});
+
+t.test('hostile paths: rejected before anything is written, or refused on disk', async (t) => {
+  const { a, root, outside, canary } = await setup();
+  const dir = `hosts/${a.host}`;
+  await fleet.commit({
+    [`${dir}/ok.yaml`]: fileDoc('ok', { path: join(root, 'ok'), content: 'ok\n' }),
+    [`${dir}/bad.yaml`]: [
+      fileDoc('dots', { path: `${root}/../outside/canary.txt`, content: 'x' }),
+      fileDoc('outside', { path: canary, content: 'x' }),
+      fileDoc('state', { path: join(a.stateDir, 'state.json'), content: 'x' }),
+      fileDoc('slashes', { path: `${root}//a`, content: 'x' }),
+      fileDoc('escape', { path: join(root, 'x'), source: '../../../../etc/passwd' }),
+    ].join('\n---\n'),
+  });
+  let r = await a.once();
+  t.equal(r.outcome.phase, 'Invalid');
+  t.same(r.outcome.bundleErrors.map(formatError), [
+    `hosts/${a.host}/bad.yaml:1: /spec/path: path "${root}/../outside/canary.txt" must not contain ".." [E_MANIFEST_INVALID]`,
+    `hosts/${a.host}/bad.yaml:3: /spec/path: path "${canary}" is not below any of the configured files.roots (${root}) [E_MANIFEST_INVALID]`,
+    `hosts/${a.host}/bad.yaml:5: /spec/path: path "${a.stateDir}/state.json" is not below any of the configured files.roots (${root}) [E_MANIFEST_INVALID]`,
+    `hosts/${a.host}/bad.yaml:7: /spec/path: path "${root}//a" must be normalized (no ".", "//" or trailing "/"): "${root}/a" [E_MANIFEST_INVALID]`,
+    `hosts/${a.host}/bad.yaml:9: /spec/source: source "../../../../etc/passwd" must be a path inside the repository, relative to hosts/${a.host}/bad.yaml [E_MANIFEST_SOURCE]`,
+  ]);
+  t.equal(await lstat(join(root, 'ok')).catch(() => 'absent'), 'absent', 'nothing written, not even the valid file');
+
+  // On disk: a planted symlink at the target, and a symlinked parent directory.
+  await symlink(canary, join(root, 'link.conf'));
+  await symlink(outside, join(root, 'sub'));
+  await fleet.commit({
+    [`${dir}/bad.yaml`]: [fileDoc('link', { path: join(root, 'link.conf'), content: 'pwned\n' }), fileDoc('parent', { path: join(root, 'sub', 'canary.txt'), content: 'pwned\n' })].join('\n---\n'),
+  });
+  r = await a.once();
+  t.match(r.outcome.results.get('File/link'), { status: 'Failed', error: { code: 'E_FILE_UNSAFE', message: `${root}/link.conf is a symlink; Steward does not follow symlinks` } });
+  t.match(r.outcome.results.get('File/parent'), { status: 'Failed', error: { code: 'E_FILE_UNSAFE', message: `${root}/sub is a symlink; Steward does not follow symlinks` } });
+  t.match(r.outcome.results.get('File/ok'), { status: 'Ready' }, 'the rest still applies');
+  t.equal(await readFile(canary, 'utf8'), 'do not touch\n', 'the canary outside the roots is untouched');
+  t.ok((await lstat(join(root, 'link.conf'))).isSymbolicLink(), 'the planted link is left as it was');
+});
+
+t.test('a root-level config with a stateDir inside a root is still protected', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'steward-files-'));
+  const a = await makeAgent({ url: server.url('fleet'), extra: `files:\n  roots: [${tmpdir()}]\n` });
+  await fleet.commit({ [`hosts/${a.host}/s.yaml`]: fileDoc('s', { path: join(a.stateDir, 'inventory.json'), content: 'x' }), [`hosts/${a.host}/ok.yaml`]: fileDoc('ok', { path: join(base, 'ok'), content: 'x' }) });
+  const r = await a.once();
+  t.same(r.outcome.bundleErrors.map(formatError), [`hosts/${a.host}/s.yaml:1: /spec/path: path "${a.stateDir}/inventory.json" is Steward's own file or folder (${a.stateDir}) and may not be managed [E_MANIFEST_INVALID]`]);
+});
+
+t.test('kill -9 between the temp write and the rename: the next run leaves no temp file and one of the contents', async (t) => {
+  const { a, root } = await setup();
+  const path = join(root, 'crash.conf');
+  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash', { path, content: 'old\n' }) });
+  await a.once();
+  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash', { path, content: 'new\n' }) });
+  const killed = await new Promise<string | null>((resolve) => {
+    const child = execFile(process.execPath, [main, 'once', '--config', a.configFile], { env: { ...process.env, STEWARD_FAULT: 'after-temp-write' } });
+    child.on('exit', (_code, signal) => resolve(signal));
+  });
+  t.equal(killed, 'SIGKILL', 'the agent died mid-write');
+  const left = (await readdir(root)).filter((n) => n.includes('steward-tmp'));
+  t.equal(left.length, 1, 'a temp file was left by the crash');
+  t.equal(await readFile(path, 'utf8'), 'old\n', 'the target still holds the old content');
+  const r = await a.once();
+  t.equal(r.outcome.phase, 'Converged');
+  t.same((await readdir(root)).filter((n) => n.includes('steward-tmp')), [], 'no temp files after the next run');
+  t.equal(await readFile(path, 'utf8'), 'new\n');
+});
