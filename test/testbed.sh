@@ -33,6 +33,21 @@ echo "testbed: Docker $(docker version --format '{{.Server.Version}} (API {{.Ser
 
 bash test/images.sh
 
+# A real systemd for the Service tests and the demo: systemd as PID 1 in a container, from a
+# minimal Debian root filesystem made by debootstrap from the machine's own Debian mirror.
+if ! docker image inspect local/systemd:bookworm >/dev/null 2>&1; then
+  command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+  mirror=$(grep -hoE '^URIs: *[^ ]+/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | sed 's/^URIs: *//')
+  [ -n "$mirror" ] || mirror=$(grep -hoE '^deb +[^ ]+/debian/? ' /etc/apt/sources.list 2>/dev/null | head -1 | awk '{print $2}')
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  root=$(mktemp -d /var/tmp/steward-systemd-XXXX)
+  echo "testbed: building local/systemd:bookworm with debootstrap from $mirror (about a minute)"
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus bookworm "$root" "$mirror" >/var/log/steward-debootstrap.log 2>&1 \
+    || { echo "testbed: debootstrap failed; see /var/log/steward-debootstrap.log" >&2; tail -5 /var/log/steward-debootstrap.log >&2; exit 1; }
+  tar -C "$root" -c . | docker import - local/systemd:bookworm >/dev/null
+  rm -rf "$root"
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "testbed: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
