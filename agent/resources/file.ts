@@ -85,10 +85,14 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     const applied = record?.hash === this.hash(desired);
     if (o?.unsafe) return { ...base, action: 'update', reasons: ['the path is not safe to write'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.unsafe, { resource: desired.id }) };
     if (o?.want?.error) return { ...base, action: 'update', reasons: ['owner or group unknown'], drift: false, blocked: new StewardError('E_FILE_OWNER', o.want.error, { resource: desired.id }) };
-    if (!o || o.type === 'absent') return { ...base, action: 'create', reasons: [applied ? 'file was removed outside Steward' : 'file does not exist'], drift: applied };
+    if (!o || o.type === 'absent') return { ...base, action: 'create', reasons: [`${applied ? 'file was removed outside Steward' : 'file does not exist'} (sha256 ${digest(desired.data ?? Buffer.alloc(0)).slice(0, 12)})`], drift: applied };
     const reasons: string[] = [];
     const data = desired.data ?? Buffer.alloc(0);
-    if (o.sha256 !== digest(data)) reasons.push(record?.path ? (applied ? 'content was changed outside Steward' : 'content changed') : 'replaces a file Steward did not write (the original is kept)');
+    const want = digest(data);
+    if (o.sha256 !== want) {
+      const what = record?.path ? (applied ? 'content was changed outside Steward' : 'content changed') : 'replaces a file Steward did not write (the original is kept)';
+      reasons.push(`${what} (sha256 ${o.sha256?.slice(0, 12)} -> ${want.slice(0, 12)})`);
+    }
     const mode = fileMode(desired.spec);
     if (o.mode !== mode) reasons.push(`mode ${octal(o.mode ?? 0)} -> ${octal(mode)}`);
     if (o.want?.uid !== undefined && o.uid !== o.want.uid) reasons.push(`owner ${o.uid} -> ${o.want.uid}`);

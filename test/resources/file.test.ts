@@ -2,6 +2,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeAgent, type TestAgent } from '../helpers/agent.js';
@@ -43,7 +44,8 @@ t.test('create, change content, mode and owner, then absent and prune', async (t
     [`${dir}/motd/motd.yaml`]: fileDoc('motd', { path: join(root, 'motd'), source: 'motd.txt' }),
   });
   let r = await a.once();
-  t.same(results(r).sort(), [`File/config Ready create: create: file does not exist`, `File/motd Ready create: create: file does not exist`]);
+  const h = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
+  t.same(results(r).sort(), [`File/config Ready create: create: file does not exist (sha256 ${h('color=blue SECRET_CANARY\n')})`, `File/motd Ready create: create: file does not exist (sha256 ${h('welcome\n')})`]);
   t.equal(await readFile(path, 'utf8'), 'color=blue SECRET_CANARY\n');
   t.equal((await stat(path)).mode & 0o777, 0o640);
   t.equal(await readFile(join(root, 'motd'), 'utf8'), 'welcome\n', 'source read from the commit, next to the manifest');
@@ -51,14 +53,14 @@ t.test('create, change content, mode and owner, then absent and prune', async (t
 
   await fleet.commit({ [`${dir}/files.yaml`]: fileDoc('config', { path, content: 'color=green SECRET_CANARY\n', mode: '0600', owner: 'nobody', group: 'nogroup' }) });
   r = await a.once();
-  t.same(results(r).filter((x) => x.startsWith('File/config')), ['File/config Ready update: update: content changed; mode 0640 -> 0600; owner 0 -> 65534; group 0 -> 65534']);
+  t.same(results(r).filter((x) => x.startsWith('File/config')), [`File/config Ready update: update: content changed (sha256 ${h('color=blue SECRET_CANARY\n')} -> ${h('color=green SECRET_CANARY\n')}); mode 0640 -> 0600; owner 0 -> 65534; group 0 -> 65534`]);
   const st = await stat(path);
   t.same([st.mode & 0o777, st.uid, st.gid], [0o600, 65534, 65534]);
   t.equal(await readFile(path, 'utf8'), 'color=green SECRET_CANARY\n');
 
   await writeFile(path, 'edited by hand\n');
   r = await a.once();
-  t.match(r.outcome.results.get('File/config'), { action: 'update', drift: true, message: 'update: content was changed outside Steward' });
+  t.match(r.outcome.results.get('File/config'), { action: 'update', drift: true, message: `update: content was changed outside Steward (sha256 ${h('edited by hand\n')} -> ${h('color=green SECRET_CANARY\n')})` });
   t.equal(await readFile(path, 'utf8'), 'color=green SECRET_CANARY\n', 'drift corrected');
 
   await fleet.commit({ [`${dir}/files.yaml`]: fileDoc('config', { path, ensure: 'absent' }) });
@@ -83,7 +85,7 @@ t.test('a file that was there before is kept, and put back when the resource is 
   await writeFile(path, 'original\n', { mode: 0o604 });
   await fleet.commit({ [`hosts/${a.host}/f.yaml`]: fileDoc('hosts', { path, content: 'managed\n' }) });
   const r = await a.once();
-  t.match(r.outcome.results.get('File/hosts'), { message: 'update: replaces a file Steward did not write (the original is kept); mode 0604 -> 0644' });
+  t.match(r.outcome.results.get('File/hosts'), { message: /^update: replaces a file Steward did not write \(the original is kept\) \(sha256 [0-9a-f]{12} -> [0-9a-f]{12}\); mode 0604 -> 0644$/ });
   t.equal(await readFile(path, 'utf8'), 'managed\n');
   await fleet.commit({ [`hosts/${a.host}/f.yaml`]: null, [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
   await a.once();
