@@ -30,6 +30,7 @@ export interface AgentConfig {
     schedule?: string;
     jitterMs: number;
     timeoutMs: number;
+    allowHistoryRewrite: boolean;
   };
   status: { branch: string; heartbeatMs: number; enabled: boolean };
   stateDir: string;
@@ -37,6 +38,7 @@ export interface AgentConfig {
   docker: { socket: string };
   prune: { allowEmpty: boolean };
   rollback: 'auto' | 'off';
+  health: { timeoutMs: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
 }
 
@@ -116,6 +118,7 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
       ...(s.schedule ? { schedule: s.schedule } : {}),
       jitterMs: parseDuration(s.jitter ?? '0s'),
       timeoutMs: parseDuration(s.timeout ?? '30s'),
+      allowHistoryRewrite: s.allowHistoryRewrite ?? false,
     },
     status: {
       branch: raw.status?.branch ?? 'steward-status',
@@ -127,6 +130,7 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
     docker: { socket: raw.docker?.socket ?? '/var/run/docker.sock' },
     prune: { allowEmpty: raw.prune?.allowEmpty ?? false },
     rollback: raw.rollback ?? 'off',
+    health: { timeoutMs: parseDuration(raw.health?.timeout ?? '60s') },
     log: { level: raw.log?.level ?? 'info' },
   };
 }

@@ -15,6 +15,7 @@ export interface ResourceResult {
   error?: StewardError;
   /** What the driver said the inventory must remember after this change. */
   owned?: Owned;
+  health?: 'Healthy' | 'Unhealthy' | 'Unknown';
 }
 
 /**
@@ -22,7 +23,7 @@ export interface ResourceResult {
  * skipped with the reason; the rest still applies. When `signal` aborts (SIGTERM), the change
  * under way finishes and the remaining ones are skipped.
  */
-export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signal: AbortSignal): Promise<Map<string, ResourceResult>> {
+export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signal: AbortSignal, afterChange: (r: ResourceResult) => Promise<void> = async () => undefined): Promise<Map<string, ResourceResult>> {
   const results = new Map<string, ResourceResult>();
   for (const id of plan.unchanged) results.set(id, { id, action: 'none', status: 'Ready', message: 'up to date', drift: false });
   const failed = (id: string) => {
@@ -64,6 +65,7 @@ export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signa
       changed.add(change.id);
       rlog.info({ action: change.action, reason, drift: change.drift, ms: Date.now() - started }, `${change.action} ${change.id}: ${reason}`);
       record(change.action === 'delete' && !change.desired ? 'Pruned' : 'Ready', `${change.action}: ${reason}`, undefined, owned);
+      await afterChange(results.get(change.id)!);
     } catch (err) {
       const e = toStewardError(err, 'E_INTERNAL', undefined, { resource: change.id });
       rlog.error({ action: change.action, reason, code: e.code, err: e.message }, `${change.action} ${change.id} failed: ${e.message}`);

@@ -1,3 +1,4 @@
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from '../host/fs.js';
 import { KINDS, type Kind } from '../manifest/bundle.js';
@@ -18,19 +19,38 @@ export interface AgentState {
   recentRuns: NonNullable<HostStatus['recentRuns']>;
   /** The last status document built, and whether it reached the status branch. */
   report?: { fingerprint: string; at: string; pushed: boolean; pushedAt?: string };
-  /** The number of fetches since the source gitdir was last compacted. */
-  fetchesSinceCompaction?: number;
+  /** Revisions that failed their health checks and were rolled back: not tried again until the branch moves. */
+  failedRevisions: string[];
+  /** The last automatic rollback. */
+  rollback?: { from: string; to: string; at: string; reason: string };
+  /** A head refused because it does not descend from the applied revision (checked once). */
+  refusedRevision?: string;
+  /** Git failures in a row, and when the server may be asked again (capped backoff with jitter). */
+  source?: { failures: number; retryAt: string; error: { code: string; message: string } };
 }
 
 export function emptyState(): AgentState {
-  return { version: 1, appliedRevision: null, lastGoodRevision: null, inventory: {}, conditions: [], recentRuns: [] };
+  return { version: 1, appliedRevision: null, lastGoodRevision: null, inventory: {}, conditions: [], recentRuns: [], failedRevisions: [] };
 }
 
 const file = (stateDir: string) => join(stateDir, 'state.json');
 
-/** Loads the state; a missing file is a fresh host. Entries of unknown shape are dropped, not trusted. */
-export async function loadState(stateDir: string): Promise<AgentState> {
-  const raw = await readJson(file(stateDir));
+/**
+ * Loads the state; a missing file is a fresh host. Entries of unknown shape are dropped, not
+ * trusted. A file that is not JSON (it cannot be half-written: writes are atomic, but a disk
+ * can fail) is moved aside as state.json.corrupt-<time> and the run starts from an empty state:
+ * containers are still recognised by their labels, and the warning says what was lost.
+ */
+export async function loadState(stateDir: string, warn: (msg: string) => void = () => undefined): Promise<AgentState> {
+  let raw: unknown;
+  try {
+    raw = await readJson(file(stateDir));
+  } catch (err) {
+    const aside = `${file(stateDir)}.corrupt-${Date.now()}`;
+    await rename(file(stateDir), aside).catch(() => undefined);
+    warn(`state file unreadable (${(err as Error).message}); moved to ${aside}, starting from an empty state`);
+    return emptyState();
+  }
   if (!raw || typeof raw !== 'object') return emptyState();
   const s = raw as Partial<AgentState>;
   const rev = (v: unknown) => (typeof v === 'string' && /^[0-9a-f]{40}$/.test(v) ? v : null);
@@ -47,6 +67,7 @@ export async function loadState(stateDir: string): Promise<AgentState> {
     inventory,
     conditions: Array.isArray(s.conditions) ? s.conditions : [],
     recentRuns: Array.isArray(s.recentRuns) ? s.recentRuns : [],
+    failedRevisions: Array.isArray(s.failedRevisions) ? s.failedRevisions.filter((r) => rev(r) !== null).slice(-20) : [],
   };
 }
 

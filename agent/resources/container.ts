@@ -1,9 +1,12 @@
 import type Docker from 'dockerode';
 import { StewardError } from '../errors.js';
 import { dockerMessage, dockerStatus, engineDown, idempotent, isEngineDown } from '../host/docker.js';
+import { faultPoint } from '../host/fs.js';
 import type { DesiredContainer } from '../manifest/bundle.js';
 import { fieldHashes, LABEL, SHAPING_FIELDS, specHash, toCreateOptions } from './container-spec.js';
-import type { Change, InventoryEntry, ResourceDriver } from './driver.js';
+import type { Change, Health, InventoryEntry, Owned, ResourceDriver } from './driver.js';
+import { parseDuration } from '../config/duration.js';
+import { probeOnce } from '../host/probe.js';
 
 /** One container as the engine lists it. */
 export interface ObservedContainer {
@@ -119,7 +122,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     try {
       switch (change.action) {
         case 'delete':
-          if (observed) await this.#remove(observed.containerId);
+          if (observed) await this.#remove(observed.containerId, 'during-prune');
           return;
         case 'start':
           if (observed?.state === 'paused') await this.docker.getContainer(observed.containerId).unpause();
@@ -130,7 +133,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
         case 'recreate':
         case 'update':
           await this.#ensureImage(desired!, signal);
-          if (observed?.owned) for (const c of [observed.containerId, ...observed.extras]) await this.#remove(c);
+          if (observed?.owned) for (const c of [observed.containerId, ...observed.extras]) await this.#remove(c, 'after-container-stop');
           await this.#create(desired!);
           return;
         case 'restart':
@@ -148,6 +151,45 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     } catch (err) {
       throw this.#wrap(err, desired.id, 'restart');
     }
+  }
+
+  claims(): Owned {
+    return {};
+  }
+
+  async check(d: DesiredContainer, signal: AbortSignal): Promise<Health> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(d.name).inspect();
+    } catch (err) {
+      if (dockerStatus(err) === 404) return { state: 'unhealthy', message: 'container does not exist', code: 'E_CONTAINER_START' };
+      if (isEngineDown(err)) return { state: 'starting', message: engineDown(err, this.socket).message };
+      throw err;
+    }
+    const s = info.State;
+    if (s.Restarting) return { state: 'starting', message: `container is restarting (last exit code ${s.ExitCode})` };
+    if (!s.Running) return { state: 'unhealthy', message: `container is ${s.Status} (exit code ${s.ExitCode})`, code: 'E_CONTAINER_START' };
+    const hc = (s as { Health?: { Status?: string; FailingStreak?: number } }).Health;
+    if (hc?.Status === 'starting') return { state: 'starting', message: 'docker healthcheck: starting' };
+    if (hc?.Status === 'unhealthy') return { state: 'unhealthy', message: `docker healthcheck: unhealthy (${hc.FailingStreak ?? 0} failures in a row)`, code: 'E_CONTAINER_UNHEALTHY' };
+    const probe = d.spec.probe;
+    if (!probe) return { state: 'healthy', message: hc ? 'running, docker healthcheck: healthy' : 'running' };
+    const timeoutMs = parseDuration(probe.timeout ?? '5s');
+    const r = probe.exec ? await this.#execProbe(info.Id, probe.exec.command, timeoutMs) : await probeOnce(probe, timeoutMs, signal);
+    return r.ok ? { state: 'healthy', message: `running, probe: ${r.message}` } : { state: 'starting', message: `probe: ${r.message}`, code: 'E_PROBE_FAILED' };
+  }
+
+  /** `docker exec` of a probe command; a command still running at the deadline counts as failed. */
+  async #execProbe(containerId: string, cmd: string[], timeoutMs: number): Promise<{ ok: boolean; message: string }> {
+    const exec = await this.docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
+    await exec.start({ Detach: true });
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const info = await exec.inspect();
+      if (!info.Running) return { ok: info.ExitCode === 0, message: `${cmd[0]}: exit ${info.ExitCode}` };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { ok: false, message: `${cmd[0]}: no result within ${timeoutMs}ms` };
   }
 
   async #imageId(ref: string): Promise<string | undefined> {
@@ -181,6 +223,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
         throw new StewardError('E_CONTAINER_NAME_TAKEN', `a container named "${desired.name}" appeared that Steward does not own; it is left alone`, { resource: desired.id, cause: err });
       throw err;
     }
+    faultPoint('after-container-create');
     try {
       await container.start();
     } catch (err) {
@@ -196,9 +239,10 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   }
 
   /** Stops and removes one container; its volumes are kept (never lose data). Gone already is fine. */
-  async #remove(containerId: string): Promise<void> {
+  async #remove(containerId: string, fault: string): Promise<void> {
     const c = this.docker.getContainer(containerId);
     await idempotent(() => c.stop({ t: STOP_SECONDS }));
+    faultPoint(fault);
     await idempotent(() => c.remove({ v: false, force: true }), [404]);
   }
 

@@ -1,4 +1,4 @@
-import type { StewardError } from '../errors.js';
+import type { ErrorCode, StewardError } from '../errors.js';
 import type { Desired, Kind } from '../manifest/bundle.js';
 
 /** What a change does. `restart` is a trigger from restartOn; `delete` is a prune. */
@@ -39,6 +39,13 @@ export interface InventoryEntry {
 /** What an apply learned that the inventory must remember (merged into the entry). */
 export type Owned = Pick<InventoryEntry, 'path' | 'backup' | 'original' | 'unit'>;
 
+/** One live health reading. `starting` is not an answer yet: a waiting run asks again. */
+export interface Health {
+  state: 'healthy' | 'unhealthy' | 'starting';
+  message: string;
+  code?: ErrorCode;
+}
+
 /**
  * One implementation per kind. `observe` and `apply` touch the host (through host/ only);
  * `diff` is pure and synchronous, so `steward plan` and the planner tests need no host.
@@ -64,4 +71,8 @@ export interface ResourceDriver<D extends Desired, O> {
   apply(change: Change<D, O>, signal: AbortSignal): Promise<Owned | undefined>;
   /** Restarts a resource because something it names in restartOn changed in this run. */
   restart(desired: D, signal: AbortSignal): Promise<void>;
+  /** One live health reading: the kind's own liveness, then the spec's probe. Never changes the host. */
+  check(desired: D, signal: AbortSignal): Promise<Health>;
+  /** What the desired resource owns on the host (a path, a unit), known without the host. Pure. */
+  claims(desired: D): Owned;
 }

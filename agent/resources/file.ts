@@ -7,7 +7,7 @@ import { ensureRealDir } from '../host/paths.js';
 import { readAccounts } from '../host/users.js';
 import type { DesiredFile } from '../manifest/bundle.js';
 import { canonical, sha } from './container-spec.js';
-import type { Change, InventoryEntry, Owned, ResourceDriver } from './driver.js';
+import type { Change, Health, InventoryEntry, Owned, ResourceDriver } from './driver.js';
 
 /** One path as lstat sees it, never through a symlink. */
 export interface ObservedFile {
@@ -116,6 +116,18 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       if (err instanceof StewardError) throw err;
       throw new StewardError('E_FILE_WRITE', `${change.action} ${change.desired?.spec.path ?? change.record?.path}: ${(err as Error).message}`, { resource: change.id, retry: 'transient', cause: err });
     }
+  }
+
+  claims(d: DesiredFile): Owned {
+    return { path: d.spec.path };
+  }
+
+  /** A file is healthy when it holds what was written; files have nothing running to probe. */
+  async check(d: DesiredFile): Promise<Health> {
+    if (d.spec.ensure === 'absent') return { state: 'healthy', message: 'absent' };
+    const o = await this.#look(d.spec.path);
+    const ok = o.type === 'file' && o.sha256 === digest(d.data ?? Buffer.alloc(0));
+    return ok ? { state: 'healthy', message: 'content matches' } : { state: 'unhealthy', message: `${d.spec.path} does not hold the written content`, code: 'E_FILE_WRITE' };
   }
 
   /** Files have nothing running to restart: a restartOn naming a File is a validation error. */

@@ -7,7 +7,9 @@ import { ensureRealDir } from '../host/paths.js';
 import type { Systemd, UnitState } from '../host/systemd.js';
 import type { DesiredService } from '../manifest/bundle.js';
 import { canonical, sha } from './container-spec.js';
-import type { Change, InventoryEntry, Owned, ResourceDriver } from './driver.js';
+import type { Change, Health, InventoryEntry, Owned, ResourceDriver } from './driver.js';
+import { parseDuration } from '../config/duration.js';
+import { hostExecProbe, probeOnce } from '../host/probe.js';
 
 export interface ObservedService {
   unit: string;
@@ -141,6 +143,23 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     } else if (d.spec.state === 'stopped' && isActive(now)) await step('stop', 'E_UNIT_STOP');
     else if (fileChanged && isActive(now)) await step('restart', 'E_UNIT_START');
     return owned;
+  }
+
+  claims(d: DesiredService): Owned {
+    return { unit: d.spec.unit, ...(d.data ? { path: this.#path(d.spec.unit) } : {}) };
+  }
+
+  async check(d: DesiredService, signal: AbortSignal): Promise<Health> {
+    const s = (await this.systemd.show([d.spec.unit])).get(d.spec.unit)!;
+    if (d.spec.state === 'stopped') return isActive(s) ? { state: 'unhealthy', message: `unit is ${s.activeState}`, code: 'E_UNIT_STOP' } : { state: 'healthy', message: 'stopped' };
+    if (d.spec.state !== 'running') return { state: 'healthy', message: `unit is ${s.activeState}` };
+    if (s.activeState === 'activating' || s.activeState === 'reloading') return { state: 'starting', message: `unit is ${s.activeState}` };
+    if (s.activeState !== 'active') return { state: 'unhealthy', message: `unit is ${s.activeState} (${s.result || s.subState})`, code: 'E_UNIT_START' };
+    const probe = d.spec.probe;
+    if (!probe) return { state: 'healthy', message: 'active' };
+    const timeoutMs = parseDuration(probe.timeout ?? '5s');
+    const r = probe.exec ? await hostExecProbe(probe.exec.command, timeoutMs) : await probeOnce(probe, timeoutMs, signal);
+    return r.ok ? { state: 'healthy', message: `active, probe: ${r.message}` } : { state: 'starting', message: `probe: ${r.message}`, code: 'E_PROBE_FAILED' };
   }
 
   async restart(desired: DesiredService): Promise<void> {

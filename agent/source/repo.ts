@@ -137,6 +137,44 @@ export class GitRepo {
     });
   }
 
+  /**
+   * Is `ancestor` in the history of `head`? Walks parents from `head`; where the shallow history
+   * ends, fetches deeper (100 commits at a time, relative to the shallow boundary) up to `limit`
+   * commits. 'unknown' when the limit is reached first.
+   */
+  isDescendant(branch: string, head: string, ancestor: string, limit = 1000): Promise<boolean | 'unknown'> {
+    return this.#serial(async () => {
+      if (head === ancestor) return true;
+      const seen = new Set<string>();
+      const queue = [head];
+      let deepened = 0;
+      while (queue.length > 0) {
+        const oid = queue.shift()!;
+        if (oid === ancestor) return true;
+        if (seen.has(oid)) continue;
+        if (seen.size >= limit) return 'unknown';
+        let parents: string[];
+        try {
+          parents = (await git.readCommit({ fs, gitdir: this.gitdir, oid })).commit.parent;
+        } catch {
+          if (deepened >= limit) return 'unknown';
+          try {
+            await git.fetch({ fs, http: this.#http, gitdir: this.gitdir, remote: 'origin', url: this.url, ref: branch, remoteRef: branch, singleBranch: true, depth: 100, relative: true, tags: false, headers: this.#headers });
+          } catch (err) {
+            throw gitError(err, this.url, 'cannot deepen the history of');
+          }
+          deepened += 100;
+          queue.unshift(oid);
+          if (!(await this.hasCommit(oid))) return 'unknown';
+          continue;
+        }
+        seen.add(oid);
+        queue.push(...parents);
+      }
+      return false;
+    });
+  }
+
   /** The commit last fetched for `branch`, if any. */
   async localHead(branch: string): Promise<string | undefined> {
     try {

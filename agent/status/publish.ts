@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
 import { commitMessage } from './report.js';
+import { faultPoint } from '../host/fs.js';
 
 export interface PublishResult {
   /** 'pushed', or 'unchanged' when the branch already held exactly this document. */
@@ -33,6 +34,7 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
       if (tip && !(await repo.hasCommit(tip))) await repo.fetch(branch);
       const built = await repo.exclusive(() => buildCommit(repo.gitdir, branch, tip, path, text, doc));
       if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
+      faultPoint('during-status-commit');
       await repo.push(branch);
       return { outcome: 'pushed', commit: built, attempts: attempt };
     } catch (err) {

@@ -21,6 +21,7 @@ export interface RunOutcome {
   bundleErrors: StewardError[];
   results: Map<string, ResourceResult>;
   notes: string[];
+  rollback?: { from: string; to: string; at: string; reason: string };
 }
 
 export interface HostIdentity {
@@ -52,7 +53,7 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
     resources[r.id] = {
       action: r.action,
       status: r.status,
-      health: r.status === 'Ready' ? 'Healthy' : r.status === 'Failed' ? 'Unhealthy' : 'Unknown',
+      health: r.health ?? (r.status === 'Ready' ? 'Healthy' : r.status === 'Failed' ? 'Unhealthy' : 'Unknown'),
       message: r.message,
       driftCorrected: r.drift && r.status === 'Ready',
       ...(r.error ? { code: r.error.code } : {}),
@@ -64,6 +65,7 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
     if (r.status === 'Pruned') counts.pruned += 1;
     if (r.drift && r.status === 'Ready') counts.drift += 1;
   }
+  const unhealthy = [...run.results.values()].filter((r) => r.health === 'Unhealthy').map((r) => r.id).sort();
   const errors = [
     ...(run.sourceError ? [run.sourceError] : []),
     ...run.bundleErrors,
@@ -81,7 +83,10 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
       : { type: 'Valid', status: run.desiredRevision ? 'True' : 'Unknown', reason: run.desiredRevision ? 'Validated' : 'NoRevision', message: '' },
     run.phase === 'Converged'
       ? { type: 'Ready', status: 'True', reason: 'Converged', message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}` }
-      : { type: 'Ready', status: 'False', reason: run.phase, message: readyMessage(run, counts) },
+      : { type: 'Ready', status: 'False', reason: run.rollback ? 'RolledBack' : run.phase, message: readyMessage(run, counts) },
+    unhealthy.length > 0
+      ? { type: 'Healthy', status: 'False', reason: 'Unhealthy', message: unhealthy.join(', ') }
+      : { type: 'Healthy', status: run.results.size > 0 ? 'True' : 'Unknown', reason: run.results.size > 0 ? 'Healthy' : 'NothingChecked', message: '' },
     ...(reportCondition ? [reportCondition] : []),
   ];
   const conditions = want.map((c) => {
@@ -106,11 +111,16 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
     recentRuns: [lastRun, ...state.recentRuns].slice(0, MAX_RECENT_RUNS),
     errors,
     facts: id.facts,
+    ...(run.notes.length > 0 ? { warnings: [...new Set(run.notes)] } : {}),
+    ...(state.failedRevisions.length > 0 ? { failedRevisions: state.failedRevisions } : {}),
+    ...(state.rollback ? { rollback: state.rollback } : {}),
   };
 }
 
 function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number }): string {
-  if (run.phase === 'Invalid') return `revision ${short(run.desiredRevision)} is invalid; nothing was applied`;
+  if (run.rollback) return `revision ${short(run.rollback.from)} failed its health checks; rolled back to ${short(run.rollback.to)}: ${run.rollback.reason}`;
+  if (run.phase === 'Degraded') return `revision ${short(run.desiredRevision)} failed before; running ${short(run.appliedRevision)}`;
+  if (run.phase === 'Invalid') return `revision ${short(run.desiredRevision)} is invalid; nothing of it was applied${run.appliedRevision ? ` (running ${short(run.appliedRevision)})` : ''}`;
   if (run.phase === 'Failed' && run.appliedRevision === null) return 'no revision could be fetched yet';
   return `${counts.failed} failed, ${counts.skipped} skipped`;
 }

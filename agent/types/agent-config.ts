@@ -54,6 +54,10 @@ export interface AgentConfigFile {
      * Deadline of one Git HTTP request (a pack download gets 10x).
      */
     timeout?: string;
+    /**
+     * Apply a head that is not a descendant of the applied revision (a force-push).
+     */
+    allowHistoryRewrite?: boolean;
   };
   status?: {
     /**
@@ -85,5 +89,11 @@ export interface AgentConfigFile {
   rollback?: "auto" | "off";
   log?: {
     level?: "trace" | "debug" | "info" | "warn" | "error";
+  };
+  health?: {
+    /**
+     * How long a run waits for what it changed to become healthy.
+     */
+    timeout?: string;
   };
 }

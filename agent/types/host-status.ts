@@ -26,6 +26,13 @@ export interface HostStatus {
   recentRuns?: Run[];
   errors: Error[];
   facts: Facts;
+  warnings?: string[];
+  rollback?: {
+    from: string;
+    to: string;
+    at: string;
+    reason: string;
+  };
 }
 export interface Condition {
   type: "Ready" | "SourceReady" | "Valid" | "Healthy" | "Reported";

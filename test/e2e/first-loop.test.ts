@@ -201,6 +201,8 @@ t.test('Git down: the run uses the last fetched commit and reports it; back up: 
   t.equal(down.published, 'failed', 'the status push failed too, and the run went on');
   t.match(down.status?.conditions.find((c) => c.type === 'SourceReady'), { status: 'False', reason: 'E_GIT_UNREACHABLE' });
   await own.start();
+  // The server is left alone for one backoff period (at most one poll interval after a first failure).
+  await new Promise((r) => setTimeout(r, 1100));
   const c2 = await repo.commit({ [`hosts/${a.host}/a.yaml`]: containerDoc(`g-${a.host}`, { image: 'local/busybox:2' }) });
   const up = await a.once();
   t.equal(up.outcome.desiredRevision, c2);
