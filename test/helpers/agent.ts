@@ -43,10 +43,10 @@ export function memoryLogger(into: Array<Record<string, unknown>>): Logger {
 }
 
 /** Writes a config file for a fresh host and builds the agent in-process. */
-export async function makeAgent(opts: { url: string; host?: string; paths?: string[]; extra?: string; tokenFile?: string }): Promise<TestAgent> {
+export async function makeAgent(opts: { url: string; host?: string; paths?: string[]; extra?: string; sourceExtra?: string; tokenFile?: string; stateDir?: string }): Promise<TestAgent> {
   const host = opts.host ?? `t-${uid()}`;
-  const stateDir = await mkdtemp(join(tmpdir(), `steward-state-${host}-`));
-  const configFile = join(stateDir, 'agent.yaml');
+  const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), `steward-state-${host}-`)));
+  const configFile = join(await mkdtemp(join(tmpdir(), `steward-etc-${host}-`)), 'agent.yaml');
   const lines = [
     `host: ${host}`,
     'labels: { site: test, role: kiosk }',
@@ -56,6 +56,7 @@ export async function makeAgent(opts: { url: string; host?: string; paths?: stri
     '  interval: 1s',
     '  timeout: 5s',
     ...(opts.tokenFile ? ['  auth:', `    tokenFile: ${opts.tokenFile}`] : []),
+    ...(opts.sourceExtra ? [opts.sourceExtra.replace(/\n$/, '')] : []),
     `stateDir: ${stateDir}`,
     opts.extra ?? '',
   ];
