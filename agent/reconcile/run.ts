@@ -231,8 +231,11 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
     state.report = { fingerprint: fp, at: doc.updatedAt, pushed: state.report?.fingerprint === fp && state.report.pushed, ...(state.report?.pushedAt ? { pushedAt: state.report.pushedAt } : {}) };
     // The outbox: the newest report is on disk before any push is tried.
     await writeJsonAtomic(join(config.stateDir, 'status.json'), doc).catch((err: NodeJS.ErrnoException) => warn(`cannot write ${config.stateDir}/status.json: ${err.code ?? err.message}`));
-    if (!config.status.enabled || !due || opts.signal.aborted) {
-      report.published = 'skipped';
+    // The status branch lives on the same server: while the source is in backoff, the report waits in the outbox.
+    const serverResting = state.source !== undefined && Date.parse(state.source.retryAt) > Date.now();
+    if (!config.status.enabled || !due || opts.signal.aborted || serverResting) {
+      report.published = serverResting && due ? 'failed' : 'skipped';
+      if (serverResting && due) log.warn({ code: 'E_STATUS_PUSH' }, `status kept in ${config.stateDir}/status.json until the Git server answers again`);
     } else {
       try {
         const res = await publishStatus(ctx.status, config.status.branch, doc, log, { signal: opts.signal });

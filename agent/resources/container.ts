@@ -126,7 +126,18 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
           return;
         case 'start':
           if (observed?.state === 'paused') await this.docker.getContainer(observed.containerId).unpause();
-          else await idempotent(() => this.docker.getContainer(observed!.containerId).start(), [304]);
+          else {
+            try {
+              await this.#start(this.docker.getContainer(observed!.containerId));
+            } catch (err) {
+              if (!isStaleTask(err)) throw err;
+              // The engine lost track of this container's task (it was restarted under us):
+              // a fresh container from the same spec is the way out. Volumes are kept.
+              await this.#remove(observed!.containerId, 'after-container-stop');
+              await this.#create(desired!);
+              return;
+            }
+          }
           await this.#checkRunning(desired!, observed!.containerId);
           return;
         case 'create':
@@ -225,11 +236,30 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     }
     faultPoint('after-container-create');
     try {
-      await container.start();
+      await this.#start(container);
     } catch (err) {
       throw new StewardError('E_CONTAINER_START', `created, but it does not start: ${dockerMessage(err)}`, { resource: desired.id, retry: 'transient', cause: err });
     }
     await this.#checkRunning(desired, container.id);
+  }
+
+  /**
+   * Starts a container; "already started" in any form is success. Right after an engine restart
+   * the engine may be starting it itself (restart policy) and answer with an error although the
+   * container ends up running: the container's own state decides.
+   */
+  async #start(container: Docker.Container): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await idempotent(() => container.start(), [304]);
+        return;
+      } catch (err) {
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+        const info = await container.inspect().catch(() => undefined);
+        if (info?.State.Running) return;
+        if (attempt >= 3 || !isStaleTask(err)) throw err;
+      }
+    }
   }
 
   async #checkRunning(desired: DesiredContainer, containerId: string): Promise<void> {
@@ -265,6 +295,11 @@ function changedFields(desired: DesiredContainer, observed: ObservedContainer): 
     else reasons.push(`${f} changed`);
   }
   return reasons;
+}
+
+/** "task ... already exists": containerd kept a task of a container across an engine restart. */
+function isStaleTask(err: unknown): boolean {
+  return /task .* already exists/.test(dockerMessage(err));
 }
 
 function parseFields(text: string | undefined): Record<string, string> {

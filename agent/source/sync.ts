@@ -45,7 +45,8 @@ export async function sync(repo: GitRepo, branch: string, state: AgentState, int
     const error = toStewardError(err, 'E_GIT_FETCH');
     const failures = (state.source?.failures ?? 0) + 1;
     const wait = backoffMs(failures, intervalMs);
-    state.source = { failures, retryAt: new Date(now.getTime() + wait).toISOString(), error: { code: error.code, message: error.message } };
+    // From the moment of the failure, not the run's start: a timeout may have taken a while.
+    state.source = { failures, retryAt: new Date(Math.max(now.getTime(), Date.now()) + wait).toISOString(), error: { code: error.code, message: error.message } };
     log.warn({ code: error.code, revision: local, failures, retryInMs: wait }, `${error.message}; ${local ? `using the last fetched revision ${local.slice(0, 7)}` : 'nothing fetched yet'}`);
     return { ...(local ? { revision: local } : {}), error };
   }

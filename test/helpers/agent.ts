@@ -43,7 +43,7 @@ export function memoryLogger(into: Array<Record<string, unknown>>): Logger {
 }
 
 /** Writes a config file for a fresh host and builds the agent in-process. */
-export async function makeAgent(opts: { url: string; host?: string; paths?: string[]; extra?: string; sourceExtra?: string; tokenFile?: string; stateDir?: string }): Promise<TestAgent> {
+export async function makeAgent(opts: { url: string; host?: string; paths?: string[]; extra?: string; sourceExtra?: string; tokenFile?: string; stateDir?: string; timeout?: string; interval?: string }): Promise<TestAgent> {
   const host = opts.host ?? `t-${uid()}`;
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), `steward-state-${host}-`)));
   const configFile = join(await mkdtemp(join(tmpdir(), `steward-etc-${host}-`)), 'agent.yaml');
@@ -53,8 +53,8 @@ export async function makeAgent(opts: { url: string; host?: string; paths?: stri
     'source:',
     `  url: ${opts.url}`,
     `  paths: [${(opts.paths ?? ['hosts/${host}']).map((p) => JSON.stringify(p)).join(', ')}]`,
-    '  interval: 1s',
-    '  timeout: 5s',
+    `  interval: ${opts.interval ?? '1s'}`,
+    `  timeout: ${opts.timeout ?? '5s'}`,
     ...(opts.tokenFile ? ['  auth:', `    tokenFile: ${opts.tokenFile}`] : []),
     ...(opts.sourceExtra ? [opts.sourceExtra.replace(/\n$/, '')] : []),
     `stateDir: ${stateDir}`,

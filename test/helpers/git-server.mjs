@@ -18,21 +18,26 @@ const opt = (name) => {
 };
 const token = opt('--token');
 const noV2 = argv.includes('--no-v2');
-const delayMs = Number(opt('--delay-ms') ?? 0);
+let delayMs = Number(opt('--delay-ms') ?? 0);
 let requests = 0;
 let unauthorized = 0;
 
 const server = createServer((req, res) => {
+  if (!req.url.startsWith('/_')) requests += 1; // counted on arrival, also when held by --delay-ms
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
-  req.on('end', () => setTimeout(() => handle(req, res, Buffer.concat(chunks)), delayMs));
+  req.on('end', () => setTimeout(() => handle(req, res, Buffer.concat(chunks)), req.url.startsWith('/_') ? 0 : delayMs));
 });
 
 function handle(req, res, body) {
-  requests += 1;
   const url = new URL(req.url, 'http://localhost');
+  if (url.pathname === '/_delay') {
+    delayMs = Number(url.searchParams.get('ms') ?? 0);
+    res.end('ok');
+    return;
+  }
   if (url.pathname === '/_stats') {
-    res.end(JSON.stringify({ requests: requests - 1, unauthorized }));
+    res.end(JSON.stringify({ requests, unauthorized }));
     return;
   }
   let user = '';

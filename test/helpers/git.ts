@@ -14,6 +14,8 @@ export interface GitServer {
   /** http://127.0.0.1:PORT/NAME.git */
   url(name: string): string;
   stop(): Promise<void>;
+  /** Holds every answer this long from now on (a slow server). */
+  setDelay(ms: number): Promise<void>;
   /** Requests served so far and how many of them were refused with 401. */
   stats(): Promise<{ requests: number; unauthorized: number }>;
   /** Starts it again on the same port (after stop). */
@@ -51,6 +53,9 @@ export async function startGitServer(opts: { token?: string; v2?: boolean; root?
       });
     },
     start: launch,
+    async setDelay(ms) {
+      await fetch(`http://127.0.0.1:${port}/_delay?ms=${ms}`);
+    },
     async stats() {
       const res = await fetch(`http://127.0.0.1:${port}/_stats`);
       return (await res.json()) as { requests: number; unauthorized: number };
