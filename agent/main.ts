@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { doctor, help as doctorHelp } from './cli/doctor.js';
 import { enroll, help as enrollHelp } from './cli/enroll.js';
 import { once, help as onceHelp } from './cli/once.js';
 import { plan, help as planHelp } from './cli/plan.js';
@@ -17,6 +18,7 @@ const commands: Record<string, [Command, string]> = {
   validate: [validate, validateHelp],
   status: [status, statusHelp],
   enroll: [enroll, enrollHelp],
+  doctor: [doctor, doctorHelp],
   version: [version, versionHelp],
 };
 
@@ -50,7 +52,7 @@ async function main(argv: string[]): Promise<ExitCode> {
     }
     if (err instanceof StewardError) {
       stdio.err(`steward ${name}: ${formatError(err)}`);
-      return err.code.startsWith('E_CONFIG') || err.code === 'E_ARGS' ? 2 : 1;
+      return err.code.startsWith('E_CONFIG') || err.code === 'E_ARGS' ? 2 : 1; // E_LOCKED: 1
     }
     stdio.err(`steward ${name}: unexpected error: ${(err as Error).stack ?? String(err)}`);
     return 1;

@@ -1,4 +1,7 @@
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { execFile } from 'node:child_process';
 import { stringify } from 'yaml';
 import { DEFAULT_CONFIG_PATH, parseConfig, readCredentials } from '../config/load.js';
 import { StewardError } from '../errors.js';
@@ -26,6 +29,7 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
     rollback: { type: 'string' },
     config: { type: 'string', short: 'c' },
     force: { type: 'boolean' },
+    'no-systemd': { type: 'boolean' },
   });
   if (!values.url) throw new StewardError('E_ARGS', '--url is required');
   const file = values.config ?? DEFAULT_CONFIG_PATH;
@@ -55,5 +59,25 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
   await readCredentials(config); // a token file that cannot be read fails now, not at first poll
   await writeFileAtomic(file, text, { mode: 0o640 });
   io.out(`wrote ${file} for host ${config.host} (${config.source.url}, ${config.source.paths.join(', ')})`);
+  if (!values['no-systemd'] && file === DEFAULT_CONFIG_PATH && existsSync('/run/systemd/system')) {
+    const dropIn = await writeDropIn(config.source.tokenFile, config.files.roots);
+    io.out(`wrote ${dropIn}; start the agent with: systemctl enable --now steward`);
+  }
   return 0;
+}
+
+/**
+ * The hardened unit sees the file system read-only except what it is told: the configured file
+ * roots become ReadWritePaths (created now, so the mount exists), and the token file is passed
+ * with LoadCredential= under its own name, which the agent finds in $CREDENTIALS_DIRECTORY.
+ */
+async function writeDropIn(tokenFile: string | undefined, roots: string[]): Promise<string> {
+  for (const root of roots) await mkdir(root, { recursive: true, mode: 0o755 });
+  const lines = ['# Written by steward enroll: the file roots and the Git token of this host.', '[Service]'];
+  if (roots.length > 0) lines.push(`ReadWritePaths=${roots.map((r) => `-${r}`).join(' ')}`);
+  if (tokenFile) lines.push(`LoadCredential=${basename(tokenFile)}:${tokenFile}`);
+  const path = '/etc/systemd/system/steward.service.d/enroll.conf';
+  await writeFileAtomic(path, lines.join('\n') + '\n', { mode: 0o644 });
+  await new Promise<void>((resolve) => execFile('systemctl', ['daemon-reload'], () => resolve()));
+  return path;
 }

@@ -1,4 +1,5 @@
 import { createContext } from '../reconcile/context.js';
+import { acquireLock } from '../daemon/lock.js';
 import { runOnce } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 
@@ -9,7 +10,9 @@ export async function once(argv: string[], _io: Io, signal: AbortSignal): Promis
   const config = await configFrom(values);
   const log = loggerFor(config, false);
   const ctx = await createContext(config, log, { signal });
-  const report = await runOnce(ctx, { apply: true, signal });
+  // Waits for a run of the daemon under way; never two reconciles at once.
+  const release = await acquireLock(config.stateDir, 'run', 10 * 60_000);
+  const report = await runOnce(ctx, { apply: true, signal }).finally(release);
   const phase = report.outcome.phase;
   if (phase === 'Invalid') return 2;
   return phase === 'Converged' ? 0 : 1;

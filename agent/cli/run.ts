@@ -1,21 +1,34 @@
 import { loadConfig } from '../config/load.js';
 import { formatError, StewardErrors } from '../errors.js';
+import { acquireLock } from '../daemon/lock.js';
 import { runLoop } from '../daemon/loop.js';
+import { Metrics } from '../daemon/metrics.js';
+import { Notifier } from '../daemon/notify.js';
 import { createContext } from '../reconcile/context.js';
 import type { AgentContext } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 
 export const help = 'steward run [--config FILE]      the daemon: poll, reconcile, report, forever';
 
+/** A run still going after this long is stuck (every step has its own deadline): the watchdog pings stop. */
+const STUCK_RUN_MS = 30 * 60_000;
+
 /**
- * The daemon. SIGTERM (the signal passed in) lets the current step finish, then exits 0.
- * SIGHUP reloads the config; an invalid new config is refused and the old one kept.
+ * The daemon. One per host (a lock in stateDir). Tells systemd it is ready once the config is
+ * loaded and the lock is held, pings the watchdog from a timer, reports each run's phase as the
+ * unit's status line. SIGTERM lets the current step finish, then exits 0. SIGHUP reloads the
+ * config; an invalid new config is refused and the old one kept.
  */
 export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise<ExitCode> {
   const { values } = args(argv, { ...configOption, 'max-runs': { type: 'string' } });
   const config = await configFrom(values);
+  const release = await acquireLock(config.stateDir, 'agent');
   let ctx: AgentContext = await createContext(config, loggerFor(config, false), { signal });
   const log = () => ctx.log.child({ component: 'daemon' });
+  const notify = new Notifier(log());
+  const metrics = new Metrics(config.host);
+  const server = config.metrics ? await metrics.serve(config.metrics.listen) : undefined;
+  let runStarted = 0;
   const reload = () => {
     void (async () => {
       try {
@@ -28,13 +41,41 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       }
     })();
   };
+  const block = () => {
+    // Fault injection for the watchdog test (STEWARD_FAULT=block-on-usr2): a blocked event loop.
+    const until = Date.now() + 120_000;
+    while (Date.now() < until) {
+      /* spin */
+    }
+  };
   process.on('SIGHUP', reload);
-  log().info({ host: config.host, url: config.source.url, branch: config.source.branch, paths: config.source.paths }, 'steward started');
+  if (process.env.STEWARD_FAULT === 'block-on-usr2') process.on('SIGUSR2', block);
+  log().info({ host: config.host, url: config.source.url, branch: config.source.branch, paths: config.source.paths, metrics: config.metrics?.listen }, 'steward started');
+  await notify.ready(`started; polling ${config.source.url}`);
+  notify.startWatchdog(() => runStarted === 0 || Date.now() - runStarted < STUCK_RUN_MS);
   try {
     const maxRuns = values['max-runs'] ? Number(values['max-runs']) : undefined;
-    await runLoop({ signal, context: () => ctx, ...(maxRuns ? { maxRuns } : {}) });
+    await runLoop({
+      signal,
+      context: () => ctx,
+      ...(maxRuns ? { maxRuns } : {}),
+      beforeRun: async () => {
+        runStarted = Date.now();
+        return acquireLock(ctx.config.stateDir, 'run', 10 * 60_000);
+      },
+      onRun: (report) => {
+        runStarted = 0;
+        metrics.record(report);
+        const o = report.outcome;
+        void notify.status(`${o.phase} at ${o.appliedRevision?.slice(0, 7) ?? 'nothing'}${o.sourceError ? ` (${o.sourceError.code})` : ''}`);
+      },
+    });
   } finally {
     process.off('SIGHUP', reload);
+    notify.stopWatchdog();
+    await notify.stopping();
+    server?.close();
+    await release();
   }
   log().info('steward stopped');
   return 0;

@@ -32,13 +32,14 @@ export interface AgentConfig {
     timeoutMs: number;
     allowHistoryRewrite: boolean;
   };
-  status: { branch: string; heartbeatMs: number; enabled: boolean };
+  status: { branch: string; heartbeatMs: number; enabled: boolean; historyLimit: number };
   stateDir: string;
   files: { roots: string[] };
   docker: { socket: string };
   prune: { allowEmpty: boolean };
   rollback: 'auto' | 'off';
   health: { timeoutMs: number };
+  metrics?: { listen: string };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
 }
 
@@ -124,6 +125,7 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
       branch: raw.status?.branch ?? 'steward-status',
       heartbeatMs: parseDuration(raw.status?.heartbeat ?? '15m'),
       enabled: raw.status?.enabled ?? true,
+      historyLimit: raw.status?.historyLimit ?? 5000,
     },
     stateDir: raw.stateDir ?? '/var/lib/steward',
     files: { roots: (raw.files?.roots ?? []).map((r) => posix.normalize(r).replace(/(.)\/$/, '$1')) },
@@ -131,6 +133,7 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
     prune: { allowEmpty: raw.prune?.allowEmpty ?? false },
     rollback: raw.rollback ?? 'off',
     health: { timeoutMs: parseDuration(raw.health?.timeout ?? '60s') },
+    ...(raw.metrics ? { metrics: { listen: raw.metrics.listen } } : {}),
     log: { level: raw.log?.level ?? 'info' },
   };
 }

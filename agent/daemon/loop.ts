@@ -11,6 +11,8 @@ export interface LoopOptions {
   onRun?: (report: RunReport) => void;
   /** Stop after this many runs (tests and the bench). */
   maxRuns?: number;
+  /** Called before each run; what it returns is called after it (the run lock). */
+  beforeRun?: () => Promise<() => Promise<void>>;
 }
 
 /**
@@ -57,8 +59,13 @@ export async function runLoop(opts: LoopOptions): Promise<number> {
     while (!opts.signal.aborted) {
       const ctx = opts.context();
       try {
-        const report = await runOnce(ctx, { apply: true, signal: opts.signal });
-        opts.onRun?.(report);
+        const release = await opts.beforeRun?.();
+        try {
+          const report = await runOnce(ctx, { apply: true, signal: opts.signal });
+          opts.onRun?.(report);
+        } finally {
+          await release?.();
+        }
       } catch (err) {
         // runOnce records its own failures; this is a bug or a broken state dir, and the daemon lives on.
         log().error({ err: (err as Error).message, code: 'E_INTERNAL' }, 'run failed unexpectedly; retrying next poll');

@@ -4,6 +4,7 @@ import { StewardError, toStewardError } from '../errors.js';
 import { writeJsonAtomic } from '../host/fs.js';
 import type { Logger } from '../log.js';
 import { buildBundle, type Bundle } from '../manifest/bundle.js';
+import { checkSchema } from '../manifest/schema.js';
 import type { GitRepo } from '../source/repo.js';
 import { sync } from '../source/sync.js';
 import { readManifests, readRepoFile } from '../source/tree.js';
@@ -223,6 +224,8 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
     if (!record) return report;
     const doc = buildStatus(ctx.identity, outcome, state, now());
     report.status = doc;
+    const problems = checkSchema('host-status', doc);
+    if (problems.length > 0) log.error({ code: 'E_INTERNAL', problems }, 'the status document does not match schemas/host-status.schema.json (a bug; it is written anyway)');
     state.conditions = doc.conditions;
     state.recentRuns = doc.recentRuns ?? [];
     const fp = fingerprint(doc);
@@ -238,7 +241,7 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
       if (serverResting && due) log.warn({ code: 'E_STATUS_PUSH' }, `status kept in ${config.stateDir}/status.json until the Git server answers again`);
     } else {
       try {
-        const res = await publishStatus(ctx.status, config.status.branch, doc, log, { signal: opts.signal });
+        const res = await publishStatus(ctx.status, config.status.branch, doc, log, { signal: opts.signal, historyLimit: config.status.historyLimit });
         state.report = { fingerprint: fp, at: doc.updatedAt, pushed: true, pushedAt: doc.updatedAt };
         report.published = res.outcome;
         log.info({ commit: res.commit, attempts: res.attempts, phase: doc.phase }, `status ${res.outcome} to ${config.status.branch}`);

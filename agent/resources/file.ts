@@ -114,7 +114,8 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       return owned;
     } catch (err) {
       if (err instanceof StewardError) throw err;
-      throw new StewardError('E_FILE_WRITE', `${change.action} ${change.desired?.spec.path ?? change.record?.path}: ${(err as Error).message}`, { resource: change.id, retry: 'transient', cause: err });
+      const hint = (err as NodeJS.ErrnoException).code === 'EROFS' ? ' (under systemd, the file roots must be in the unit’s ReadWritePaths: run steward enroll again, or add a drop-in)' : '';
+      throw new StewardError('E_FILE_WRITE', `${change.action} ${change.desired?.spec.path ?? change.record?.path}: ${(err as Error).message}${hint}`, { resource: change.id, retry: 'transient', cause: err });
     }
   }
 

@@ -253,13 +253,30 @@ export class GitRepo {
     return this.#serial(fn);
   }
 
-  push(branch: string): Promise<void> {
+  /**
+   * Pushes the local `branch`. `expect` is a lease: the push goes only when the server's branch is
+   * still at that commit (undefined: absent), so a squash (`force`) can never drop a report
+   * another host pushed meanwhile. A moved branch is E_STATUS_PUSH, for the caller to rebuild.
+   */
+  push(branch: string, opts: { expect: string | undefined; force?: boolean }): Promise<void> {
     return this.#serial(async () => {
       let res;
+      const zero = '0000000000000000000000000000000000000000';
       try {
-        res = await git.push({ fs, http: this.#http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, headers: this.#headers });
+        res = await git.push({
+          fs,
+          http: this.#http,
+          gitdir: this.gitdir,
+          url: this.url,
+          ref: branch,
+          remoteRef: branch,
+          force: opts.force ?? false,
+          headers: this.#headers,
+          onPrePush: ({ remoteRef }) => remoteRef.oid === (opts.expect ?? zero),
+        });
       } catch (err) {
         if (err instanceof Errors.PushRejectedError) throw new StewardError('E_STATUS_PUSH', `push of "${branch}" rejected: ${err.data.reason}`, { retry: 'transient', cause: err });
+        if (err instanceof Errors.UserCanceledError) throw new StewardError('E_STATUS_PUSH', `"${branch}" moved on the server; rebuilding on its new tip`, { retry: 'transient', cause: err });
         throw gitError(err, this.url, `cannot push "${branch}" to`);
       }
       if (!res.ok) {

@@ -12,7 +12,17 @@ export interface PublishResult {
   outcome: 'pushed' | 'unchanged';
   commit?: string;
   attempts: number;
+  /** This push replaced the branch's history with one commit (see DEFAULT_HISTORY_LIMIT). */
+  squashed?: boolean;
 }
+
+/**
+ * The status branch keeps at most this many commits. Every commit carries a `Steward-Seq: N`
+ * trailer (its parent's + 1); the host whose commit would pass the limit writes a root commit
+ * with the same tree instead and pushes it with a lease, so the history (and the repository the
+ * server keeps) stays bounded however long the fleet runs. Agents fetch depth 1 either way.
+ */
+export const DEFAULT_HISTORY_LIMIT = 5000;
 
 type TreeEntry = { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' };
 
@@ -22,26 +32,30 @@ type TreeEntry = { mode: string; path: string; oid: string; type: 'blob' | 'tree
  * the tip and pushed. A push refused because another host pushed first is rebuilt on the new tip
  * and retried with jittered backoff, so no host's update is lost and none overwrites another's.
  */
-export async function publishStatus(repo: GitRepo, branch: string, doc: HostStatus, log: Logger, opts: { attempts?: number; signal?: AbortSignal } = {}): Promise<PublishResult> {
-  const attempts = opts.attempts ?? 8;
+export async function publishStatus(repo: GitRepo, branch: string, doc: HostStatus, log: Logger, opts: { attempts?: number; signal?: AbortSignal; historyLimit?: number } = {}): Promise<PublishResult> {
+  const attempts = opts.attempts ?? 40;
+  const historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
   const path = ['hosts', doc.host, 'status.json'];
   const text = JSON.stringify(doc, null, 2) + '\n';
   let last: StewardError | undefined;
+  let delay = 100;
   await repo.init();
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       const tip = await repo.remoteHead(branch);
       if (tip && !(await repo.hasCommit(tip))) await repo.fetch(branch);
-      const built = await repo.exclusive(() => buildCommit(repo.gitdir, branch, tip, path, text, doc));
+      const built = await repo.exclusive(() => buildCommit(repo.gitdir, branch, tip, path, text, doc, historyLimit));
       if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
       faultPoint('during-status-commit');
-      await repo.push(branch);
-      return { outcome: 'pushed', commit: built, attempts: attempt };
+      await repo.push(branch, { expect: tip, force: built.squash });
+      if (built.squash) log.info({ commit: built.commit, historyLimit }, 'status branch history squashed into one commit');
+      return { outcome: 'pushed', commit: built.commit, attempts: attempt, ...(built.squash ? { squashed: true } : {}) };
     } catch (err) {
       last = toStewardError(err, 'E_STATUS_PUSH', 'cannot publish status');
       const retryable = last.code === 'E_STATUS_PUSH' || last.code === 'E_GIT_FETCH';
       if (!retryable || attempt === attempts || opts.signal?.aborted) break;
-      const delay = Math.min(3000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+      // Decorrelated jitter: contenders spread out quickly instead of colliding in step.
+      delay = Math.min(3000, 100 + Math.random() * (delay * 3 - 100));
       log.debug({ attempt, delayMs: Math.round(delay), code: last.code }, 'status push refused; rebuilding on the new tip');
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -50,14 +64,25 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
 }
 
 /** Commits the new document on top of `tip`; undefined when the tip already holds it. */
-async function buildCommit(gitdir: string, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus): Promise<string | undefined> {
+async function buildCommit(gitdir: string, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean } | undefined> {
   const blob = await git.writeBlob({ fs, gitdir, blob: Buffer.from(text) });
-  const rootOid = tip ? (await git.readCommit({ fs, gitdir, oid: tip })).commit.tree : undefined;
+  const parent = tip ? (await git.readCommit({ fs, gitdir, oid: tip })).commit : undefined;
+  const rootOid = parent?.tree;
   const tree = await splice(gitdir, rootOid, path, blob);
   if (tree === rootOid) return undefined;
+  const seq = (parent ? sequenceOf(parent.message) : 0) + 1;
+  const squash = tip !== undefined && seq > historyLimit;
   const when = Math.floor(Date.parse(doc.updatedAt) / 1000);
   const author = { name: doc.host, email: `${doc.host}@steward.invalid`, timestamp: when, timezoneOffset: 0 };
-  return git.commit({ fs, gitdir, ref: `refs/heads/${branch}`, tree, parent: tip ? [tip] : [], message: commitMessage(doc), author, committer: author });
+  const message = `${commitMessage(doc)}\nSteward-Seq: ${squash ? 1 : seq}\n`;
+  const commit = await git.commit({ fs, gitdir, ref: `refs/heads/${branch}`, tree, parent: tip && !squash ? [tip] : [], message, author, committer: author });
+  return { commit, squash };
+}
+
+/** The `Steward-Seq: N` trailer of a status commit; 0 when absent. */
+export function sequenceOf(message: string): number {
+  const m = /^Steward-Seq: (\d+)$/m.exec(message);
+  return m ? Number(m[1]) : 0;
 }
 
 /** Returns the oid of `treeOid` with `blob` placed at `path` (trees created as needed). */

@@ -69,6 +69,10 @@ export interface AgentConfigFile {
      */
     heartbeat?: string;
     enabled?: boolean;
+    /**
+     * Commits the status branch keeps; the host that passes it squashes the branch into one commit.
+     */
+    historyLimit?: number;
   };
   /**
    * Absolute path of the agent state directory.
@@ -95,5 +99,11 @@ export interface AgentConfigFile {
      * How long a run waits for what it changed to become healthy.
      */
     timeout?: string;
+  };
+  metrics?: {
+    /**
+     * host:port for Prometheus metrics at /metrics, e.g. 127.0.0.1:9464 (keep it on localhost).
+     */
+    listen: string;
   };
 }

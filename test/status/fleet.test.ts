@@ -1,0 +1,156 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createHttpClient } from '../../agent/source/http.js';
+import { GitRepo } from '../../agent/source/repo.js';
+import { publishStatus } from '../../agent/status/publish.js';
+import { buildStatus, type RunOutcome } from '../../agent/status/report.js';
+import { emptyState } from '../../agent/reconcile/state.js';
+import { StewardError } from '../../agent/errors.js';
+import { containerDoc, makeAgent, memoryLogger, type TestAgent } from '../helpers/agent.js';
+import { createFleetRepo, gitOut, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
+
+const exec = promisify(execFile);
+const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
+const REV = 'c'.repeat(40);
+const log = memoryLogger([]);
+const statusRepo = async (url: string) => {
+  const repo = new GitRepo({ gitdir: join(await mkdtemp(join(tmpdir(), 'steward-status-')), 'status.git'), url, headers: {}, http: createHttpClient({ timeoutMs: 10_000 }) });
+  await repo.init();
+  return repo;
+};
+const doc = (host: string, over: Partial<RunOutcome> = {}, now = new Date(), labels: Record<string, string> = {}) =>
+  buildStatus(
+    { host, labels, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} },
+    { startedAt: now, durationMs: 10, desiredRevision: REV, appliedRevision: REV, lastGoodRevision: REV, phase: 'Converged', bundleErrors: [], results: new Map(), notes: [], ...over },
+    emptyState(),
+    now,
+  );
+
+let server: GitServer;
+let fleet: FleetRepo;
+t.before(async () => {
+  server = await startGitServer();
+  fleet = await createFleetRepo(server, 'fleet');
+  await fleet.commit({ 'README.md': 'fleet\n' });
+});
+t.teardown(() => server.stop());
+
+t.test('50 hosts pushing at once, 10 rounds: every file present with its host’s newest report', { timeout: 900_000 }, async (t) => {
+  const own = await createFleetRepo(server, 'many');
+  await own.commit({ 'README.md': 'x\n' });
+  const hosts = await Promise.all(Array.from({ length: 50 }, async (_, i) => ({ name: `h${String(i).padStart(2, '0')}`, repo: await statusRepo(server.url('many')) })));
+  let maxAttempts = 0;
+  for (let round = 1; round <= 10; round++) {
+    const results = await Promise.all(hosts.map((h) => publishStatus(h.repo, 'steward-status', doc(h.name, { durationMs: round }), log)));
+    maxAttempts = Math.max(maxAttempts, ...results.map((r) => r.attempts));
+    t.ok(results.every((r) => r.outcome === 'pushed'), `round ${round}: all pushed`);
+    const files = (await gitOut(own.bare, 'ls-tree', '-r', '--name-only', 'steward-status')).split('\n').filter((f) => f.startsWith('hosts/'));
+    t.equal(files.length, 50, `round ${round}: 50 files`);
+    const rounds = await Promise.all(hosts.map(async (h) => JSON.parse((await showFile(own.bare, 'steward-status', `hosts/${h.name}/status.json`))!).lastRun.durationMs));
+    t.same(new Set(rounds), new Set([round]), `round ${round}: no lost update`);
+  }
+  t.comment(`most attempts one push needed: ${maxAttempts}`);
+  t.equal(Number(await gitOut(own.bare, 'rev-list', '--count', 'steward-status')), 500, 'one commit per report');
+});
+
+t.test('a branch past its history limit is squashed into one commit, without losing any host', async (t) => {
+  const own = await createFleetRepo(server, 'squash');
+  await own.commit({ 'README.md': 'x\n' });
+  const hosts = await Promise.all(['s1', 's2', 's3'].map(async (name) => ({ name, repo: await statusRepo(server.url('squash')) })));
+  let squashed = 0;
+  for (let round = 1; round <= 8; round++) {
+    const rs = await Promise.all(hosts.map((h) => publishStatus(h.repo, 'steward-status', doc(h.name, { durationMs: round }), log, { historyLimit: 10 })));
+    squashed += rs.filter((r) => r.squashed).length;
+  }
+  t.ok(squashed >= 1, `squashed ${squashed} time(s)`);
+  t.ok(Number(await gitOut(own.bare, 'rev-list', '--count', 'steward-status')) <= 10, 'history bounded');
+  for (const h of hosts) t.equal(JSON.parse((await showFile(own.bare, 'steward-status', `hosts/${h.name}/status.json`))!).lastRun.durationMs, 8, `${h.name} has its newest report`);
+});
+
+t.test('the outbox: a server down for several runs, then up: exactly one push, with the newest report', async (t) => {
+  const own = await startGitServer();
+  t.teardown(() => own.stop());
+  const repo = await createFleetRepo(own, 'fleet');
+  const a = await makeAgent({ url: own.url('fleet') });
+  t.teardown(() => a.cleanup());
+  await repo.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`ob-${a.host}`, { image: 'local/busybox:1' }) });
+  await a.once();
+  await a.once();
+  const before = Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status'));
+  await own.stop();
+  const { docker } = await import('../helpers/agent.js');
+  for (let i = 0; i < 3; i++) {
+    await docker.getContainer(`ob-${a.host}`).remove({ force: true }); // drift: each run has news to report
+    const r = await a.once();
+    t.not(r.published, 'pushed', `run ${i + 1} while down: not pushed`);
+    t.equal(r.outcome.phase, 'Converged', 'reconciling goes on');
+    await new Promise((res) => setTimeout(res, 1100));
+  }
+  const newest = await readFile(join(a.stateDir, 'status.json'), 'utf8');
+  await own.start();
+  await new Promise((res) => setTimeout(res, 1100));
+  // The newest report is pushed by the first run that reaches the server (its own news may replace it).
+  const up = await a.once();
+  t.equal(up.published, 'pushed');
+  const after = Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status'));
+  t.equal(after - before, 1, 'exactly one push');
+  const onBranch = JSON.parse((await showFile(repo.bare, 'steward-status', `hosts/${a.host}/status.json`))!);
+  t.equal(onBranch.updatedAt, JSON.parse(await readFile(join(a.stateDir, 'status.json'), 'utf8')).updatedAt, 'the newest report');
+  t.ok(Date.parse(onBranch.updatedAt) > Date.parse(JSON.parse(newest).updatedAt), 'newer than any report made while down');
+});
+
+t.test('no secret ever reaches a status commit', async (t) => {
+  const own = await startGitServer({ token: 'TOKEN_CANARY_7f3a' });
+  t.teardown(() => own.stop());
+  const repo = await createFleetRepo(own, 'fleet');
+  const dir = await mkdtemp(join(tmpdir(), 'steward-secret-'));
+  await writeFile(join(dir, 'token'), 'TOKEN_CANARY_7f3a\n');
+  const root = await mkdtemp(join(tmpdir(), 'steward-secret-root-'));
+  const a = await makeAgent({ url: own.url('fleet'), tokenFile: join(dir, 'token'), extra: `files:\n  roots: [${root}]\n` });
+  t.teardown(() => a.cleanup());
+  const file = (content: string) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name: 'secret' }, spec: { path: join(root, 'secret.env'), content } });
+  await repo.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`sec-${a.host}`, { image: 'local/busybox:1', env: { API_KEY: 'ENV_CANARY_91c2' } }), [`hosts/${a.host}/f.yaml`]: file('PASSWORD=FILE_CANARY_55e1\n') });
+  await a.once();
+  await repo.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`sec-${a.host}`, { image: 'registry.invalid/x:1', env: { API_KEY: 'ENV_CANARY_91c2' } }), [`hosts/${a.host}/f.yaml`]: file('PASSWORD=FILE_CANARY_55e2\n') });
+  await a.once();
+  await repo.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`sec-${a.host}`, { image: 'local/busybox:1', env: { API_KEY: 99 as unknown as string } }) });
+  await a.once();
+  const everything = await gitOut(repo.bare, 'log', '-p', '--all', '--format=%H %an %s%n%b', 'steward-status');
+  t.ok(everything.includes('steward('), 'the status history was read');
+  for (const canary of ['TOKEN_CANARY', 'ENV_CANARY', 'FILE_CANARY']) t.notOk(everything.includes(canary), `${canary} is not in any status commit`);
+  const logs = JSON.stringify(a.logs);
+  for (const canary of ['TOKEN_CANARY', 'ENV_CANARY', 'FILE_CANARY']) t.notOk(logs.includes(canary), `${canary} is not in the logs`);
+});
+
+t.test('steward status prints the fleet and exits 1 when a host is not converged or stale', async (t) => {
+  const own = await createFleetRepo(server, 'view');
+  await own.commit({ 'README.md': 'x\n' });
+  const repo = await statusRepo(server.url('view'));
+  const now = new Date();
+  await publishStatus(repo, 'steward-status', doc('alpha', {}, now, { site: 'berlin' }), log);
+  const failing = new Map([['Container/web', { id: 'Container/web', action: 'create' as const, status: 'Failed' as const, message: 'cannot pull', drift: false, error: new StewardError('E_IMAGE_PULL', 'cannot pull') }]]);
+  await publishStatus(repo, 'steward-status', doc('bravo', { phase: 'Failed', results: failing }, now, { site: 'berlin' }), log);
+  await publishStatus(repo, 'steward-status', doc('charlie', {}, new Date(now.getTime() - 600_000), { site: 'paris' }), log);
+  const run = (...args: string[]) =>
+    new Promise<{ code: number; stdout: string }>((resolve) => execFile(process.execPath, [main, 'status', '--url', server.url('view'), ...args], (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout })));
+  const all = await run();
+  t.equal(all.code, 1);
+  const lines = all.stdout.trim().split('\n');
+  t.match(lines[0], /^HOST +PHASE +APPLIED +AGE +STALE +FAILING$/);
+  t.match(lines[1], /^alpha +Converged +ccccccc +\d+s +- +-$/);
+  t.match(lines[2], /^bravo +Failed +ccccccc +\d+s +- +Container\/web$/);
+  t.match(lines[3], /^charlie +Converged +ccccccc +10m +stale +-$/);
+  const berlin = await run('--selector', 'site=berlin', '--json');
+  t.same(JSON.parse(berlin.stdout).map((r: { host: string; stale: boolean }) => [r.host, r.stale]), [['alpha', false], ['bravo', false]]);
+  t.equal((await run('--selector', 'site=berlin', '--host', 'alpha')).code, 0, 'one converged, fresh host: exit 0');
+  const one = await run('--host', 'bravo');
+  t.match(one.stdout, /^host: +bravo \(site=berlin\)\nphase: +Failed\n/);
+  t.match(one.stdout, /Container\/web +Failed +create +cannot pull/);
+  t.match(one.stdout, /recent runs:\n  \S+ +Failed +ccccccc/);
+  t.equal((await run('--host', 'nobody')).code, 2);
+});
