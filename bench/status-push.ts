@@ -35,9 +35,10 @@ try {
     );
     const latencies: number[] = [];
     const attempts: number[] = [];
-    const rounds = 2;
+    const rounds = Number(process.env.ROUNDS ?? 2);
     const t0 = performance.now();
     for (let round = 1; round <= rounds; round++) {
+      const r0 = performance.now();
       await Promise.all(
         hosts.map(async (h) => {
           const now = new Date();
@@ -48,6 +49,7 @@ try {
           attempts.push(r.attempts);
         }),
       );
+      if (process.env.ROUNDS) console.log(`  round ${round}: ${((performance.now() - r0) / 1000).toFixed(1)} s`);
     }
     const wall = performance.now() - t0;
     console.log(`${n} hosts at once (x${rounds} rounds): push latency p50 ${pct(latencies, 50).toFixed(0)} ms, p95 ${pct(latencies, 95).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms; attempts p50 ${pct(attempts, 50)}, max ${Math.max(...attempts)}; ${(stats.requests / (n * rounds)).toFixed(1)} requests per report; ${(wall / (n * rounds)).toFixed(0)} ms of wall time per report`);

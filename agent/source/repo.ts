@@ -30,12 +30,22 @@ export class GitRepo {
   /** Set once the server answered a v2 ls-refs with something else: use v1 discovery from then on. */
   #v1Only = false;
   #ready = false;
+  /**
+   * isomorphic-git's cache of parsed pack indexes. Without it every object read parses every
+   * pack index again; it is dropped by `freshCache()` at the start of each run or publish, so it
+   * never outlives the packs it describes by long.
+   */
+  cache: object = {};
 
   constructor(opts: RepoOptions) {
     this.gitdir = opts.gitdir;
     this.url = opts.url;
     this.#http = opts.http;
     this.#headers = opts.headers;
+  }
+
+  freshCache(): void {
+    this.cache = {};
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -127,6 +137,7 @@ export class GitRepo {
           depth: 1,
           tags: false,
           headers: this.#headers,
+          cache: this.cache,
         });
         if (!res.fetchHead) throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, { retry: 'transient' });
         await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: res.fetchHead, force: true });
@@ -155,7 +166,7 @@ export class GitRepo {
         if (seen.size >= limit) return 'unknown';
         let parents: string[];
         try {
-          parents = (await git.readCommit({ fs, gitdir: this.gitdir, oid })).commit.parent;
+          parents = (await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache })).commit.parent;
         } catch {
           if (deepened >= limit) return 'unknown';
           try {
@@ -186,7 +197,7 @@ export class GitRepo {
 
   async hasCommit(oid: string): Promise<boolean> {
     try {
-      await git.readCommit({ fs, gitdir: this.gitdir, oid });
+      await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache });
       return true;
     } catch {
       return false;
@@ -219,18 +230,19 @@ export class GitRepo {
       if (commits.length === 0) return { before, after: before };
       const oids = new Set<string>();
       for (const c of commits) await this.#collect(c, oids);
-      const { packfile, filename } = await git.packObjects({ fs, gitdir: this.gitdir, oids: [...oids] });
+      const { packfile, filename } = await git.packObjects({ fs, gitdir: this.gitdir, oids: [...oids], cache: this.cache });
       if (!packfile) throw new Error('packObjects returned no pack');
       const tmp = join(packDir, `tmp-${process.pid}-${filename}`);
       await writeFile(tmp, packfile);
       await rename(tmp, join(packDir, filename));
-      await git.indexPack({ fs, dir: this.gitdir, gitdir: this.gitdir, filepath: join('objects', 'pack', filename) });
+      await git.indexPack({ fs, dir: this.gitdir, gitdir: this.gitdir, filepath: join('objects', 'pack', filename), cache: this.cache });
       const keepBase = filename.replace(/\.pack$/, '');
       for (const f of await readdir(packDir)) if (!f.startsWith(keepBase)) await rm(join(packDir, f), { force: true });
       for (const d of await readdir(join(this.gitdir, 'objects'))) {
         if (/^[0-9a-f]{2}$/.test(d)) await rm(join(this.gitdir, 'objects', d), { recursive: true, force: true });
       }
       await writeFile(join(this.gitdir, 'shallow'), commits.map((c) => `${c}\n`).join(''));
+      this.cache = {};
       return { before, after: 1 };
     });
   }
@@ -238,7 +250,7 @@ export class GitRepo {
   async #collect(oid: string, into: Set<string>): Promise<void> {
     if (into.has(oid)) return;
     into.add(oid);
-    const { object, type } = await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'parsed' });
+    const { object, type } = await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'parsed', cache: this.cache });
     if (type === 'commit') await this.#collect((object as { tree: string }).tree, into);
     else if (type === 'tree') {
       for (const e of object as Array<{ type: string; oid: string }>) {
@@ -273,6 +285,7 @@ export class GitRepo {
           force: opts.force ?? false,
           headers: this.#headers,
           onPrePush: ({ remoteRef }) => remoteRef.oid === (opts.expect ?? zero),
+          cache: this.cache,
         });
       } catch (err) {
         if (err instanceof Errors.PushRejectedError) throw new StewardError('E_STATUS_PUSH', `push of "${branch}" rejected: ${err.data.reason}`, { retry: 'transient', cause: err });

@@ -23,6 +23,7 @@ export function backoffMs(failures: number, intervalMs: number, random = Math.ra
  */
 export async function sync(repo: GitRepo, branch: string, state: AgentState, intervalMs: number, now: Date, log: Logger): Promise<SyncResult> {
   await repo.init();
+  repo.freshCache();
   const local = await repo.localHead(branch);
   if (state.source && Date.parse(state.source.retryAt) > now.getTime()) {
     const error = new StewardError(state.source.error.code as StewardError['code'], `${state.source.error.message} (next try at ${state.source.retryAt})`, { retry: 'transient' });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import git from 'isomorphic-git';
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { GitRepo } from '../source/repo.js';
+import { MAX_PACKS, type GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
 import { commitMessage } from './report.js';
 import { faultPoint } from '../host/fs.js';
@@ -40,19 +40,22 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
   let last: StewardError | undefined;
   let delay = 100;
   await repo.init();
+  repo.freshCache();
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       const tip = await repo.remoteHead(branch);
       if (tip && !(await repo.hasCommit(tip))) await repo.fetch(branch);
-      const built = await repo.exclusive(() => buildCommit(repo.gitdir, branch, tip, path, text, doc, historyLimit));
+      const built = await repo.exclusive(() => buildCommit(repo.gitdir, repo.cache, branch, tip, path, text, doc, historyLimit));
       if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
       faultPoint('during-status-commit');
       await repo.push(branch, { expect: tip, force: built.squash });
       if (built.squash) log.info({ commit: built.commit, historyLimit }, 'status branch history squashed into one commit');
+      // Each fetch of the tip adds a pack: keep only the tip, as the source does.
+      if ((await repo.packCount()) > MAX_PACKS) await repo.compact([built.commit]);
       return { outcome: 'pushed', commit: built.commit, attempts: attempt, ...(built.squash ? { squashed: true } : {}) };
     } catch (err) {
       last = toStewardError(err, 'E_STATUS_PUSH', 'cannot publish status');
-      const retryable = last.code === 'E_STATUS_PUSH' || last.code === 'E_GIT_FETCH';
+      const retryable = last.code === 'E_STATUS_PUSH' || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT';
       if (!retryable || attempt === attempts || opts.signal?.aborted) break;
       // Decorrelated jitter: contenders spread out quickly instead of colliding in step.
       delay = Math.min(3000, 100 + Math.random() * (delay * 3 - 100));
@@ -64,11 +67,11 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
 }
 
 /** Commits the new document on top of `tip`; undefined when the tip already holds it. */
-async function buildCommit(gitdir: string, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean } | undefined> {
+async function buildCommit(gitdir: string, cache: object, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean } | undefined> {
   const blob = await git.writeBlob({ fs, gitdir, blob: Buffer.from(text) });
-  const parent = tip ? (await git.readCommit({ fs, gitdir, oid: tip })).commit : undefined;
+  const parent = tip ? (await git.readCommit({ fs, gitdir, oid: tip, cache })).commit : undefined;
   const rootOid = parent?.tree;
-  const tree = await splice(gitdir, rootOid, path, blob);
+  const tree = await splice(gitdir, cache, rootOid, path, blob);
   if (tree === rootOid) return undefined;
   const seq = (parent ? sequenceOf(parent.message) : 0) + 1;
   const squash = tip !== undefined && seq > historyLimit;
@@ -86,16 +89,16 @@ export function sequenceOf(message: string): number {
 }
 
 /** Returns the oid of `treeOid` with `blob` placed at `path` (trees created as needed). */
-async function splice(gitdir: string, treeOid: string | undefined, path: string[], blob: string): Promise<string> {
+async function splice(gitdir: string, cache: object, treeOid: string | undefined, path: string[], blob: string): Promise<string> {
   const [name, ...rest] = path as [string, ...string[]];
-  const entries: TreeEntry[] = treeOid ? ((await git.readTree({ fs, gitdir, oid: treeOid })).tree as TreeEntry[]) : [];
+  const entries: TreeEntry[] = treeOid ? ((await git.readTree({ fs, gitdir, oid: treeOid, cache })).tree as TreeEntry[]) : [];
   const existing = entries.find((e) => e.path === name);
   let entry: TreeEntry;
   if (rest.length === 0) {
     if (existing?.oid === blob && existing.type === 'blob') return treeOid!;
     entry = { mode: '100644', path: name, oid: blob, type: 'blob' };
   } else {
-    const sub = await splice(gitdir, existing?.type === 'tree' ? existing.oid : undefined, rest, blob);
+    const sub = await splice(gitdir, cache, existing?.type === 'tree' ? existing.oid : undefined, rest, blob);
     if (existing?.oid === sub) return treeOid!;
     entry = { mode: '040000', path: name, oid: sub, type: 'tree' };
   }
