@@ -30,7 +30,18 @@ for arch in $archs; do
   cp "$out/bundle/steward.mjs" "$lib/steward.mjs"
   cp schemas/*.schema.json "$lib/schemas/"
   printf '{ "name": "steward", "version": "%s", "type": "module" }\n' "$version" >"$lib/package.json"
-  printf '#!/bin/sh\nexec /usr/lib/steward/node /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
+  # Node's official builds need libatomic.so.1, which a minimal Debian lacks: carry it.
+  depends=""
+  mkdir -p "$lib/lib"
+  triplet=$([ "$arch" = amd64 ] && echo x86_64-linux-gnu || echo aarch64-linux-gnu)
+  if [ "$(dpkg --print-architecture)" = "$arch" ] && [ -e "/usr/lib/$triplet/libatomic.so.1" ]; then
+    cp -L "/usr/lib/$triplet/libatomic.so.1" "$lib/lib/"
+  elif (cd "$cache" && apt-get download -q "libatomic1:$arch" >/dev/null 2>&1); then
+    dpkg-deb -x "$(ls -t "$cache"/libatomic1_*_"$arch".deb | head -1)" "$root/x" && cp -L "$root/x/usr/lib/$triplet/libatomic.so.1" "$lib/lib/" && rm -rf "$root/x"
+  else
+    depends="Depends: libatomic1"   # this machine cannot fetch the other architecture's library
+  fi
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=/usr/lib/steward/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec /usr/lib/steward/node /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
   chmod 755 "$root/usr/bin/steward" "$lib/node"
   cp systemd/steward.service "$root/lib/systemd/system/steward.service"
   cp README.md "$root/usr/share/doc/steward/README.md"
@@ -42,6 +53,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Steward <steward@example.invalid>
 Installed-Size: $size
+$depends
 Section: admin
 Priority: optional
 Homepage: https://example.invalid/steward
@@ -51,6 +63,7 @@ Description: pull-based GitOps agent for servers, VMs and edge devices
  rolls back unhealthy revisions and reports its status to a Git branch. Carries its own
  Node.js runtime ($NODE_VERSION).
 CONTROL
+  sed -i '/^$/d' "$root/DEBIAN/control"   # no Depends line when the library is carried
   cp packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
   dpkg-deb --root-owner-group -Zgzip --build "$root" "$out/steward_${version}_${arch}.deb" >/dev/null
   tar -C "$root" --owner=0 --group=0 -czf "$out/steward-${version}-linux-${arch}.tar.gz" usr lib

@@ -12,6 +12,8 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v iptables >/dev/null || need+=(iptables)
 [ -x /bin/busybox ] || need+=(busybox-static)
+[ -e /usr/lib/x86_64-linux-gnu/libatomic.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libatomic.so.1 ] || need+=(libatomic1)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then
