@@ -84,6 +84,7 @@ async function readAsAgent(url: string): Promise<string> {
 const server = await startGitServer();
 try {
   const fleet = await createFleetRepo(server, 'growth');
+  await fleet.commit({ 'README.md': 'fleet\n' });
   const t0 = performance.now();
   await fastImport(fleet.bare, reports);
   console.log(`wrote ${reports} commits in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

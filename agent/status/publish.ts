@@ -41,6 +41,10 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
   let delay = 100;
   await repo.init();
   repo.freshCache();
+  // isomorphic-git cannot find the merge base in a shallow history, and would then send every
+  // host's document with each push. It also skips what the remote's default branch holds:
+  // pointing origin/HEAD at the status branch makes each push carry only the new objects.
+  await git.writeRef({ fs, gitdir: repo.gitdir, ref: 'refs/remotes/origin/HEAD', value: `refs/remotes/origin/${branch}`, symbolic: true, force: true });
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       const tip = await repo.remoteHead(branch);
