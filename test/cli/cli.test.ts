@@ -69,8 +69,13 @@ t.test('plan prints the changes with reasons and touches nothing; run polls and 
   const host = `cli-${uid()}`;
   const dir = await tmp();
   const config = join(dir, 'agent.yaml');
-  await writeFile(config, `host: ${host}\nsource:\n  url: ${server.url('fleet')}\n  interval: 500ms\nstateDir: ${dir}/state\n`);
+  const metricsPort = 19000 + Math.floor(Math.random() * 1000);
+  await writeFile(config, `host: ${host}\nsource:\n  url: ${server.url('fleet')}\n  interval: 500ms\nstateDir: ${dir}/state\nmetrics: { listen: "127.0.0.1:${metricsPort}" }\n`);
   await fleet.commit({ [`hosts/${host}/w.yaml`]: containerDoc(`w-${host}`, { image: 'local/busybox:1' }) });
+  const doctor = await steward('doctor', '--config', config);
+  t.match(doctor.stdout, new RegExp(`^ok    config .*\nok    git +reachable; main at [0-9a-f]{7}\nok    docker +/var/run/docker.sock: engine `));
+  t.match(doctor.stdout, /\nFAIL  systemd +this host was not booted with systemd: Service resources cannot be applied\n/, 'this machine has no systemd as PID 1');
+  t.equal(doctor.code, 1, 'a failed check: exit 1');
   const plan = await steward('plan', '--config', config);
   t.equal(plan.code, 0);
   t.match(plan.stdout, new RegExp(`^revision [0-9a-f]{12}: 1 change\\(s\\), 0 unchanged\\nRESOURCE +ACTION +REASONS\\nContainer/w-${host} +create +container does not exist\\n$`));
@@ -93,6 +98,14 @@ t.test('plan prints the changes with reasons and touches nothing; run polls and 
   t.ok(await waitFor(() => lines.filter((l) => l.msg.startsWith('run finished')).length >= 3), 'three runs');
   const running = await docker.listContainers({ filters: { label: [`steward.host=${host}`] } });
   t.equal(running.length, 1);
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  t.match(metrics, /^steward_last_run_success 1$/m, 'metrics: the last run converged');
+  t.match(metrics, /^steward_resources\{status="Ready"\} 1$/m);
+  t.match(metrics, /^steward_status_pushes_total\{result="pushed"\} [1-9]/m);
+  t.match(metrics, /^steward_runs_total [3-9]\d*$/m);
+  const second = await steward('run', '--config', config);
+  t.equal(second.code, 1, 'a second agent refuses to start');
+  t.match(second.stderr, /another steward \(pid \d+\) is running on this host/);
 
   await writeFile(config, `host: ${host}\nsource:\n  url: ${server.url('fleet')}\n  interval: soon\nstateDir: ${dir}/state\n`);
   daemon.kill('SIGHUP');

@@ -79,6 +79,10 @@ t.test('the .deb on a fresh systemd host: enroll, enable, converge, survive kill
     return text !== undefined && JSON.parse(text).appliedRevision === rev && JSON.parse(text).phase === 'Converged';
   });
   t.equal((await sh('cat /opt/kiosk/app.conf')).stdout, 'x=1', 'a file root is writable through the hardened unit');
+  const doctor = await sh('steward doctor');
+  t.equal(doctor.code, 0, doctor.stdout);
+  t.match(doctor.stdout, /ok    git +reachable with the credentials; main at [0-9a-f]{7}/);
+  t.match(doctor.stdout, /ok    systemd +systemd 252/);
   t.equal((await docker.getContainer(`pkg-${host}`).inspect()).State.Running, true);
   const prio = (await sh(`journalctl -u steward -o json --no-pager | grep '"run finished' | head -1`)).stdout;
   t.match(prio, /"PRIORITY":"6"/, 'journald got the info priority');
