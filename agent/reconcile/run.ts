@@ -241,7 +241,8 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
       if (serverResting && due) log.warn({ code: 'E_STATUS_PUSH' }, `status kept in ${config.stateDir}/status.json until the Git server answers again`);
     } else {
       try {
-        const res = await publishStatus(ctx.status, config.status.branch, doc, log, { signal: opts.signal, historyLimit: config.status.historyLimit });
+        // Bounded so that contention on the branch delays the next run by one interval at most.
+        const res = await publishStatus(ctx.status, config.status.branch, doc, log, { signal: opts.signal, historyLimit: config.status.historyLimit, deadlineMs: Math.max(60_000, config.source.intervalMs) });
         state.report = { fingerprint: fp, at: doc.updatedAt, pushed: true, pushedAt: doc.updatedAt };
         report.published = res.outcome;
         log.info({ commit: res.commit, attempts: res.attempts, phase: doc.phase }, `status ${res.outcome} to ${config.status.branch}`);

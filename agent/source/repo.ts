@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { mkdir, readdir, rm, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import git, { Errors } from 'isomorphic-git';
+import git from 'isomorphic-git';
 import { StewardError, type ErrorCode } from '../errors.js';
 import { agentVersion } from '../version.js';
 import { redactUrl, type GitHttp } from './http.js';
@@ -90,23 +90,7 @@ export class GitRepo {
 
   async #lsRefsV2(ref: string): Promise<string | undefined | 'unsupported'> {
     const body = [pkt('command=ls-refs\n'), pkt(`agent=steward/${agentVersion}\n`), '0001', pkt(`ref-prefix ${ref}\n`), '0000'].join('');
-    let res: { status: number; headers: Record<string, string>; body: Buffer };
-    try {
-      res = await this.#http.send({
-        url: `${this.url}/git-upload-pack`,
-        method: 'POST',
-        headers: {
-          ...this.#headers,
-          'content-type': 'application/x-git-upload-pack-request',
-          accept: 'application/x-git-upload-pack-result',
-          'git-protocol': 'version=2',
-          'user-agent': `git/steward-${agentVersion}`,
-        },
-        body: Buffer.from(body),
-      });
-    } catch (err) {
-      throw gitError(err, this.url, 'cannot reach');
-    }
+    const res = await this.#rpc('git-upload-pack', Buffer.from(body), { 'git-protocol': 'version=2' }, 'cannot reach');
     if (res.status === 401 || res.status === 403) throw httpStatusError(res.status, this.url);
     if (res.status === 404) throw new StewardError('E_GIT_UNREACHABLE', `no Git repository at ${redactUrl(this.url)} (HTTP 404)`, { retry: 'transient' });
     if (res.status !== 200 || !/x-git-upload-pack-result/.test(res.headers['content-type'] ?? '')) return 'unsupported';
@@ -118,6 +102,26 @@ export class GitRepo {
       if (m[2] === ref) return m[1];
     }
     return undefined;
+  }
+
+  /** One smart-HTTP POST to `service`, buffered; a transport failure is a classified StewardError. */
+  async #rpc(service: 'git-upload-pack' | 'git-receive-pack', body: Buffer, headers: Record<string, string>, what: string): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+    try {
+      return await this.#http.send({
+        url: `${this.url}/${service}`,
+        method: 'POST',
+        headers: {
+          ...this.#headers,
+          'content-type': `application/x-${service}-request`,
+          accept: `application/x-${service}-result`,
+          'user-agent': `git/steward-${agentVersion}`,
+          ...headers,
+        },
+        body,
+      });
+    } catch (err) {
+      throw gitError(err, this.url, what);
+    }
   }
 
   /** Fetches `branch` shallowly (depth 1) and returns the fetched commit. */
@@ -266,39 +270,35 @@ export class GitRepo {
   }
 
   /**
-   * Pushes the local `branch`. `expect` is a lease: the push goes only when the server's branch is
-   * still at that commit (undefined: absent), so a squash (`force`) can never drop a report
-   * another host pushed meanwhile. A moved branch is E_STATUS_PUSH, for the caller to rebuild.
+   * Moves the server's `branch` from `expect` (undefined: absent) to `commit` in one request: a
+   * receive-pack POST carrying the ref update and a pack of `objects` (what the server lacks).
+   * The server applies the update only while the branch is still at `expect`, so this is a
+   * compare-and-swap with nothing between looking and writing: a lost race costs one small POST
+   * and no ref advertisement. (isomorphic-git's push first fetches the advertisement, and in a
+   * shallow history cannot find what the server has, so it sends every host's document again.)
+   * The update has no fast-forward check on this side: a squash is an update like any other.
    */
-  push(branch: string, opts: { expect: string | undefined; force?: boolean }): Promise<void> {
+  pushCommit(branch: string, opts: { expect: string | undefined; commit: string; objects: string[] }): Promise<void> {
     return this.#serial(async () => {
-      let res;
-      const zero = '0000000000000000000000000000000000000000';
-      try {
-        res = await git.push({
-          fs,
-          http: this.#http,
-          gitdir: this.gitdir,
-          url: this.url,
-          ref: branch,
-          remoteRef: branch,
-          force: opts.force ?? false,
-          headers: this.#headers,
-          onPrePush: ({ remoteRef }) => remoteRef.oid === (opts.expect ?? zero),
-          cache: this.cache,
-        });
-      } catch (err) {
-        if (err instanceof Errors.PushRejectedError) throw new StewardError('E_STATUS_PUSH', `push of "${branch}" rejected: ${err.data.reason}`, { retry: 'transient', cause: err });
-        if (err instanceof Errors.UserCanceledError) throw new StewardError('E_STATUS_PUSH', `"${branch}" moved on the server; rebuilding on its new tip`, { retry: 'transient', cause: err });
-        throw gitError(err, this.url, `cannot push "${branch}" to`);
-      }
-      if (!res.ok) {
-        const reason = res.error ?? Object.values(res.refs).map((r) => r.error).filter(Boolean).join('; ');
-        throw new StewardError('E_STATUS_PUSH', `push of "${branch}" rejected: ${reason}`, { retry: 'transient' });
-      }
+      const ref = `refs/heads/${branch}`;
+      const { packfile } = await git.packObjects({ fs, gitdir: this.gitdir, oids: opts.objects, cache: this.cache });
+      if (!packfile) throw new StewardError('E_INTERNAL', 'packObjects returned no pack');
+      const command = pkt(`${opts.expect ?? ZERO} ${opts.commit} ${ref}\0report-status agent=steward/${agentVersion}\n`) + '0000';
+      const res = await this.#rpc('git-receive-pack', Buffer.concat([Buffer.from(command), packfile]), {}, `cannot push "${branch}" to`);
+      if (res.status === 401 || res.status === 403) throw httpStatusError(res.status, this.url);
+      if (res.status !== 200) throw new StewardError('E_GIT_UNREACHABLE', `cannot push "${branch}" to ${redactUrl(this.url)}: HTTP ${res.status}`, { retry: 'transient' });
+      const lines = /x-git-receive-pack-result/.test(res.headers['content-type'] ?? '') ? parsePktLines(res.body) : undefined;
+      const unpack = lines?.find((l) => l.startsWith('unpack '));
+      const status = lines?.find((l) => l === `ok ${ref}` || l.startsWith(`ng ${ref} `));
+      if (!unpack || !status) throw new StewardError('E_STATUS_PUSH', `push of "${branch}": ${redactUrl(this.url)} did not answer with a receive-pack report`, { retry: 'transient' });
+      if (status === `ok ${ref}` && unpack === 'unpack ok') return;
+      const reason = status.startsWith('ng ') ? status.slice(`ng ${ref} `.length) : unpack;
+      throw new StewardError('E_STATUS_PUSH', `push of "${branch}" refused: ${reason}`, { retry: 'transient' });
     });
   }
 }
+
+const ZERO = '0'.repeat(40);
 
 function pkt(s: string): string {
   return (Buffer.byteLength(s) + 4).toString(16).padStart(4, '0') + s;

@@ -26,56 +26,91 @@ export const DEFAULT_HISTORY_LIMIT = 5000;
 
 type TreeEntry = { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' };
 
+/** Backoff between attempts: full jitter, doubling from BACKOFF_BASE_MS up to BACKOFF_CAP_MS. */
+export const BACKOFF_BASE_MS = 250;
+export const BACKOFF_CAP_MS = 30_000;
+
 /**
  * Writes `hosts/<host>/status.json` on the status branch, without a checkout: the new blob is
  * spliced into the tip's tree (only the two trees on its path are rewritten), committed on top of
- * the tip and pushed. A push refused because another host pushed first is rebuilt on the new tip
- * and retried with jittered backoff, so no host's update is lost and none overwrites another's.
+ * the tip and pushed as a compare-and-swap (`GitRepo.pushCommit`). A push refused because another
+ * host pushed first is rebuilt on the new tip and retried, so no host's update is lost and none
+ * overwrites another's.
+ *
+ * The retries back off exponentially with full jitter (a random wait up to 250 ms, 500 ms, 1 s,
+ * ... 30 s). Every refused attempt costs the server work, so when a whole fleet reports at the
+ * same instant the waits must grow until the attempts arrive slower than the server can accept
+ * them; a fixed small cap made 200 simultaneous hosts collapse into endless refusals. Publishing
+ * stops at `deadlineMs` (or `attempts`): the report stays in the outbox for the next run.
  */
-export async function publishStatus(repo: GitRepo, branch: string, doc: HostStatus, log: Logger, opts: { attempts?: number; signal?: AbortSignal; historyLimit?: number } = {}): Promise<PublishResult> {
+export async function publishStatus(repo: GitRepo, branch: string, doc: HostStatus, log: Logger, opts: { attempts?: number; deadlineMs?: number; signal?: AbortSignal; historyLimit?: number } = {}): Promise<PublishResult> {
   const attempts = opts.attempts ?? 40;
+  const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
   const historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
   const path = ['hosts', doc.host, 'status.json'];
   const text = JSON.stringify(doc, null, 2) + '\n';
   let last: StewardError | undefined;
-  let delay = 100;
+  let squashRefused = false;
   await repo.init();
   repo.freshCache();
-  // isomorphic-git cannot find the merge base in a shallow history, and would then send every
-  // host's document with each push. It also skips what the remote's default branch holds:
-  // pointing origin/HEAD at the status branch makes each push carry only the new objects.
-  await git.writeRef({ fs, gitdir: repo.gitdir, ref: 'refs/remotes/origin/HEAD', value: `refs/remotes/origin/${branch}`, symbolic: true, force: true });
+  let refused = false;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      const tip = await repo.remoteHead(branch);
-      if (tip && !(await repo.hasCommit(tip))) await repo.fetch(branch);
-      const built = await repo.exclusive(() => buildCommit(repo.gitdir, repo.cache, branch, tip, path, text, doc, historyLimit));
+      // After a refusal the branch has surely moved: fetch it at once (its advertisement names the
+      // tip) rather than ask for the tip first, one request less in the window another host can win.
+      let tip: string | undefined;
+      if (refused) tip = await repo.fetch(branch);
+      else {
+        tip = await repo.remoteHead(branch);
+        if (tip && !(await repo.hasCommit(tip))) await repo.fetch(branch);
+      }
+      refused = false;
+      const built = await repo.exclusive(() => buildCommit(repo.gitdir, repo.cache, branch, tip, path, text, doc, squashRefused ? Infinity : historyLimit));
       if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
       faultPoint('during-status-commit');
-      await repo.push(branch, { expect: tip, force: built.squash });
+      await repo.pushCommit(branch, { expect: tip, commit: built.commit, objects: built.objects });
+      await repo.exclusive(() => git.writeRef({ fs, gitdir: repo.gitdir, ref: `refs/steward/${branch}`, value: built.commit, force: true }));
       if (built.squash) log.info({ commit: built.commit, historyLimit }, 'status branch history squashed into one commit');
       // Each fetch of the tip adds a pack: keep only the tip, as the source does.
       if ((await repo.packCount()) > MAX_PACKS) await repo.compact([built.commit]);
       return { outcome: 'pushed', commit: built.commit, attempts: attempt, ...(built.squash ? { squashed: true } : {}) };
     } catch (err) {
       last = toStewardError(err, 'E_STATUS_PUSH', 'cannot publish status');
+      refused = last.code === 'E_STATUS_PUSH';
+      // A server that refuses to rewrite history (receive.denyNonFastForwards) gets appended to.
+      if (last.code === 'E_STATUS_PUSH' && /non-fast-forward/.test(last.message)) squashRefused = true;
       const retryable = last.code === 'E_STATUS_PUSH' || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT';
-      if (!retryable || attempt === attempts || opts.signal?.aborted) break;
-      // Decorrelated jitter: contenders spread out quickly instead of colliding in step.
-      delay = Math.min(3000, 100 + Math.random() * (delay * 3 - 100));
-      log.debug({ attempt, delayMs: Math.round(delay), code: last.code }, 'status push refused; rebuilding on the new tip');
-      await new Promise((r) => setTimeout(r, delay));
+      const wait = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+      if (!retryable || attempt === attempts || opts.signal?.aborted || Date.now() + wait > deadline) break;
+      log.debug({ attempt, delayMs: Math.round(wait), code: last.code }, 'status push refused; rebuilding on the new tip');
+      await sleep(wait, opts.signal);
     }
   }
   throw last ?? new StewardError('E_STATUS_PUSH', 'cannot publish status', { retry: 'transient' });
 }
 
-/** Commits the new document on top of `tip`; undefined when the tip already holds it. */
-async function buildCommit(gitdir: string, cache: object, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean } | undefined> {
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+/**
+ * Commits the new document on top of `tip`; undefined when the tip already holds it. `objects`
+ * are the ones the server lacks: the blob, the rewritten trees and the commit.
+ */
+async function buildCommit(gitdir: string, cache: object, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
   const blob = await git.writeBlob({ fs, gitdir, blob: Buffer.from(text) });
   const parent = tip ? (await git.readCommit({ fs, gitdir, oid: tip, cache })).commit : undefined;
   const rootOid = parent?.tree;
-  const tree = await splice(gitdir, cache, rootOid, path, blob);
+  const objects = [blob];
+  const tree = await splice(gitdir, cache, rootOid, path, blob, objects);
   if (tree === rootOid) return undefined;
   const seq = (parent ? sequenceOf(parent.message) : 0) + 1;
   const squash = tip !== undefined && seq > historyLimit;
@@ -83,7 +118,8 @@ async function buildCommit(gitdir: string, cache: object, branch: string, tip: s
   const author = { name: doc.host, email: `${doc.host}@steward.invalid`, timestamp: when, timezoneOffset: 0 };
   const message = `${commitMessage(doc)}\nSteward-Seq: ${squash ? 1 : seq}\n`;
   const commit = await git.commit({ fs, gitdir, ref: `refs/heads/${branch}`, tree, parent: tip && !squash ? [tip] : [], message, author, committer: author });
-  return { commit, squash };
+  objects.push(commit);
+  return { commit, squash, objects };
 }
 
 /** The `Steward-Seq: N` trailer of a status commit; 0 when absent. */
@@ -92,8 +128,8 @@ export function sequenceOf(message: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** Returns the oid of `treeOid` with `blob` placed at `path` (trees created as needed). */
-async function splice(gitdir: string, cache: object, treeOid: string | undefined, path: string[], blob: string): Promise<string> {
+/** Returns the oid of `treeOid` with `blob` placed at `path` (trees created as needed, and added to `written`). */
+async function splice(gitdir: string, cache: object, treeOid: string | undefined, path: string[], blob: string, written: string[]): Promise<string> {
   const [name, ...rest] = path as [string, ...string[]];
   const entries: TreeEntry[] = treeOid ? ((await git.readTree({ fs, gitdir, oid: treeOid, cache })).tree as TreeEntry[]) : [];
   const existing = entries.find((e) => e.path === name);
@@ -102,10 +138,12 @@ async function splice(gitdir: string, cache: object, treeOid: string | undefined
     if (existing?.oid === blob && existing.type === 'blob') return treeOid!;
     entry = { mode: '100644', path: name, oid: blob, type: 'blob' };
   } else {
-    const sub = await splice(gitdir, cache, existing?.type === 'tree' ? existing.oid : undefined, rest, blob);
+    const sub = await splice(gitdir, cache, existing?.type === 'tree' ? existing.oid : undefined, rest, blob, written);
     if (existing?.oid === sub) return treeOid!;
     entry = { mode: '040000', path: name, oid: sub, type: 'tree' };
   }
   const next = entries.filter((e) => e.path !== name).concat(entry);
-  return git.writeTree({ fs, gitdir, tree: next });
+  const oid = await git.writeTree({ fs, gitdir, tree: next });
+  written.push(oid);
+  return oid;
 }

@@ -74,6 +74,42 @@ t.test('a branch past its history limit is squashed into one commit, without los
   for (const h of hosts) t.equal(JSON.parse((await showFile(own.bare, 'steward-status', `hosts/${h.name}/status.json`))!).lastRun.durationMs, 8, `${h.name} has its newest report`);
 });
 
+t.test('a push built on a stale tip is refused by the server and changes nothing there', async (t) => {
+  const own = await createFleetRepo(server, 'stale');
+  await own.commit({ 'README.md': 'x\n' });
+  const a = await statusRepo(server.url('stale'));
+  const b = await statusRepo(server.url('stale'));
+  const first = await publishStatus(a, 'steward-status', doc('alpha'), log);
+  const second = await publishStatus(b, 'steward-status', doc('bravo'), log);
+  t.equal(second.attempts, 1, 'bravo fetched alpha’s tip before pushing');
+  // alpha's own commit, offered as if the branch were still absent (or at alpha's old tip)
+  for (const expect of [undefined, first.commit]) {
+    const err = await a.pushCommit('steward-status', { expect, commit: first.commit!, objects: [first.commit!] }).catch((e: unknown) => e);
+    t.ok(err instanceof StewardError && err.code === 'E_STATUS_PUSH', `expect ${expect?.slice(0, 7) ?? 'absent'}: refused`);
+    t.match((err as Error).message, /push of "steward-status" refused: /);
+  }
+  t.equal(await gitOut(own.bare, 'rev-parse', 'steward-status'), second.commit, 'the branch did not move');
+  const third = await publishStatus(a, 'steward-status', doc('alpha', { durationMs: 2 }), log);
+  t.equal(third.attempts, 1, 'alpha learns the tip by asking, not by a refused push');
+  t.equal(JSON.parse((await showFile(own.bare, 'steward-status', 'hosts/bravo/status.json'))!).host, 'bravo', 'bravo’s report kept');
+});
+
+t.test('a server that refuses history rewrites (receive.denyNonFastForwards) is appended to instead of squashed', async (t) => {
+  const own = await createFleetRepo(server, 'noff');
+  await own.commit({ 'README.md': 'x\n' });
+  await gitOut(own.bare, 'config', 'receive.denyNonFastForwards', 'true');
+  const hosts = await Promise.all(['n1', 'n2'].map(async (name) => ({ name, repo: await statusRepo(server.url('noff')) })));
+  for (let round = 1; round <= 4; round++) {
+    for (const h of hosts) {
+      const r = await publishStatus(h.repo, 'steward-status', doc(h.name, { durationMs: round }), log, { historyLimit: 3 });
+      t.equal(r.outcome, 'pushed');
+      t.notOk(r.squashed, `${h.name} round ${round}: not squashed`);
+    }
+  }
+  t.equal(Number(await gitOut(own.bare, 'rev-list', '--count', 'steward-status')), 8, 'every report kept as a commit');
+  for (const h of hosts) t.equal(JSON.parse((await showFile(own.bare, 'steward-status', `hosts/${h.name}/status.json`))!).lastRun.durationMs, 4, `${h.name} has its newest report`);
+});
+
 t.test('the outbox: a server down for several runs, then up: exactly one push, with the newest report', async (t) => {
   const own = await startGitServer();
   t.teardown(() => own.stop());
