@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -94,4 +94,27 @@ export async function readJson(path: string): Promise<unknown> {
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+}
+
+/**
+ * Keeps a copy of a file Steward is about to replace (not one it wrote) under
+ * `stateDir/backup/<path>`, with the file's mode and owner; returns where.
+ */
+export async function backupFile(stateDir: string, path: string): Promise<string> {
+  const to = join(stateDir, 'backup', path);
+  await mkdir(dirname(to), { recursive: true, mode: 0o700 });
+  await copyFile(path, to);
+  const st = await lstat(path);
+  await chmod(to, st.mode & 0o7777);
+  await chown(to, st.uid, st.gid);
+  return to;
+}
+
+/** Puts a `backupFile` copy back at `path` (atomically, mode and owner kept) and drops the copy. A missing copy is no error. */
+export async function restoreBackup(backup: string, path: string): Promise<void> {
+  const original = await readFile(backup).catch(() => undefined);
+  const st = await lstat(backup).catch(() => undefined);
+  if (!original || !st) return;
+  await writeFileAtomic(path, original, { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
+  await rm(backup, { force: true });
 }

@@ -97,8 +97,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   diff(desired: DesiredContainer | undefined, observed: ObservedContainer | undefined, record: InventoryEntry | undefined): Change<DesiredContainer, ObservedContainer> | undefined {
     if (!desired) {
       if (!observed?.owned) return undefined;
-      const id = observed ? `Container/${observed.name}` : '';
-      return { id, kind: 'Container', action: 'delete', reasons: ['no longer in Git'], drift: false, observed };
+      return { id: `Container/${observed.name}`, kind: 'Container', action: 'delete', reasons: ['no longer in Git'], drift: false, observed };
     }
     const base = { id: desired.id, kind: 'Container' as const, desired, ...(observed ? { observed } : {}) };
     const applied = record?.hash === this.hash(desired);

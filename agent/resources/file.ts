@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { copyFile, lstat, mkdir, readFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, readFile, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { StewardError } from '../errors.js';
-import { syncDir, writeFileAtomic } from '../host/fs.js';
+import { backupFile, restoreBackup, syncDir, writeFileAtomic } from '../host/fs.js';
 import { ensureRealDir } from '../host/paths.js';
 import { readAccounts } from '../host/users.js';
 import type { DesiredFile } from '../manifest/bundle.js';
@@ -108,7 +108,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       const path = d.spec.path;
       await ensureRealDir(dirname(path), true, d.id);
       const owned: Owned = { path, ...(change.record?.backup ? { backup: change.record.backup } : {}) };
-      if (!change.record?.path && change.observed?.type === 'file') owned.backup = await this.#backup(path);
+      if (!change.record?.path && change.observed?.type === 'file') owned.backup = await backupFile(this.stateDir, path);
       const want = change.observed?.want;
       await writeFileAtomic(path, d.data ?? Buffer.alloc(0), { mode: fileMode(d.spec), ...(want?.uid !== undefined ? { uid: want.uid } : {}), ...(want?.gid !== undefined ? { gid: want.gid } : {}) });
       return owned;
@@ -143,28 +143,9 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       const st = await lstat(path).catch(() => undefined);
       if (st?.isFile()) await rm(path);
       else if (st) throw new StewardError('E_FILE_UNSAFE', `${path} is no longer a regular file; not deleted`, { resource: change.id });
-      if (change.record?.backup) {
-        const original = await readFile(change.record.backup).catch(() => undefined);
-        const bst = await lstat(change.record.backup).catch(() => undefined);
-        if (original && bst) {
-          await writeFileAtomic(path, original, { mode: bst.mode & 0o7777, uid: bst.uid, gid: bst.gid });
-          await rm(change.record.backup, { force: true });
-        }
-      }
+      if (change.record?.backup) await restoreBackup(change.record.backup, path);
       await syncDir(dirname(path)).catch(() => undefined);
     }
     return undefined;
-  }
-
-  /** Keeps the file Steward is about to replace; it comes back when the resource is pruned. */
-  async #backup(path: string): Promise<string> {
-    const to = join(this.stateDir, 'backup', path);
-    await mkdir(dirname(to), { recursive: true, mode: 0o700 });
-    await copyFile(path, to);
-    const st = await lstat(path);
-    const { chown, chmod } = await import('node:fs/promises');
-    await chmod(to, st.mode & 0o7777);
-    await chown(to, st.uid, st.gid);
-    return to;
   }
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { copyFile, lstat, mkdir, readFile, rm } from 'node:fs/promises';
+import { lstat, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StewardError } from '../errors.js';
-import { writeFileAtomic } from '../host/fs.js';
+import { backupFile, restoreBackup, writeFileAtomic } from '../host/fs.js';
 import { ensureRealDir } from '../host/paths.js';
 import type { Systemd, UnitState } from '../host/systemd.js';
 import type { DesiredService } from '../manifest/bundle.js';
@@ -116,7 +116,7 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       const path = this.#path(unit);
       try {
         await ensureRealDir(dirname(path), true, d.id);
-        if (o.file.present && !change.record?.path) owned.backup = await this.#backup(path);
+        if (o.file.present && !change.record?.path) owned.backup = await backupFile(this.stateDir, path);
         await writeFileAtomic(path, d.data, { mode: 0o644 });
       } catch (err) {
         if (err instanceof StewardError) throw err;
@@ -192,13 +192,7 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       if (!s || isEnabled(s)) await quiet('disable');
       const st = await lstat(rec.path).catch(() => undefined);
       if (st?.isFile()) await rm(rec.path);
-      if (rec.backup) {
-        const original = await readFile(rec.backup).catch(() => undefined);
-        if (original) {
-          await writeFileAtomic(rec.path, original, { mode: 0o644 });
-          await rm(rec.backup, { force: true });
-        }
-      }
+      if (rec.backup) await restoreBackup(rec.backup, rec.path);
       await this.systemd.daemonReload();
     } else if (rec.original && s) {
       if (!rec.original.enabled && isEnabled(s)) await quiet('disable');
@@ -206,12 +200,5 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       if (!rec.original.active && isActive(s)) await quiet('stop');
       if (rec.original.active && !isActive(s)) await this.systemd.unit('start', unit).catch(() => undefined);
     }
-  }
-
-  async #backup(path: string): Promise<string> {
-    const to = join(this.stateDir, 'backup', path);
-    await mkdir(dirname(to), { recursive: true, mode: 0o700 });
-    await copyFile(path, to);
-    return to;
   }
 }

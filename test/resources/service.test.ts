@@ -81,6 +81,20 @@ t.test('an existing unit is managed for enabled/state only, and gets its own sta
   await fleet.commit({ [`${dir()}/legacy.yaml`]: null });
 });
 
+t.test('a unit file Steward replaces is kept and put back, with its mode, when the Service is pruned', async (t) => {
+  await host.sh(`printf '${unit('vendor').replace(/\n/g, '\\n')}' > /etc/systemd/system/vendor.service && chmod 0640 /etc/systemd/system/vendor.service && systemctl daemon-reload`);
+  await fleet.commit({ [`${dir()}/vendor.yaml`]: doc('Service', 'vendor', { unit: 'vendor.service', content: unit('ours'), state: 'running' }) });
+  let r = await once();
+  t.match(r.status.resources['Service/vendor'], { status: 'Ready' });
+  t.equal(await host.show('vendor.service', 'Description'), 'kiosk ours');
+  await fleet.commit({ [`${dir()}/vendor.yaml`]: null, [`${dir()}/keep.yaml`]: doc('File', 'keep', { path: '/etc/kiosk/keep', content: 'k' }) });
+  r = await once();
+  t.match(r.status.resources['Service/vendor'], { status: 'Pruned' });
+  t.equal((await host.sh('cat /etc/systemd/system/vendor.service')).stdout, unit('vendor'), 'the original unit file is back');
+  t.equal((await host.sh('stat -c %a /etc/systemd/system/vendor.service')).stdout.trim(), '640', 'with its mode');
+  t.equal(await host.show('vendor.service', 'Description'), 'kiosk vendor', 'and systemd reads it again');
+});
+
 t.test('restartOn: a changed File restarts the Container and the Service naming it; nothing restarts otherwise', async (t) => {
   const cname = `reader-${host.name}`;
   const bundle = (conf: string) => ({
