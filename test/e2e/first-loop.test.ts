@@ -2,37 +2,15 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { containerDoc, docker, makeAgent, removeContainers, uid, type TestAgent } from '../helpers/agent.js';
-import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
-import { matchesSchema } from '../../agent/manifest/schema.js';
-import type { HostStatus } from '../../agent/types/host-status.js';
+import { containerDoc, docker, removeContainers, uid } from '../helpers/agent.js';
+import { fleetFixture } from '../helpers/fixture.js';
+import { createFleetRepo, startGitServer } from '../helpers/git.js';
 
 const exec = promisify(execFile);
 const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 
-let server: GitServer;
-let fleet: FleetRepo;
-const agents: TestAgent[] = [];
-t.before(async () => {
-  server = await startGitServer();
-  fleet = await createFleetRepo(server, 'fleet');
-});
-t.teardown(async () => {
-  for (const a of agents) await a.cleanup();
-  await server.stop();
-});
-const agent = async (opts: Parameters<typeof makeAgent>[0]) => {
-  const a = await makeAgent(opts);
-  agents.push(a);
-  return a;
-};
-const statusOf = async (host: string): Promise<HostStatus> => {
-  const text = await showFile(fleet.bare, 'steward-status', `hosts/${host}/status.json`);
-  if (!text) throw new Error(`no status for ${host}`);
-  const doc: unknown = JSON.parse(text);
-  if (!matchesSchema<HostStatus>('host-status', doc)) throw new Error(`status of ${host} does not match the schema`);
-  return doc;
-};
+const fx = fleetFixture(t);
+const { agent, statusOf } = fx;
 const byName = async (name: string) => (await docker.listContainers({ all: true, filters: { name: [`^/${name}$`] } }))[0];
 
 /** Docker events for one host's containers between two instants (a real record of mutating calls). */
@@ -53,9 +31,9 @@ async function eventsDuring(host: string, fn: () => Promise<unknown>): Promise<s
 }
 
 t.test('a host converges to its own paths and the shared group, and reports on the status branch', async (t) => {
-  const a = await agent({ url: server.url('fleet'), paths: ['hosts/${host}', 'groups/${labels.role}'] });
+  const a = await agent({ url: fx.server.url('fleet'), paths: ['hosts/${host}', 'groups/${labels.role}'] });
   const b = `other-${uid()}`;
-  const sha = await fleet.commit({
+  const sha = await fx.fleet.commit({
     [`hosts/${a.host}/web.yaml`]: containerDoc(`web-${a.host}`, { image: 'local/busybox:1', env: { GREETING: 'hello' } }),
     [`hosts/${b}/web.yaml`]: containerDoc(`web-${b}`, { image: 'local/busybox:1' }),
     'groups/kiosk/agent.yaml': `apiVersion: steward/v1\nkind: Container\nmetadata: { name: sidecar-${a.host} }\nspec:\n  image: local/busybox:1\n  command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]\n`,
@@ -77,16 +55,16 @@ t.test('a host converges to its own paths and the shared group, and reports on t
   t.equal(status.phase, 'Converged');
   t.same(status.labels, { site: 'test', role: 'kiosk' });
   t.equal(status.resources[`Container/web-${a.host}`]?.action, 'create');
-  const log = await (await import('../helpers/git.js')).gitOut(fleet.bare, 'log', '-1', '--format=%an|%s', 'steward-status');
+  const log = await (await import('../helpers/git.js')).gitOut(fx.fleet.bare, 'log', '-1', '--format=%an|%s', 'steward-status');
   t.equal(log, `${a.host}|steward(${a.host}): Converged at ${sha.slice(0, 7)} — 2 changed, 0 failed`);
   t.notMatch(JSON.stringify(status), /hello/, 'env values never reach the status');
 });
 
 t.test('a change of image or env recreates that container only; a removed document prunes it; an unowned name is left alone', async (t) => {
-  const a = await agent({ url: server.url('fleet') });
+  const a = await agent({ url: fx.server.url('fleet') });
   const dir = `hosts/${a.host}`;
   const [n1, n2, n3] = ['one', 'two', 'three'].map((n) => `${n}-${a.host}`) as [string, string, string];
-  await fleet.commit({
+  await fx.fleet.commit({
     [`${dir}/one.yaml`]: containerDoc(n1, { image: 'local/busybox:1', env: { V: '1' } }),
     [`${dir}/two.yaml`]: containerDoc(n2, { image: 'local/busybox:1' }),
     [`${dir}/three.yaml`]: containerDoc(n3, { image: 'local/busybox:1' }),
@@ -94,7 +72,7 @@ t.test('a change of image or env recreates that container only; a removed docume
   t.equal((await a.once()).outcome.phase, 'Converged');
   const before = Object.fromEntries((await a.containers()).map((c) => [c.Names[0]!.slice(1), c.Id]));
 
-  await fleet.commit({ [`${dir}/one.yaml`]: containerDoc(n1, { image: 'local/busybox:1', env: { V: '2' } }), [`${dir}/two.yaml`]: containerDoc(n2, { image: 'local/busybox:2' }) });
+  await fx.fleet.commit({ [`${dir}/one.yaml`]: containerDoc(n1, { image: 'local/busybox:1', env: { V: '2' } }), [`${dir}/two.yaml`]: containerDoc(n2, { image: 'local/busybox:2' }) });
   const r = await a.once();
   t.same([...r.outcome.results.values()].filter((x) => x.action !== 'none').map((x) => `${x.id} ${x.action}: ${x.message}`).sort(), [
     `Container/${n1} recreate: recreate: env changed`,
@@ -106,7 +84,7 @@ t.test('a change of image or env recreates that container only; a removed docume
   t.equal(after[n2]!.Image, 'local/busybox:2');
   t.equal(after[n3]!.Id, before[n3], 'three untouched');
 
-  await fleet.commit({ [`${dir}/three.yaml`]: null });
+  await fx.fleet.commit({ [`${dir}/three.yaml`]: null });
   const pruned = await a.once();
   t.equal(pruned.outcome.results.get(`Container/${n3}`)?.status, 'Pruned');
   t.equal(await byName(n3), undefined, 'three removed from the host');
@@ -114,7 +92,7 @@ t.test('a change of image or env recreates that container only; a removed docume
   const squatter = `squat-${a.host}`;
   await docker.createContainer({ name: squatter, Image: 'local/busybox:1', Cmd: ['sleep', '1'], Labels: { owner: 'someone-else' } });
   t.teardown(() => removeContainers(squatter));
-  await fleet.commit({ [`${dir}/squat.yaml`]: containerDoc(squatter, { image: 'local/busybox:2' }) });
+  await fx.fleet.commit({ [`${dir}/squat.yaml`]: containerDoc(squatter, { image: 'local/busybox:2' }) });
   const taken = await a.once();
   t.equal(taken.outcome.phase, 'Failed');
   t.match(taken.outcome.results.get(`Container/${squatter}`), { status: 'Failed', error: { code: 'E_CONTAINER_NAME_TAKEN' } });
@@ -126,13 +104,13 @@ t.test('a change of image or env recreates that container only; a removed docume
 });
 
 t.test('an invalid commit changes nothing and says where; the next valid commit applies', async (t) => {
-  const a = await agent({ url: server.url('fleet') });
+  const a = await agent({ url: fx.server.url('fleet') });
   const dir = `hosts/${a.host}`;
   const name = `app-${a.host}`;
-  await fleet.commit({ [`${dir}/app.yaml`]: containerDoc(name, { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`${dir}/app.yaml`]: containerDoc(name, { image: 'local/busybox:1' }) });
   await a.once();
   const id = (await byName(name))!.Id;
-  const bad = await fleet.commit({
+  const bad = await fx.fleet.commit({
     [`${dir}/app.yaml`]: containerDoc(name, { image: 'local/busybox:2' }),
     [`${dir}/broken.yaml`]: `apiVersion: steward/v1\nkind: Container\nmetadata: { name: broken }\nspec:\n  image: local/busybox:1\n  ports: ["eighty"]\n`,
   });
@@ -145,15 +123,15 @@ t.test('an invalid commit changes nothing and says where; the next valid commit 
   t.not(status.appliedRevision, bad);
   t.match(status.errors, [{ code: 'E_MANIFEST_INVALID', file: `${dir}/broken.yaml`, line: 6, pointer: '/spec/ports/0' }]);
   t.match(status.conditions.find((c) => c.type === 'Valid'), { status: 'False', reason: 'E_MANIFEST_INVALID' });
-  await fleet.commit({ [`${dir}/broken.yaml`]: null });
+  await fx.fleet.commit({ [`${dir}/broken.yaml`]: null });
   t.equal((await a.once()).outcome.phase, 'Converged');
   t.equal((await byName(name))!.Image, 'local/busybox:2', 'the valid commit applied');
 });
 
 t.test('a container removed by hand is recreated next run and reported as drift; a no-change run calls nothing', async (t) => {
-  const a = await agent({ url: server.url('fleet') });
+  const a = await agent({ url: fx.server.url('fleet') });
   const name = `drift-${a.host}`;
-  await fleet.commit({ [`hosts/${a.host}/d.yaml`]: containerDoc(name, { image: 'local/busybox:1' }), [`hosts/${a.host}/e.yaml`]: containerDoc(`e-${a.host}`, { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`hosts/${a.host}/d.yaml`]: containerDoc(name, { image: 'local/busybox:1' }), [`hosts/${a.host}/e.yaml`]: containerDoc(`e-${a.host}`, { image: 'local/busybox:1' }) });
   await a.once();
   t.same(await eventsDuring(a.host, () => a.once()), [], 'a run with nothing to change makes no create/start/remove call');
   await docker.getContainer(name).remove({ force: true });
@@ -169,8 +147,8 @@ t.test('a container removed by hand is recreated next run and reported as drift;
 });
 
 t.test('an image that cannot be pulled fails its resource; the rest applies', async (t) => {
-  const a = await agent({ url: server.url('fleet') });
-  await fleet.commit({
+  const a = await agent({ url: fx.server.url('fleet') });
+  await fx.fleet.commit({
     [`hosts/${a.host}/ok.yaml`]: containerDoc(`ok-${a.host}`, { image: 'local/busybox:1' }),
     [`hosts/${a.host}/nope.yaml`]: containerDoc(`nope-${a.host}`, { image: 'registry.invalid/nothing:1' }),
   });
@@ -212,8 +190,8 @@ t.test('Git down: the run uses the last fetched commit and reports it; back up: 
 });
 
 t.test('two agents pushing status at the same moment: both files end up on the branch', async (t) => {
-  const [a, b] = await Promise.all([agent({ url: server.url('fleet') }), agent({ url: server.url('fleet') })]);
-  await fleet.commit({ [`hosts/${a.host}/x.yaml`]: containerDoc(`x-${a.host}`, { image: 'local/busybox:1' }), [`hosts/${b.host}/x.yaml`]: containerDoc(`x-${b.host}`, { image: 'local/busybox:1' }) });
+  const [a, b] = await Promise.all([agent({ url: fx.server.url('fleet') }), agent({ url: fx.server.url('fleet') })]);
+  await fx.fleet.commit({ [`hosts/${a.host}/x.yaml`]: containerDoc(`x-${a.host}`, { image: 'local/busybox:1' }), [`hosts/${b.host}/x.yaml`]: containerDoc(`x-${b.host}`, { image: 'local/busybox:1' }) });
   const [ra, rb] = await Promise.all([a.once(), b.once()]);
   t.same([ra.published, rb.published], ['pushed', 'pushed']);
   t.equal((await statusOf(a.host)).phase, 'Converged');

@@ -6,20 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { containerDoc, makeAgent, type TestAgent } from '../helpers/agent.js';
-import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
+import { fleetFixture } from '../helpers/fixture.js';
+import { showFile } from '../helpers/git.js';
 
 const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
-let server: GitServer;
-let fleet: FleetRepo;
-const agents: TestAgent[] = [];
-t.before(async () => {
-  server = await startGitServer();
-  fleet = await createFleetRepo(server, 'fleet');
-});
-t.teardown(async () => {
-  for (const a of agents) await a.cleanup();
-  await server.stop();
-});
+const fx = fleetFixture(t);
 
 /** Runs `steward once` in a child that kills itself with SIGKILL at `point` (STEWARD_FAULT). */
 const crashAt = (a: TestAgent, point: string) =>
@@ -45,58 +36,58 @@ async function healthyAfter(t: Test, a: TestAgent, root: string, want: string[])
 t.test('kill -9 at each point of a run is repaired by the next run', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'steward-crash-root-'));
   await mkdir(root, { recursive: true });
-  const a = await makeAgent({ url: server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
-  agents.push(a);
+  const a = await makeAgent({ url: fx.server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
+  fx.agents.push(a);
   const dir = `hosts/${a.host}`;
   const n = (x: string) => `${x}-${a.host}`;
   const cfg = (v: string) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name: 'cfg' }, spec: { path: join(root, 'app.conf'), content: v } });
-  await fleet.commit({ [`${dir}/cfg.yaml`]: cfg('v1'), [`${dir}/one.yaml`]: containerDoc(n('one'), { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`${dir}/cfg.yaml`]: cfg('v1'), [`${dir}/one.yaml`]: containerDoc(n('one'), { image: 'local/busybox:1' }) });
   await a.once();
 
   // 1. after a temp file is written, before the rename
-  await fleet.commit({ [`${dir}/cfg.yaml`]: cfg('v2') });
+  await fx.fleet.commit({ [`${dir}/cfg.yaml`]: cfg('v2') });
   t.equal(await crashAt(a, 'after-temp-write'), 'SIGKILL');
   t.ok(['v1', 'v2'].includes(await readFile(join(root, 'app.conf'), 'utf8')), 'either content');
   await healthyAfter(t, a, root, [n('one')]);
   t.equal(await readFile(join(root, 'app.conf'), 'utf8'), 'v2');
 
   // 2. after a container is created, before it is started
-  await fleet.commit({ [`${dir}/two.yaml`]: containerDoc(n('two'), { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`${dir}/two.yaml`]: containerDoc(n('two'), { image: 'local/busybox:1' }) });
   t.equal(await crashAt(a, 'after-container-create'), 'SIGKILL');
   t.same((await a.containers()).filter((c) => c.Names[0] === `/${n('two')}`).map((c) => c.State), ['created'], 'left created, not running');
   await healthyAfter(t, a, root, [n('one'), n('two')]);
 
   // 3. after the old container is stopped, during a recreate
-  await fleet.commit({ [`${dir}/one.yaml`]: containerDoc(n('one'), { image: 'local/busybox:2' }) });
+  await fx.fleet.commit({ [`${dir}/one.yaml`]: containerDoc(n('one'), { image: 'local/busybox:2' }) });
   t.equal(await crashAt(a, 'after-container-stop'), 'SIGKILL');
   await healthyAfter(t, a, root, [n('one'), n('two')]);
   t.same((await a.containers()).filter((c) => c.Names[0] === `/${n('one')}`).map((c) => c.Image), ['local/busybox:2']);
 
   // 4. during a prune, after the stop and before the remove
-  await fleet.commit({ [`${dir}/two.yaml`]: null });
+  await fx.fleet.commit({ [`${dir}/two.yaml`]: null });
   t.equal(await crashAt(a, 'during-prune'), 'SIGKILL');
   await healthyAfter(t, a, root, [n('one')]);
 
   // 5. during the status commit: committed locally, not pushed
-  await fleet.commit({ [`${dir}/three.yaml`]: containerDoc(n('three'), { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`${dir}/three.yaml`]: containerDoc(n('three'), { image: 'local/busybox:1' }) });
   t.equal(await crashAt(a, 'during-status-commit'), 'SIGKILL');
   await healthyAfter(t, a, root, [n('one'), n('three')]);
-  const status = JSON.parse((await showFile(fleet.bare, 'steward-status', `hosts/${a.host}/status.json`))!);
-  t.equal(status.appliedRevision, await fleet.git('rev-parse', 'HEAD'), 'the status branch caught up');
+  const status = JSON.parse((await showFile(fx.fleet.bare, 'steward-status', `hosts/${a.host}/status.json`))!);
+  t.equal(status.appliedRevision, await fx.fleet.git('rev-parse', 'HEAD'), 'the status branch caught up');
 });
 
 t.test('a delete that fails stays owned and is retried', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'steward-crash-root-'));
-  const a = await makeAgent({ url: server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
-  agents.push(a);
+  const a = await makeAgent({ url: fx.server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
+  fx.agents.push(a);
   const file = (name: string) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec: { path: join(root, name), content: name } });
-  await fleet.commit({ [`hosts/${a.host}/f.yaml`]: [file('gone'), file('keep')].join('\n---\n') });
+  await fx.fleet.commit({ [`hosts/${a.host}/f.yaml`]: [file('gone'), file('keep')].join('\n---\n') });
   await a.once();
   // Someone replaces the file with a directory: Steward will not delete what is no longer its file.
   const { rm } = await import('node:fs/promises');
   await rm(join(root, 'gone'));
   await mkdir(join(root, 'gone'));
-  await fleet.commit({ [`hosts/${a.host}/f.yaml`]: file('keep') });
+  await fx.fleet.commit({ [`hosts/${a.host}/f.yaml`]: file('keep') });
   let r = await a.once();
   t.match(r.outcome.results.get('File/gone'), { action: 'delete', status: 'Failed', error: { code: 'E_FILE_UNSAFE' } });
   let state = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8'));

@@ -6,27 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { containerDoc, docker, makeAgent, type TestAgent } from '../helpers/agent.js';
-import { createFleetRepo, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
+import { containerDoc, docker } from '../helpers/agent.js';
+import { fleetFixture } from '../helpers/fixture.js';
 
 const exec = promisify(execFile);
 const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
-let server: GitServer;
-let fleet: FleetRepo;
-const agents: TestAgent[] = [];
-t.before(async () => {
-  server = await startGitServer();
-  fleet = await createFleetRepo(server, 'fleet');
-});
-t.teardown(async () => {
-  for (const a of agents) await a.cleanup();
-  await server.stop();
-});
-const agent = async (opts: Partial<Parameters<typeof makeAgent>[0]> = {}) => {
-  const a = await makeAgent({ url: server.url('fleet'), ...opts });
-  agents.push(a);
-  return a;
-};
+const fx = fleetFixture(t);
+const { agent } = fx;
 const engineUp = async (ms: number) => {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -38,11 +24,11 @@ const engineUp = async (ms: number) => {
 
 t.test('a slow Git server: the request times out, the server is left alone for a backoff, the host keeps its state, then recovers', async (t) => {
   const a = await agent({ timeout: '1s', interval: '6s' });
-  await fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`slow-${a.host}`, { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`slow-${a.host}`, { image: 'local/busybox:1' }) });
   await a.once();
-  await server.setDelay(8000);
-  t.teardown(() => server.setDelay(0));
-  const c2 = await fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`slow-${a.host}`, { image: 'local/busybox:2' }) });
+  await fx.server.setDelay(8000);
+  t.teardown(() => fx.server.setDelay(0));
+  const c2 = await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`slow-${a.host}`, { image: 'local/busybox:2' }) });
   const started = Date.now();
   const r1 = await a.once();
   t.ok(Date.now() - started < 15_000, 'the run did not hang on the silent server');
@@ -50,11 +36,11 @@ t.test('a slow Git server: the request times out, the server is left alone for a
   t.same((await a.containers()).map((c) => c.Image), ['local/busybox:1'], 'the host keeps its state');
   const state = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8'));
   t.equal(state.source.failures, 1);
-  const before = (await server.stats()).requests;
+  const before = (await fx.server.stats()).requests;
   const r2 = await a.once();
-  t.equal((await server.stats()).requests, before, 'within the backoff the server is not asked');
+  t.equal((await fx.server.stats()).requests, before, 'within the backoff the server is not asked');
   t.match(r2.outcome.sourceError, { code: 'E_GIT_TIMEOUT', message: /next try at/ });
-  await server.setDelay(0);
+  await fx.server.setDelay(0);
   await new Promise((r) => setTimeout(r, Date.parse(state.source.retryAt) - Date.now() + 50));
   const r3 = await a.once();
   t.equal(r3.outcome.sourceError, undefined, 'recovered at the first poll after the backoff');
@@ -67,14 +53,14 @@ t.test('a full disk under stateDir: no truncated state file, the agent stays up,
   await exec('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
   t.teardown(() => exec('umount', ['-l', mnt]).catch(() => undefined));
   const a = await agent({ stateDir: mnt });
-  await fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`full-${a.host}`, { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`full-${a.host}`, { image: 'local/busybox:1' }) });
   t.equal((await a.once()).outcome.phase, 'Converged');
   const stateBefore = await readFile(join(mnt, 'state.json'), 'utf8');
   // Fill the disk to the last byte.
   const filler = join(mnt, 'filler');
   await exec('sh', ['-c', `dd if=/dev/zero of=${filler} bs=4k 2>/dev/null || true`]);
   await docker.getContainer(`full-${a.host}`).remove({ force: true });
-  const c2 = await fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`full-${a.host}`, { image: 'local/busybox:2' }) });
+  const c2 = await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`full-${a.host}`, { image: 'local/busybox:2' }) });
   const r = await a.once();
   t.ok(r.outcome.sourceError, `the fetch failed: ${r.outcome.sourceError?.message}`);
   t.same((await a.containers()).map((c) => c.Image), ['local/busybox:1'], 'drift still corrected from the last fetched commit');
@@ -94,7 +80,7 @@ t.test('a full disk under stateDir: no truncated state file, the agent stays up,
 t.test('the Docker engine restarted mid-run: the next run reconnects and converges, with no duplicates', async (t) => {
   const a = await agent();
   const names = Array.from({ length: 8 }, (_, i) => `eng${i}-${a.host}`);
-  await fleet.commit(Object.fromEntries(names.map((n) => [`hosts/${a.host}/${n}.yaml`, containerDoc(n, { image: 'local/busybox:1' })])));
+  await fx.fleet.commit(Object.fromEntries(names.map((n) => [`hosts/${a.host}/${n}.yaml`, containerDoc(n, { image: 'local/busybox:1' })])));
   const child = execFile(process.execPath, [main, 'once', '--config', a.configFile]);
   const exited = new Promise<number | null>((r) => child.on('exit', r));
   // Wait until the run has created some containers, then restart the engine under it.

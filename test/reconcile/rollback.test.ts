@@ -1,30 +1,10 @@
 import t from 'tap';
 import { containerDoc, docker, makeAgent, type TestAgent } from '../helpers/agent.js';
-import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
-import type { HostStatus } from '../../agent/types/host-status.js';
-import { matchesSchema } from '../../agent/manifest/schema.js';
+import { fleetFixture } from '../helpers/fixture.js';
 
-let server: GitServer;
-let fleet: FleetRepo;
-const agents: TestAgent[] = [];
-t.before(async () => {
-  server = await startGitServer();
-  fleet = await createFleetRepo(server, 'fleet');
-});
-t.teardown(async () => {
-  for (const a of agents) await a.cleanup();
-  await server.stop();
-});
-const agent = async (extra: string) => {
-  const a = await makeAgent({ url: server.url('fleet'), extra });
-  agents.push(a);
-  return a;
-};
-const statusOf = async (host: string): Promise<HostStatus> => {
-  const doc: unknown = JSON.parse((await showFile(fleet.bare, 'steward-status', `hosts/${host}/status.json`))!);
-  if (!matchesSchema<HostStatus>('host-status', doc)) throw new Error('status does not match its schema');
-  return doc;
-};
+const fx = fleetFixture(t);
+const agent = (extra: string) => fx.agent({ extra });
+const { statusOf } = fx;
 /** Healthy only on image 1: its /VERSION holds 1. */
 const probe = { exec: { command: ['grep', '-q', '1', '/VERSION'] }, interval: '200ms', timeout: '2s', deadline: '3s' };
 const web = (a: TestAgent, image: string) => containerDoc(`web-${a.host}`, { image, probe });
@@ -32,12 +12,12 @@ const imageOf = async (a: TestAgent) => (await a.containers()).map((c) => c.Imag
 
 t.test('an unhealthy new image is rolled back automatically and not retried until the branch moves', async (t) => {
   const a = await agent('rollback: auto\n');
-  const good = await fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:1') });
+  const good = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:1') });
   let r = await a.once();
   t.equal(r.outcome.phase, 'Converged');
   t.equal(r.status?.resources[`Container/web-${a.host}`]?.health, 'Healthy');
 
-  const bad = await fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:2') });
+  const bad = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:2') });
   const started = Date.now();
   r = await a.once();
   t.ok(Date.now() - started < 15_000, 'the wait for health is bounded by the deadline');
@@ -59,7 +39,7 @@ t.test('an unhealthy new image is rolled back automatically and not retried unti
   t.equal((await a.containers())[0]!.Id, id, 'the failed revision is not tried again');
   t.match(r.status?.warnings, [`revision ${bad.slice(0, 7)} failed its health checks and was rolled back; it is not tried again until the branch moves`, `enforcing the last good revision ${good.slice(0, 7)} meanwhile`]);
 
-  const fixed = await fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`web-${a.host}`, { image: 'local/busybox:2' }) });
+  const fixed = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`web-${a.host}`, { image: 'local/busybox:2' }) });
   r = await a.once();
   t.equal(r.outcome.phase, 'Converged', 'the branch moved: the new head is tried');
   t.same(await imageOf(a), ['local/busybox:2']);
@@ -68,9 +48,9 @@ t.test('an unhealthy new image is rolled back automatically and not retried unti
 
 t.test('rollback: off reports the failure and leaves the host as applied', async (t) => {
   const a = await agent('rollback: "off"\n');
-  await fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:1') });
+  await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:1') });
   await a.once();
-  const bad = await fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:2') });
+  const bad = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: web(a, 'local/busybox:2') });
   const r = await a.once();
   t.equal(r.outcome.phase, 'Failed');
   t.same(await imageOf(a), ['local/busybox:2'], 'stays as applied');
@@ -83,7 +63,7 @@ t.test('rollback: off reports the failure and leaves the host as applied', async
 
 t.test('a hanging health check is ended by its timeout', async (t) => {
   const a = await agent('rollback: "off"\nhealth: { timeout: 2s }\n');
-  await fleet.commit({
+  await fx.fleet.commit({
     [`hosts/${a.host}/hang.yaml`]: containerDoc(`hang-${a.host}`, { image: 'local/busybox:1', probe: { exec: { command: ['sleep', '1000'] }, timeout: '500ms', interval: '200ms' } }),
     [`hosts/${a.host}/tcp.yaml`]: containerDoc(`tcp-${a.host}`, { image: 'local/busybox:1', probe: { tcp: { port: 1 }, timeout: '300ms', deadline: '1s' } }),
   });
@@ -97,9 +77,9 @@ t.test('a hanging health check is ended by its timeout', async (t) => {
 
 t.test('an invalid head keeps the last good bundle enforced: drift is still corrected', async (t) => {
   const a = await agent('');
-  const good = await fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:1' }) });
+  const good = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:1' }) });
   await a.once();
-  const bad = await fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:2', cpus: -1 }) });
+  const bad = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:2', cpus: -1 }) });
   await docker.getContainer(`inv-${a.host}`).remove({ force: true });
   const r = await a.once();
   t.equal(r.outcome.phase, 'Invalid');
@@ -112,25 +92,25 @@ t.test('an invalid head keeps the last good bundle enforced: drift is still corr
 
 t.test('a rewritten history is refused unless allowed', async (t) => {
   const a = await agent('');
-  const b = await makeAgent({ url: server.url('fleet'), sourceExtra: '  allowHistoryRewrite: true' });
-  agents.push(b);
+  const b = await makeAgent({ url: fx.server.url('fleet'), sourceExtra: '  allowHistoryRewrite: true' });
+  fx.agents.push(b);
   const files = (image: string) => ({ [`hosts/${a.host}/w.yaml`]: containerDoc(`hist-${a.host}`, { image }), [`hosts/${b.host}/w.yaml`]: containerDoc(`hist-${b.host}`, { image }) });
-  await fleet.commit(files('local/busybox:1'));
+  await fx.fleet.commit(files('local/busybox:1'));
   await a.once();
   await b.once();
   // A force-push of a new history that does not contain the applied commit.
   const { writeFile, mkdir } = await import('node:fs/promises');
   const { join, dirname } = await import('node:path');
-  await fleet.git('checkout', '-q', '--orphan', `rewrite-${a.host}`);
+  await fx.fleet.git('checkout', '-q', '--orphan', `rewrite-${a.host}`);
   for (const [path, text] of Object.entries(files('local/busybox:2'))) {
-    await mkdir(dirname(join(fleet.work, path)), { recursive: true });
-    await writeFile(join(fleet.work, path), text);
+    await mkdir(dirname(join(fx.fleet.work, path)), { recursive: true });
+    await writeFile(join(fx.fleet.work, path), text);
   }
-  await fleet.git('add', '-A');
-  await fleet.git('commit', '-q', '-m', 'rewritten history');
-  await fleet.git('push', '-q', '-f', 'origin', 'HEAD:main');
-  const rewritten = await fleet.git('rev-parse', 'HEAD');
-  t.teardown(() => fleet.git('checkout', '-q', '-B', 'main'));
+  await fx.fleet.git('add', '-A');
+  await fx.fleet.git('commit', '-q', '-m', 'rewritten history');
+  await fx.fleet.git('push', '-q', '-f', 'origin', 'HEAD:main');
+  const rewritten = await fx.fleet.git('rev-parse', 'HEAD');
+  t.teardown(() => fx.fleet.git('checkout', '-q', '-B', 'main'));
   const r = await a.once();
   t.match(r.outcome.sourceError, { code: 'E_GIT_HISTORY', message: new RegExp(`^the branch was rewritten: ${rewritten.slice(0, 7)} does not descend from the applied revision [0-9a-f]{7}; refused`) });
   t.equal(r.outcome.phase, 'Failed');
@@ -143,10 +123,10 @@ t.test('a rewritten history is refused unless allowed', async (t) => {
 
 t.test('a head many commits ahead is checked by deepening the shallow history', async (t) => {
   const a = await agent('');
-  await fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`deep-${a.host}`, { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`deep-${a.host}`, { image: 'local/busybox:1' }) });
   await a.once();
-  for (let i = 0; i < 5; i++) await fleet.commit({ [`hosts/${a.host}/n.txt`]: String(i) });
-  await fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`deep-${a.host}`, { image: 'local/busybox:2' }) });
+  for (let i = 0; i < 5; i++) await fx.fleet.commit({ [`hosts/${a.host}/n.txt`]: String(i) });
+  await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`deep-${a.host}`, { image: 'local/busybox:2' }) });
   const r = await a.once();
   t.equal(r.outcome.sourceError, undefined, 'a descendant: accepted');
   t.same(await imageOf(a), ['local/busybox:2']);
@@ -154,9 +134,9 @@ t.test('a head many commits ahead is checked by deepening the shallow history', 
 
 t.test('a bundle that became empty prunes nothing, and status says why', async (t) => {
   const a = await agent('');
-  await fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`empty-${a.host}`, { image: 'local/busybox:1' }) });
+  await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`empty-${a.host}`, { image: 'local/busybox:1' }) });
   await a.once();
-  await fleet.commit({ [`hosts/${a.host}/w.yaml`]: null });
+  await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: null });
   const r = await a.once();
   t.equal((await a.containers()).length, 1, 'nothing pruned');
   t.match(r.status?.warnings, [`not at ${r.outcome.desiredRevision?.slice(0, 7)}: hosts/${a.host}`, 'the bundle is empty: pruning 1 owned resource(s) is held back (set prune.allowEmpty: true to allow it)']);

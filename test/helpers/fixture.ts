@@ -1,0 +1,48 @@
+import type { Test } from 'tap';
+import { matchesSchema } from '../../agent/manifest/schema.js';
+import type { HostStatus } from '../../agent/types/host-status.js';
+import { makeAgent, type TestAgent } from './agent.js';
+import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from './git.js';
+
+export interface FleetFixture {
+  /** Set before the first test of the file runs. */
+  server: GitServer;
+  /** The repository "fleet" on `server`. */
+  fleet: FleetRepo;
+  /** Agents cleaned up (containers, state) when the file's tests end. */
+  agents: TestAgent[];
+  /** An agent on the fleet repository, cleaned up at the end. */
+  agent(opts?: Partial<Parameters<typeof makeAgent>[0]>): Promise<TestAgent>;
+  /** A host's document on the status branch, checked against the schema. */
+  statusOf(host: string): Promise<HostStatus>;
+}
+
+/** The setup most end-to-end test files share: a real Git server, one fleet repo, agents. */
+export function fleetFixture(t: Test): FleetFixture {
+  const fx: FleetFixture = {
+    server: undefined as unknown as GitServer,
+    fleet: undefined as unknown as FleetRepo,
+    agents: [],
+    async agent(opts = {}) {
+      const a = await makeAgent({ url: fx.server.url('fleet'), ...opts });
+      fx.agents.push(a);
+      return a;
+    },
+    async statusOf(host) {
+      const text = await showFile(fx.fleet.bare, 'steward-status', `hosts/${host}/status.json`);
+      if (!text) throw new Error(`no status for ${host}`);
+      const doc: unknown = JSON.parse(text);
+      if (!matchesSchema<HostStatus>('host-status', doc)) throw new Error(`status of ${host} does not match the schema`);
+      return doc;
+    },
+  };
+  t.before(async () => {
+    fx.server = await startGitServer();
+    fx.fleet = await createFleetRepo(fx.server, 'fleet');
+  });
+  t.teardown(async () => {
+    for (const a of fx.agents) await a.cleanup();
+    await fx.server.stop();
+  });
+  return fx;
+}
