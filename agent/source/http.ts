@@ -40,6 +40,18 @@ export function createHttpClient(opts: HttpOptions): GitHttp {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
       const { res, signal } = await open(req, opts);
       const stats = opts.stats;
+      if (isUploadPackAdvertisement(req, res)) {
+        // Buffered (a ref list) so that a missing HEAD can be added; see withHead.
+        const chunks: Buffer[] = [];
+        try {
+          for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+        } catch (err) {
+          throw signal.aborted ? timeoutError(req.url, signal) : err;
+        }
+        const buf = Buffer.concat(chunks);
+        if (stats) stats.bytesReceived += buf.length;
+        return { url: req.url, method: 'GET', statusCode: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: flatHeaders(res), body: (async function* () { yield withHead(buf); })() };
+      }
       async function* body(): AsyncGenerator<Uint8Array> {
         try {
           for await (const chunk of res as AsyncIterable<Buffer>) {
@@ -97,6 +109,43 @@ async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promi
     r.on('error', (err) => reject(signal.aborted && !opts.signal?.aborted ? timeoutError(req.url, signal) : err));
     r.end(payload);
   });
+}
+
+function isUploadPackAdvertisement(req: GitHttpRequest, res: IncomingMessage): boolean {
+  if ((req.method ?? 'GET') !== 'GET' || res.statusCode !== 200) return false;
+  const url = new URL(req.url);
+  return url.pathname.endsWith('/info/refs') && url.searchParams.get('service') === 'git-upload-pack' && /x-git-upload-pack-advertisement/.test(String(res.headers['content-type']));
+}
+
+/**
+ * A v1 ref advertisement with a `HEAD` line. A server whose HEAD names a branch that does not
+ * exist (a bare repository made with `git init --bare` that only ever received other branches)
+ * or that never lists HEAD (Gogs) leaves it out, and isomorphic-git's fetch then fails with
+ * "Could not find HEAD" after downloading the pack, even for a named branch (isomorphic-git
+ * issue #1654). Steward never uses the remote HEAD, so a HEAD line naming the first advertised
+ * ref's commit is added right after that line (the capabilities stay on the first line).
+ * Anything that is not a well-formed v1 advertisement is returned unchanged.
+ */
+export function withHead(buf: Buffer): Buffer {
+  const lines: Array<{ start: number; end: number; text: string }> = [];
+  let at = 0;
+  while (at + 4 <= buf.length) {
+    const len = parseInt(buf.subarray(at, at + 4).toString('ascii'), 16);
+    if (Number.isNaN(len) || (len > 0 && len < 4) || at + Math.max(len, 4) > buf.length) return buf;
+    lines.push({ start: at, end: at + Math.max(len, 4), text: len === 0 ? '' : buf.subarray(at + 4, at + len).toString('latin1') });
+    at += Math.max(len, 4);
+  }
+  // "# service=git-upload-pack", flush, then the refs (the first carries the capabilities), flush
+  const refs = lines[0]?.text.startsWith('# service=') && lines[1]?.text === '' ? 2 : 0;
+  const first = lines[refs];
+  const m = first ? /^([0-9a-f]{40}) ([^\0\n]+)/.exec(first.text) : null;
+  if (!first || !m || m[1] === '0'.repeat(40)) return buf;
+  for (let i = refs; i < lines.length && lines[i]!.text !== ''; i++) {
+    if (/^[0-9a-f]{40} HEAD(\0|\n|$)/.test(lines[i]!.text)) return buf;
+  }
+  const head = `${m[1]} HEAD\n`;
+  const pkt = Buffer.from((head.length + 4).toString(16).padStart(4, '0') + head);
+  return Buffer.concat([buf.subarray(0, first.end), pkt, buf.subarray(first.end)]);
 }
 
 function timeoutError(url: string, signal: AbortSignal): Error {

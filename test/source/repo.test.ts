@@ -3,9 +3,14 @@ import { mkdtemp, readdir } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHttpClient, type HttpStats } from '../../agent/source/http.js';
+import { createHttpClient, withHead, type HttpStats } from '../../agent/source/http.js';
 import { GitRepo, MAX_PACKS } from '../../agent/source/repo.js';
-import { createFleetRepo, startGitServer } from '../helpers/git.js';
+import { publishStatus } from '../../agent/status/publish.js';
+import { buildStatus } from '../../agent/status/report.js';
+import { readFleet } from '../../agent/status/fleet.js';
+import { emptyState } from '../../agent/reconcile/state.js';
+import { memoryLogger } from '../helpers/agent.js';
+import { createFleetRepo, gitOut, startGitServer } from '../helpers/git.js';
 
 const newRepo = async (url: string, opts: { token?: string; timeoutMs?: number } = {}) => {
   const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
@@ -113,4 +118,41 @@ t.test('compaction keeps the object store bounded and the kept commits readable'
   // a fetch after compaction still works on top of the rewritten shallow store
   const next = await fleet.commit({ 'hosts/a/f0.yaml': 'n: last\n' });
   t.equal(await repo.fetch('main'), next);
+});
+
+t.test('a server whose HEAD names a branch that does not exist: fetch, status push and steward status still work', async (t) => {
+  // `git init --bare` (HEAD -> a default branch) that only ever received other branches; Gogs
+  // never lists HEAD at all. isomorphic-git alone fails with "Could not find HEAD" (issue #1654).
+  const server = await startGitServer();
+  t.teardown(() => server.stop());
+  const fleet = await createFleetRepo(server, 'fleet');
+  const c1 = await fleet.commit({ 'hosts/a/x.yaml': 'a: 1\n' });
+  await gitOut(fleet.bare, 'symbolic-ref', 'HEAD', 'refs/heads/no-such-branch');
+  const { repo } = await newRepo(server.url('fleet'));
+  t.equal(await repo.fetch('main'), c1, 'the branch is fetched');
+  t.ok(await repo.hasCommit(c1));
+  const { repo: status } = await newRepo(server.url('fleet'));
+  const now = new Date();
+  const doc = buildStatus({ host: 'a', labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} }, { startedAt: now, durationMs: 1, desiredRevision: c1, appliedRevision: c1, lastGoodRevision: c1, phase: 'Converged', bundleErrors: [], results: new Map(), notes: [] }, emptyState(), now);
+  t.equal((await publishStatus(status, 'steward-status', doc, memoryLogger([]))).outcome, 'pushed');
+  t.equal((await publishStatus(status, 'steward-status', { ...doc, updatedAt: new Date(now.getTime() + 1000).toISOString() }, memoryLogger([]))).outcome, 'pushed', 'and again, on a tip it fetched');
+  const { repo: reader } = await newRepo(server.url('fleet'));
+  const { rows } = await readFleet(reader, 'steward-status', new Date());
+  t.same(rows.map((r) => r.host), ['a'], 'steward status reads the fleet');
+});
+
+t.test('withHead: a HEAD line is added after the first ref only when the advertisement has none', async (t) => {
+  const pkt = (s: string) => (s.length + 4).toString(16).padStart(4, '0') + s;
+  const a = 'a'.repeat(40);
+  const b = 'b'.repeat(40);
+  const ad = (...refs: string[]) => Buffer.from(pkt('# service=git-upload-pack\n') + '0000' + refs.map(pkt).join('') + '0000');
+  const caps = '\0multi_ack shallow agent=git/2.39\n';
+  t.equal(withHead(ad(`${a} refs/heads/main${caps}`, `${b} refs/heads/steward-status\n`)).toString(), ad(`${a} refs/heads/main${caps}`, `${a} HEAD\n`, `${b} refs/heads/steward-status\n`).toString(), 'added after the first line');
+  const withOne = ad(`${a} HEAD${caps}`, `${a} refs/heads/main\n`);
+  t.equal(withHead(withOne), withOne, 'a HEAD already there: unchanged');
+  const empty = ad(`${'0'.repeat(40)} capabilities^{}${caps}`);
+  t.equal(withHead(empty), empty, 'an empty repository: unchanged');
+  const noService = Buffer.from(pkt(`${a} refs/heads/main${caps}`) + '0000');
+  t.equal(withHead(noService).toString(), Buffer.from(pkt(`${a} refs/heads/main${caps}`) + pkt(`${a} HEAD\n`) + '0000').toString(), 'without the service line too');
+  for (const junk of ['', 'hello', '00', 'zzzz0000', pkt('# service=git-upload-pack\n') + '0000' + '00ff' + 'short']) t.equal(withHead(Buffer.from(junk)).toString(), junk, `junk ${JSON.stringify(junk.slice(0, 12))}: unchanged`);
 });
