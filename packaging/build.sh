@@ -39,7 +39,7 @@ for arch in $archs; do
   elif (cd "$cache" && apt-get download -q "libatomic1:$arch" >/dev/null 2>&1); then
     dpkg-deb -x "$(ls -t "$cache"/libatomic1_*_"$arch".deb | head -1)" "$root/x" && cp -L "$root/x/usr/lib/$triplet/libatomic.so.1" "$lib/lib/" && rm -rf "$root/x"
   else
-    depends="Depends: libatomic1"   # this machine cannot fetch the other architecture's library
+    depends="Depends: libatomic1"   # cannot fetch that architecture's library (dpkg --add-architecture, as test/testbed.sh does)
   fi
   printf '#!/bin/sh\nLD_LIBRARY_PATH=/usr/lib/steward/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec /usr/lib/steward/node /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
   chmod 755 "$root/usr/bin/steward" "$lib/node"

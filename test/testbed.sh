@@ -3,6 +3,7 @@
 #   - Debian packages: docker.io (the engine), iptables, busybox-static (for local images), git
 #   - a running Docker engine (started in the background when no daemon answers)
 #   - local images built without a registry (test/images.sh)
+#   - a systemd image (debootstrap), and on amd64 qemu-user with an arm64 C library
 #   - the project's npm dependencies and its build in dist/
 # Run as root (or with sudo). Safe to run again: what is there is kept.
 set -euo pipefail
@@ -48,6 +49,22 @@ if ! docker image inspect local/systemd:bookworm >/dev/null 2>&1; then
     || { echo "testbed: debootstrap failed; see /var/log/steward-debootstrap.log" >&2; tail -5 /var/log/steward-debootstrap.log >&2; exit 1; }
   tar -C "$root" -c . | docker import - local/systemd:bookworm >/dev/null
   rm -rf "$root"
+fi
+
+# The arm64 package, executed on an amd64 machine (test/packaging/arm64.test.ts): qemu-user and
+# an arm64 C library from Debian (libatomic is not included: the package carries its own). dpkg
+# learns the arm64 architecture, which also lets packaging/build.sh fetch libatomic1:arm64.
+sysroot=/var/cache/steward-arm64-root
+if [ "$(dpkg --print-architecture)" = amd64 ] && { ! command -v qemu-aarch64-static >/dev/null || [ ! -e $sysroot/lib/ld-linux-aarch64.so.1 ]; }; then
+  echo "testbed: qemu-user and an arm64 C library in $sysroot"
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  apt-get update -qq
+  command -v qemu-aarch64-static >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
+  debs=$(mktemp -d)
+  (cd "$debs" && apt-get download -q libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64 >/dev/null 2>&1)
+  mkdir -p $sysroot
+  for d in "$debs"/*.deb; do dpkg-deb -x "$d" $sysroot; done
+  rm -rf "$debs"
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
