@@ -79,7 +79,10 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
       refused = last.code === 'E_STATUS_PUSH';
       // A server that refuses to rewrite history (receive.denyNonFastForwards) gets appended to.
       if (last.code === 'E_STATUS_PUSH' && /non-fast-forward/.test(last.message)) squashRefused = true;
-      const retryable = last.code === 'E_STATUS_PUSH' || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT';
+      // A server policy (a hook, a protected branch) says the same thing every time: stop at once;
+      // the report waits in the outbox for the next run instead of hammering the server.
+      const policy = last.code === 'E_STATUS_PUSH' && /declined|denied|deny|protected|not allowed|forbidden|permission/i.test(last.message);
+      const retryable = !policy && (last.code === 'E_STATUS_PUSH' || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT');
       const wait = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
       if (!retryable || attempt === attempts || opts.signal?.aborted || Date.now() + wait > deadline) break;
       log.debug({ attempt, delayMs: Math.round(wait), code: last.code }, 'status push refused; rebuilding on the new tip');

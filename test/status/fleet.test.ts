@@ -110,6 +110,19 @@ t.test('a server that refuses history rewrites (receive.denyNonFastForwards) is 
   for (const h of hosts) t.equal(JSON.parse((await showFile(own.bare, 'steward-status', `hosts/${h.name}/status.json`))!).lastRun.durationMs, 4, `${h.name} has its newest report`);
 });
 
+t.test('a server whose hook declines the status push: one attempt, the reason in the error, nothing pushed', async (t) => {
+  const own = await createFleetRepo(server, 'hooked');
+  await own.commit({ 'README.md': 'x\n' });
+  await writeFile(join(own.bare, 'hooks', 'pre-receive'), '#!/bin/sh\necho "status pushes are not allowed here" >&2\nexit 1\n', { mode: 0o755 });
+  const repo = await statusRepo(server.url('hooked'));
+  const t0 = Date.now();
+  const err = await publishStatus(repo, 'steward-status', doc('alpha'), log).catch((e: unknown) => e);
+  t.ok(err instanceof StewardError && err.code === 'E_STATUS_PUSH');
+  t.match((err as Error).message, /refused: pre-receive hook declined/);
+  t.ok(Date.now() - t0 < 5000, 'given up at once, not retried for a minute');
+  t.equal(await gitOut(own.bare, 'branch', '--list', 'steward-status'), '', 'no branch was created');
+});
+
 t.test('the outbox: a server down for several runs, then up: exactly one push, with the newest report', async (t) => {
   const own = await startGitServer();
   t.teardown(() => own.stop());
