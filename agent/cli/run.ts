@@ -5,6 +5,7 @@ import { runLoop } from '../daemon/loop.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Notifier } from '../daemon/notify.js';
 import { createContext } from '../reconcile/context.js';
+import { reportStopped, STOP_REPORT_MS } from '../status/offline.js';
 import type { AgentContext } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 
@@ -16,7 +17,8 @@ const STUCK_RUN_MS = 30 * 60_000;
 /**
  * The daemon. One per host (a lock in stateDir). Tells systemd it is ready once the config is
  * loaded and the lock is held, pings the watchdog from a timer, reports each run's phase as the
- * unit's status line. SIGTERM lets the current step finish, then exits 0. SIGHUP reloads the
+ * unit's status line. SIGTERM lets the current step finish, reports the host Offline on the
+ * status branch (within a few seconds), then exits 0. SIGHUP reloads the
  * config; an invalid new config is refused and the old one kept.
  */
 export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise<ExitCode> {
@@ -70,6 +72,12 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
         void notify.status(`${o.phase} at ${o.appliedRevision?.slice(0, 7) ?? 'nothing'}${o.sourceError ? ` (${o.sourceError.code})` : ''}`);
       },
     });
+    if (signal.aborted) {
+      // Stopped (SIGTERM): say so on the status branch. The running context's Git client was
+      // aborted with the signal; a fresh one (no host facts needed) does this last push.
+      const last = await createContext(ctx.config, ctx.log, { facts: false, signal: AbortSignal.timeout(STOP_REPORT_MS) }).catch(() => undefined);
+      if (last) await reportStopped(last.config, last.status, log());
+    }
   } finally {
     process.off('SIGHUP', reload);
     notify.stopWatchdog();

@@ -5,7 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { containerDoc, docker, uid } from '../helpers/agent.js';
-import { createFleetRepo, startGitServer } from '../helpers/git.js';
+import { createFleetRepo, gitOut, showFile, startGitServer } from '../helpers/git.js';
+import { matchesSchema } from '../../agent/manifest/schema.js';
+import type { HostStatus } from '../../agent/types/host-status.js';
+
+const showLog = (bare: string) => gitOut(bare, 'log', '-1', '--format=%s', 'steward-status');
 
 const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 /** Runs the built CLI; resolves with its exit code and output (never rejects). */
@@ -122,4 +126,22 @@ t.test('plan prints the changes with reasons and touches nothing; run polls and 
   t.equal(code, 0, 'SIGTERM exits 0');
   t.ok(Date.now() - stopped < 5000, 'promptly');
   t.equal(lines.at(-1)?.msg, 'steward stopped');
+  t.ok(lines.some((l) => l.msg === 'status pushed to steward-status: Offline'), 'it said so');
+
+  // The status branch says the agent stopped, and still shows what the host runs.
+  const statusOf = async () => JSON.parse((await showFile(fleet.bare, 'steward-status', `hosts/${host}/status.json`))!) as HostStatus;
+  const offline = await statusOf();
+  t.ok(matchesSchema('host-status', offline), 'a valid status document');
+  t.equal(offline.phase, 'Offline');
+  t.match(offline.conditions.find((c) => c.type === 'Ready'), { status: 'Unknown', reason: 'AgentStopped', message: /^steward stopped at / });
+  t.equal(offline.resources[`Container/w-${host}`]?.status, 'Ready', 'the last run’s resources are kept');
+  t.match(await showLog(fleet.bare), new RegExp(`^steward\\(${host}\\): Offline at `), 'the commit says it');
+  const table = await steward('status', '--config', config, '--host', host);
+  t.equal(table.code, 1, 'steward status: an Offline host is not converged');
+  t.match(table.stdout, /phase: +Offline/);
+
+  // Started again, its first run reports even though nothing changed.
+  const again = await steward('run', '--config', config, '--max-runs', '1');
+  t.equal(again.code, 0, again.stderr);
+  t.equal((await statusOf()).phase, 'Converged', 'back to Converged on the branch');
 });
