@@ -42,14 +42,7 @@ export function createHttpClient(opts: HttpOptions): GitHttp {
       const stats = opts.stats;
       if (isUploadPackAdvertisement(req, res)) {
         // Buffered (a ref list) so that a missing HEAD can be added; see withHead.
-        const chunks: Buffer[] = [];
-        try {
-          for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
-        } catch (err) {
-          throw signal.aborted ? timeoutError(req.url, signal) : err;
-        }
-        const buf = Buffer.concat(chunks);
-        if (stats) stats.bytesReceived += buf.length;
+        const buf = await readAll(res, req.url, signal, stats);
         return { url: req.url, method: 'GET', statusCode: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: flatHeaders(res), body: (async function* () { yield withHead(buf); })() };
       }
       async function* body(): AsyncGenerator<Uint8Array> {
@@ -73,18 +66,24 @@ export function createHttpClient(opts: HttpOptions): GitHttp {
     },
     async send(req: SendRequest): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
       const { res, signal } = await open(req, opts);
-      const chunks: Buffer[] = [];
-      try {
-        for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
-      } catch (err) {
-        throw signal.aborted ? timeoutError(req.url, signal) : err;
-      }
-      const body = Buffer.concat(chunks);
-      if (opts.stats) opts.stats.bytesReceived += body.length;
+      const body = await readAll(res, req.url, signal, opts.stats);
       return { status: res.statusCode ?? 0, headers: flatHeaders(res), body };
     },
   };
   return client;
+}
+
+/** The whole response body; a deadline that passes while reading is a timeout error. */
+async function readAll(res: IncomingMessage, url: string, signal: AbortSignal, stats?: HttpStats): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+  } catch (err) {
+    throw signal.aborted ? timeoutError(url, signal) : err;
+  }
+  const body = Buffer.concat(chunks);
+  if (stats) stats.bytesReceived += body.length;
+  return body;
 }
 
 async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promise<{ res: IncomingMessage; signal: AbortSignal }> {
