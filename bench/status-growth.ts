@@ -43,17 +43,20 @@ function report(host: string, n: number): string {
   return JSON.stringify(doc, null, 2) + '\n';
 }
 
-async function fastImport(bare: string, count: number): Promise<void> {
+async function fastImport(bare: string, count: number, start = 0): Promise<void> {
   const child = spawn('git', ['--git-dir', bare, 'fast-import', '--quiet'], { stdio: ['pipe', 'inherit', 'inherit'] });
   const w = (s: string | Buffer) => child.stdin.write(s);
-  for (let n = 1; n <= count; n++) {
+  for (let n = start + 1; n <= start + count; n++) {
     const host = `host-${String(n % hostCount).padStart(4, '0')}`;
     const body = Buffer.from(report(host, n));
     const msg = Buffer.from(`steward(${host}): Converged at ${(n * 7919).toString(16).padStart(40, '0').slice(0, 7)} — 0 changed, 0 failed\n\nSteward-Seq: ${n}\n`);
     const when = 1767225600 + n * 60;
     w(`commit refs/heads/steward-status\ncommitter ${host} <${host}@steward.invalid> ${when} +0000\ndata ${msg.length}\n`);
     w(msg);
-    w(`\nM 100644 inline hosts/${host}/status.json\ndata ${body.length}\n`);
+    w('\n');
+    // Continuing an existing branch: fast-import starts from its tip only when told.
+    if (n === start + 1 && start > 0) w('from refs/heads/steward-status^0\n');
+    w(`M 100644 inline hosts/${host}/status.json\ndata ${body.length}\n`);
     w(body);
     w('\n');
   }
@@ -66,6 +69,23 @@ const size = async (bare: string) => {
   const kib = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(out)?.[1] ?? 0);
   return ((kib('size') + kib('size-pack')) / 1024).toFixed(1);
 };
+
+/**
+ * The steady state: an agent that last published a heartbeat period ago, while every other host
+ * reported once. Its next report fetches what changed since: every other host's document.
+ */
+async function afterEveryHostReported(url: string, bare: string): Promise<string> {
+  const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
+  const repo = new GitRepo({ gitdir: join(await mkdtemp(join(tmpdir(), 'steward-growth-')), 'status.git'), url, headers: {}, http: createHttpClient({ timeoutMs: 120_000, stats }) });
+  await publishStatus(repo, 'steward-status', JSON.parse(report('host-0001', reports + 2)), log);
+  await fastImport(bare, hostCount, reports + 2);
+  const before = { ...stats };
+  const t0 = performance.now();
+  await publishStatus(repo, 'steward-status', JSON.parse(report('host-0001', reports + hostCount + 3)), log);
+  const ms = performance.now() - t0;
+  const kib = (stats.bytesReceived - before.bytesReceived + stats.bytesSent - before.bytesSent) / 1024;
+  return `one report after each of the ${hostCount} hosts reported once since this one's last: ${ms.toFixed(0)} ms, ${kib.toFixed(1)} KiB moved (${((kib * 1024) / hostCount).toFixed(0)} bytes per other host's report)`;
+}
 
 async function readAsAgent(url: string): Promise<string> {
   const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
@@ -91,6 +111,7 @@ try {
   await exec('git', ['--git-dir', fleet.bare, 'gc', '--quiet']);
   console.log(`server repository after ${reports} reports (git gc): ${await size(fleet.bare)} MiB`);
   console.log(await readAsAgent(server.url('growth')));
+  console.log(await afterEveryHostReported(server.url('growth'), fleet.bare));
   // What the history limit does: the host past it writes a root commit with the tip's tree.
   const tip = (await exec('git', ['--git-dir', fleet.bare, 'rev-parse', 'steward-status'])).stdout.trim();
   const tree = (await exec('git', ['--git-dir', fleet.bare, 'rev-parse', `${tip}^{tree}`])).stdout.trim();
