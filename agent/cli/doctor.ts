@@ -1,14 +1,12 @@
-import { access, constants, lstat, mkdir } from 'node:fs/promises';
+import { access, constants, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { readCredentials, type AgentConfig } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
-import { createHttpClient } from '../source/http.js';
+import { gitRemote } from '../reconcile/context.js';
 import { GitRepo } from '../source/repo.js';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { agentVersion } from '../version.js';
 import { args, configFrom, configOption, type ExitCode, type Io } from './common.js';
 
 export const help = 'steward doctor [--config FILE]   check this host: config, Git credentials, Docker socket, systemd, file roots';
@@ -29,11 +27,9 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
   const checks: Check[] = [
     ['git', async () => {
       const creds = await readCredentials(config);
-      const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
-      if (creds.token) headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
       const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
       try {
-        const repo = new GitRepo({ gitdir: join(dir, 'x.git'), url: config.source.url, headers, http: createHttpClient({ timeoutMs: config.source.timeoutMs, signal, ...(creds.ca ? { ca: creds.ca } : {}) }) });
+        const repo = new GitRepo({ gitdir: join(dir, 'x.git'), url: config.source.url, ...gitRemote(config, creds, { signal }) });
         await repo.init();
         const head = await repo.remoteHead(config.source.branch);
         if (!head) throw new Error(`reachable${creds.token ? ' with the credentials' : ''}, but branch "${config.source.branch}" does not exist`);

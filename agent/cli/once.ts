@@ -1,5 +1,5 @@
 import { createContext } from '../reconcile/context.js';
-import { acquireLock } from '../daemon/lock.js';
+import { acquireLock, RUN_LOCK_WAIT_MS } from '../daemon/lock.js';
 import { runOnce } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 
@@ -11,7 +11,7 @@ export async function once(argv: string[], _io: Io, signal: AbortSignal): Promis
   const log = loggerFor(config, false);
   const ctx = await createContext(config, log, { signal });
   // Waits for a run of the daemon under way; never two reconciles at once.
-  const release = await acquireLock(config.stateDir, 'run', 10 * 60_000);
+  const release = await acquireLock(config.stateDir, 'run', RUN_LOCK_WAIT_MS);
   const report = await runOnce(ctx, { apply: true, signal }).finally(release);
   const phase = report.outcome.phase;
   if (phase === 'Invalid') return 2;

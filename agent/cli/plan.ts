@@ -1,6 +1,6 @@
 import { formatError } from '../errors.js';
 import { createContext } from '../reconcile/context.js';
-import { acquireLock } from '../daemon/lock.js';
+import { acquireLock, RUN_LOCK_WAIT_MS } from '../daemon/lock.js';
 import type { Plan } from '../reconcile/plan.js';
 import { runOnce } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
@@ -11,7 +11,7 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
   const { values } = args(argv, { ...configOption, json: { type: 'boolean' } });
   const config = await configFrom(values);
   const ctx = await createContext(config, loggerFor(config, true), { signal, facts: false });
-  const release = await acquireLock(config.stateDir, 'run', 10 * 60_000);
+  const release = await acquireLock(config.stateDir, 'run', RUN_LOCK_WAIT_MS);
   const { outcome, plan } = await runOnce(ctx, { apply: false, signal }).finally(release);
   const errors = [...(outcome.sourceError ? [outcome.sourceError] : []), ...outcome.bundleErrors];
   if (values.json) {

@@ -1,10 +1,10 @@
 import { loadConfig } from '../config/load.js';
 import { formatError, StewardErrors } from '../errors.js';
-import { acquireLock } from '../daemon/lock.js';
+import { acquireLock, RUN_LOCK_WAIT_MS } from '../daemon/lock.js';
 import { runLoop } from '../daemon/loop.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Notifier } from '../daemon/notify.js';
-import { createContext } from '../reconcile/context.js';
+import { createContext, gitRemote, statusRepo } from '../reconcile/context.js';
 import { reportStopped, STOP_REPORT_MS } from '../status/offline.js';
 import type { AgentContext } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
@@ -63,7 +63,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       ...(maxRuns ? { maxRuns } : {}),
       beforeRun: async () => {
         runStarted = Date.now();
-        return acquireLock(ctx.config.stateDir, 'run', 10 * 60_000);
+        return acquireLock(ctx.config.stateDir, 'run', RUN_LOCK_WAIT_MS);
       },
       onRun: (report) => {
         runStarted = 0;
@@ -74,9 +74,8 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
     });
     if (signal.aborted) {
       // Stopped (SIGTERM): say so on the status branch. The running context's Git client was
-      // aborted with the signal; a fresh one (no host facts needed) does this last push.
-      const last = await createContext(ctx.config, ctx.log, { facts: false, signal: AbortSignal.timeout(STOP_REPORT_MS) }).catch(() => undefined);
-      if (last) await reportStopped(last.config, last.status, log());
+      // aborted with the signal; a fresh one, bounded by STOP_REPORT_MS, does this last push.
+      await reportStopped(ctx.config, statusRepo(ctx.config, gitRemote(ctx.config, ctx.creds, { signal: AbortSignal.timeout(STOP_REPORT_MS) })), log());
     }
   } finally {
     process.off('SIGHUP', reload);

@@ -13,6 +13,9 @@ function startTime(pid: number): string | undefined {
   }
 }
 
+/** How long `steward once`, `steward plan` and the daemon wait for a run under way (the run lock). */
+export const RUN_LOCK_WAIT_MS = 10 * 60_000;
+
 /**
  * A lock file in stateDir holding "pid start-time". Taken atomically (link of a complete temp
  * file: it exists whole or not at all); a lock whose process is gone is stale and taken over.

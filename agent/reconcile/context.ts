@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readCredentials, type AgentConfig } from '../config/load.js';
+import { readCredentials, type AgentConfig, type Credentials } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
 import { collectFacts } from '../host/facts.js';
 import type { Logger } from '../log.js';
@@ -8,7 +8,7 @@ import { ContainerDriver } from '../resources/container.js';
 import { FileDriver } from '../resources/file.js';
 import { ServiceDriver } from '../resources/service.js';
 import { Systemd } from '../host/systemd.js';
-import { createHttpClient, type HttpStats } from '../source/http.js';
+import { createHttpClient, type GitHttp, type HttpStats } from '../source/http.js';
 import { GitRepo } from '../source/repo.js';
 import { agentVersion } from '../version.js';
 import type { AgentContext } from './run.js';
@@ -28,18 +28,15 @@ export interface ContextOptions {
  */
 export async function createContext(config: AgentConfig, log: Logger, opts: ContextOptions = {}): Promise<AgentContext> {
   const creds = await readCredentials(config);
-  const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
-  // Sent up front: isomorphic-git's onAuth would cost a 401 round trip on every request.
-  if (creds.token) headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
-  const http = createHttpClient({ timeoutMs: config.source.timeoutMs, ...(creds.ca ? { ca: creds.ca } : {}), ...(opts.stats ? { stats: opts.stats } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  const remote = gitRemote(config, creds, opts);
   const docker = createDocker(config.docker.socket);
   const revision = { current: '' };
   return {
     config,
     creds,
     log,
-    source: new GitRepo({ gitdir: join(config.stateDir, 'source.git'), url: config.source.url, http, headers }),
-    status: new GitRepo({ gitdir: join(config.stateDir, 'status.git'), url: config.source.url, http, headers }),
+    source: new GitRepo({ gitdir: join(config.stateDir, 'source.git'), url: config.source.url, ...remote }),
+    status: statusRepo(config, remote),
     drivers: {
       Container: new ContainerDriver(docker, config.host, () => revision.current, config.docker.socket),
       File: new FileDriver(config.stateDir),
@@ -55,4 +52,23 @@ export async function createContext(config: AgentConfig, log: Logger, opts: Cont
     },
     revision,
   };
+}
+
+export interface GitRemote {
+  http: GitHttp;
+  headers: Record<string, string>;
+}
+
+/** The HTTP client and headers for every Git request of this config. */
+export function gitRemote(config: AgentConfig, creds: Credentials, opts: { stats?: HttpStats; signal?: AbortSignal } = {}): GitRemote {
+  const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
+  // Sent up front: isomorphic-git's onAuth would cost a 401 round trip on every request.
+  if (creds.token) headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
+  const http = createHttpClient({ timeoutMs: config.source.timeoutMs, ...(creds.ca ? { ca: creds.ca } : {}), ...(opts.stats ? { stats: opts.stats } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  return { http, headers };
+}
+
+/** The local gitdir the status branch is written from (stateDir/status.git). */
+export function statusRepo(config: AgentConfig, remote: GitRemote): GitRepo {
+  return new GitRepo({ gitdir: join(config.stateDir, 'status.git'), url: config.source.url, ...remote });
 }

@@ -293,7 +293,11 @@ export class GitRepo {
       if (!unpack || !status) throw new StewardError('E_STATUS_PUSH', `push of "${branch}": ${redactUrl(this.url)} did not answer with a receive-pack report`, { retry: 'transient' });
       if (status === `ok ${ref}` && unpack === 'unpack ok') return;
       const reason = status.startsWith('ng ') ? status.slice(`ng ${ref} `.length) : unpack;
-      throw new StewardError('E_STATUS_PUSH', `push of "${branch}" refused: ${reason}`, { retry: 'transient' });
+      // A lost race ("failed to update ref") or a pack the server could not take is worth another
+      // try on the new tip; a refusal by the server's policy (a hook, a protected branch, no
+      // history rewrites) says the same thing every time.
+      const policy = /declined|denied|deny|protected|not allowed|forbidden|permission|non-fast-forward/i.test(reason);
+      throw new StewardError('E_STATUS_PUSH', `push of "${branch}" refused: ${reason}`, { retry: policy ? 'stalled' : 'transient' });
     });
   }
 }

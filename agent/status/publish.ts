@@ -69,7 +69,6 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
       if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
       faultPoint('during-status-commit');
       await repo.pushCommit(branch, { expect: tip, commit: built.commit, objects: built.objects });
-      await repo.exclusive(() => git.writeRef({ fs, gitdir: repo.gitdir, ref: `refs/steward/${branch}`, value: built.commit, force: true }));
       if (built.squash) log.info({ commit: built.commit, historyLimit }, 'status branch history squashed into one commit');
       // Each fetch of the tip adds a pack: keep only the tip, as the source does.
       if ((await repo.packCount()) > MAX_PACKS) await repo.compact([built.commit]);
@@ -78,11 +77,11 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
       last = toStewardError(err, 'E_STATUS_PUSH', 'cannot publish status');
       refused = last.code === 'E_STATUS_PUSH';
       // A server that refuses to rewrite history (receive.denyNonFastForwards) gets appended to.
-      if (last.code === 'E_STATUS_PUSH' && /non-fast-forward/.test(last.message)) squashRefused = true;
-      // A server policy (a hook, a protected branch) says the same thing every time: stop at once;
-      // the report waits in the outbox for the next run instead of hammering the server.
-      const policy = last.code === 'E_STATUS_PUSH' && /declined|denied|deny|protected|not allowed|forbidden|permission/i.test(last.message);
-      const retryable = !policy && (last.code === 'E_STATUS_PUSH' || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT');
+      const squashDenied = refused && !squashRefused && /non-fast-forward/.test(last.message);
+      if (squashDenied) squashRefused = true;
+      // Any other refusal by the server's policy ('stalled') ends here: the report waits in the
+      // outbox for the next run instead of hammering the server.
+      const retryable = squashDenied || (last.retry === 'transient' && (refused || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT'));
       const wait = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
       if (!retryable || attempt === attempts || opts.signal?.aborted || Date.now() + wait > deadline) break;
       log.debug({ attempt, delayMs: Math.round(wait), code: last.code }, 'status push refused; rebuilding on the new tip');
