@@ -23,10 +23,10 @@ export interface GitServer {
 }
 
 /** Starts git http-backend behind Node's HTTP server in a child process, on a free port. */
-export async function startGitServer(opts: { token?: string; v2?: boolean; root?: string } = {}): Promise<GitServer> {
+export async function startGitServer(opts: { token?: string; v2?: boolean; root?: string; port?: number } = {}): Promise<GitServer> {
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), 'steward-git-')));
   let child: ChildProcess | undefined;
-  let port = 0;
+  let port = opts.port ?? 0;
   const launch = async () => {
     const args = [serverScript, root, '--port', String(port)];
     if (opts.token) args.push('--token', opts.token);

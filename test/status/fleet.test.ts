@@ -157,6 +157,40 @@ t.test('the outbox: a server down for several runs, then up: exactly one push, w
   t.ok(Date.parse(onBranch.updatedAt) > Date.parse(JSON.parse(newest).updatedAt), 'newer than any report made while down');
 });
 
+t.test('a revoked credential: reconciling goes on, the report waits in the outbox, one push once it works again', async (t) => {
+  const good = await startGitServer({ token: 'GOOD_TOKEN_1' });
+  t.teardown(() => good.stop());
+  const repo = await createFleetRepo(good, 'fleet');
+  const dir = await mkdtemp(join(tmpdir(), 'steward-revoke-'));
+  await writeFile(join(dir, 'token'), 'GOOD_TOKEN_1\n');
+  const a = await makeAgent({ url: good.url('fleet'), tokenFile: join(dir, 'token') });
+  t.teardown(() => a.cleanup());
+  await repo.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`rv-${a.host}`, { image: 'local/busybox:1' }) });
+  t.equal((await a.once()).published, 'pushed');
+  const before = Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status'));
+  // The server now wants another token (this host's was revoked): same repository, same port.
+  await good.stop();
+  const rotated = await startGitServer({ token: 'ROTATED_TOKEN_2', root: good.root, port: good.port });
+  const { docker } = await import('../helpers/agent.js');
+  await docker.getContainer(`rv-${a.host}`).remove({ force: true });
+  const r = await a.once();
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_AUTH', 'the run says why');
+  t.not(r.published, 'pushed');
+  t.equal(r.outcome.phase, 'Converged', 'drift corrected from the last fetched commit');
+  t.equal((await a.containers()).length, 1);
+  const outbox = JSON.parse(await readFile(join(a.stateDir, 'status.json'), 'utf8'));
+  t.match(outbox.conditions.find((c: { type: string }) => c.type === 'SourceReady'), { status: 'False', reason: 'E_GIT_AUTH' }, 'the outbox holds the report');
+  t.notMatch(JSON.stringify(outbox), /GOOD_TOKEN|ROTATED_TOKEN/, 'no token in it');
+  t.equal(Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status')), before, 'nothing pushed meanwhile');
+  await rotated.stop();
+  await good.start();
+  const retryAt = Date.parse(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).source.retryAt);
+  await new Promise((res) => setTimeout(res, Math.max(0, retryAt - Date.now()) + 50));
+  const up = await a.once();
+  t.equal(up.published, 'pushed', 'the credential works again: pushed');
+  t.equal(Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status')), before + 1, 'exactly one push');
+});
+
 t.test('no secret ever reaches a status commit', async (t) => {
   const own = await startGitServer({ token: 'TOKEN_CANARY_7f3a' });
   t.teardown(() => own.stop());
