@@ -16,9 +16,10 @@ export interface FleetRow {
 
 /** Reads every hosts/<host>/status.json at the status branch's tip (fetched shallowly). */
 export async function readFleet(repo: GitRepo, branch: string, now: Date): Promise<{ tip?: string; rows: FleetRow[]; unreadable: string[] }> {
-  const tip = await repo.remoteHead(branch);
+  let tip = await repo.remoteHead(branch);
   if (!tip) return { rows: [], unreadable: [] };
-  if (!(await repo.hasCommit(tip))) await repo.fetch(branch);
+  // The branch may move between the two requests: read what was fetched.
+  if (!(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
   const cache = {};
   const rows: FleetRow[] = [];
   const unreadable: string[] = [];

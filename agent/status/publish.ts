@@ -62,7 +62,9 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
       if (refused) tip = await repo.fetch(branch);
       else {
         tip = await repo.remoteHead(branch);
-        if (tip && !(await repo.hasCommit(tip))) await repo.fetch(branch);
+        // The branch may move between the two requests: build on what was fetched (a depth-1
+        // fetch of a newer tip does not bring the one ls-refs named).
+        if (tip && !(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
       }
       refused = false;
       const built = await repo.exclusive(() => buildCommit(repo.gitdir, repo.cache, branch, tip, path, text, doc, squashRefused ? Infinity : historyLimit));

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { createHttpClient } from '../../agent/source/http.js';
 import { GitRepo } from '../../agent/source/repo.js';
 import { publishStatus } from '../../agent/status/publish.js';
+import { readFleet } from '../../agent/status/fleet.js';
 import { buildStatus, type RunOutcome } from '../../agent/status/report.js';
 import { emptyState } from '../../agent/reconcile/state.js';
 import { StewardError } from '../../agent/errors.js';
@@ -92,6 +93,37 @@ t.test('a push built on a stale tip is refused by the server and changes nothing
   const third = await publishStatus(a, 'steward-status', doc('alpha', { durationMs: 2 }), log);
   t.equal(third.attempts, 1, 'alpha learns the tip by asking, not by a refused push');
   t.equal(JSON.parse((await showFile(own.bare, 'steward-status', 'hosts/bravo/status.json'))!).host, 'bravo', 'bravo’s report kept');
+});
+
+t.test('the branch moves between asking for the tip and fetching it: the push and steward status use what was fetched', async (t) => {
+  // The real server, with the other host's push placed in that gap on purpose: in the 50-host
+  // test it happened once in many runs (a depth-1 fetch of the newer tip does not bring the one
+  // ls-refs named, and building on it failed with "Could not find").
+  const own = await createFleetRepo(server, 'moving');
+  await own.commit({ 'README.md': 'x\n' });
+  const a = await statusRepo(server.url('moving'));
+  const b = await statusRepo(server.url('moving'));
+  await publishStatus(a, 'steward-status', doc('alpha'), log);
+  await publishStatus(b, 'steward-status', doc('bravo'), log);
+  const bravoPushesInTheGap = (repo: GitRepo, round: number) => {
+    const ask = repo.remoteHead.bind(repo);
+    repo.remoteHead = async (branch: string) => {
+      const tip = await ask(branch);
+      await publishStatus(b, 'steward-status', doc('bravo', { durationMs: round }), log);
+      return tip;
+    };
+  };
+  bravoPushesInTheGap(a, 2);
+  const r = await publishStatus(a, 'steward-status', doc('alpha', { durationMs: 2 }), log);
+  t.equal(r.attempts, 1, 'built on the fetched tip, pushed at the first attempt');
+  const report = (host: string) => showFile(own.bare, 'steward-status', `hosts/${host}/status.json`).then((x) => JSON.parse(x!).lastRun.durationMs);
+  t.equal(await report('alpha'), 2);
+  t.equal(await report('bravo'), 2, 'bravo’s report from the gap kept');
+  const reader = await statusRepo(server.url('moving'));
+  bravoPushesInTheGap(reader, 3);
+  const { tip, rows } = await readFleet(reader, 'steward-status', new Date());
+  t.equal(tip, await gitOut(own.bare, 'rev-parse', 'steward-status'), 'steward status reads the fetched tip');
+  t.same(rows.map((row) => row.host), ['alpha', 'bravo']);
 });
 
 t.test('a server that refuses history rewrites (receive.denyNonFastForwards) is appended to instead of squashed', async (t) => {
