@@ -1,8 +1,14 @@
-import { chmod, chown, copyFile, lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
-const TEMP_MARK = '.steward-tmp-';
+/**
+ * Temp files are `.stw-<8 hex of the target's name>-<8 random hex>`: 22 bytes whatever the
+ * target's name, so a name the filesystem takes (up to 255 bytes) always has a temp name too.
+ * Earlier versions used `.<name>.steward-tmp-<random>`; those are swept as well.
+ */
+const tempPrefix = (name: string) => `.stw-${createHash('sha256').update(name).digest('hex').slice(0, 8)}-`;
+const LEGACY_MARK = '.steward-tmp-';
 
 export interface WriteOptions {
   mode?: number;
@@ -20,7 +26,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   await sweepTemps(path);
-  const tmp = join(dir, `.${basename(path)}${TEMP_MARK}${randomBytes(4).toString('hex')}`);
+  const tmp = join(dir, `${tempPrefix(basename(path))}${randomBytes(4).toString('hex')}`);
   const mode = opts.mode ?? 0o600;
   try {
     const fh = await open(tmp, 'wx', mode);
@@ -44,7 +50,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
 /** Removes temp files a crashed write of `path` left beside it. */
 export async function sweepTemps(path: string): Promise<number> {
   const dir = dirname(path);
-  const prefix = `.${basename(path)}${TEMP_MARK}`;
+  const prefixes = [tempPrefix(basename(path)), `.${basename(path)}${LEGACY_MARK}`];
   let names: string[];
   try {
     names = await readdir(dir);
@@ -53,7 +59,7 @@ export async function sweepTemps(path: string): Promise<number> {
   }
   let removed = 0;
   for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
+    if (!prefixes.some((p) => n.startsWith(p))) continue;
     const st = await lstat(join(dir, n)).catch(() => undefined);
     if (st?.isFile()) {
       await rm(join(dir, n), { force: true });
@@ -98,15 +104,17 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
 
 /**
  * Keeps a copy of a file Steward is about to replace (not one it wrote) under
- * `stateDir/backup/<path>`, with the file's mode and owner; returns where.
+ * `stateDir/backup/<path>`, with the file's mode and owner; returns where. A copy already there
+ * is kept: it was made before an earlier first write that a crash cut off before the inventory
+ * recorded it, so it holds the original and what stands at `path` now is Steward's.
  */
 export async function backupFile(stateDir: string, path: string): Promise<string> {
   const to = join(stateDir, 'backup', path);
+  if (await lstat(to).then((st) => st.isFile(), () => false)) return to;
   await mkdir(dirname(to), { recursive: true, mode: 0o700 });
-  await copyFile(path, to);
   const st = await lstat(path);
-  await chmod(to, st.mode & 0o7777);
-  await chown(to, st.uid, st.gid);
+  // Atomic like every other write: a crash never leaves a half copy that would then be kept.
+  await writeFileAtomic(to, await readFile(path), { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
   return to;
 }
 

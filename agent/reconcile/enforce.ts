@@ -66,7 +66,11 @@ function remember(state: AgentState, d: Desired | undefined, r: ResourceResult, 
   const driver = d ? (drivers[d.kind] as ResourceDriver<Desired, unknown> | undefined) : undefined;
   if (r.status !== 'Ready' || !d || !driver) return;
   const prior = state.inventory[d.id];
-  const keep = prior ? { path: prior.path, backup: prior.backup, unit: prior.unit, original: prior.original } : {};
-  const merged = Object.fromEntries(Object.entries({ ...keep, ...driver.claims(d), ...(r.owned ?? {}) }).filter(([, v]) => v !== undefined));
+  const claims = driver.claims(d);
+  // What the host knows the resource by (a path, a unit) changed: the old one was deleted by the
+  // apply, and nothing recorded for it (its backup, its original state) belongs to the new one.
+  const moved = prior !== undefined && ((claims.path !== undefined && prior.path !== undefined && claims.path !== prior.path) || (claims.unit !== undefined && prior.unit !== undefined && claims.unit !== prior.unit));
+  const keep = prior && !moved ? { path: prior.path, backup: prior.backup, unit: prior.unit, original: prior.original } : {};
+  const merged = Object.fromEntries(Object.entries({ ...keep, ...claims, ...(r.owned ?? {}) }).filter(([, v]) => v !== undefined));
   state.inventory[d.id] = { kind: d.kind, hash: driver.hash(d), revision, ...merged };
 }

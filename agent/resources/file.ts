@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StewardError } from '../errors.js';
-import { backupFile, restoreBackup, syncDir, writeFileAtomic } from '../host/fs.js';
+import { backupFile, restoreBackup, sweepTemps, syncDir, writeFileAtomic } from '../host/fs.js';
 import { ensureRealDir } from '../host/paths.js';
 import { readAccounts } from '../host/users.js';
 import type { DesiredFile } from '../manifest/bundle.js';
@@ -77,26 +77,34 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   diff(desired: DesiredFile | undefined, o: ObservedFile | undefined, record: InventoryEntry | undefined): Change<DesiredFile, ObservedFile> | undefined {
     const base = { id: desired?.id ?? '', kind: 'File' as const, ...(desired ? { desired } : {}), ...(o ? { observed: o } : {}), ...(record ? { record } : {}) };
     if (!desired || desired.spec.ensure === 'absent') {
+      if (o?.unsafe && record?.path) return { ...base, action: 'delete', reasons: [desired ? 'ensure: absent' : 'no longer in Git'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', `${o.unsafe}; ${record.path} is not deleted`, { resource: base.id }) };
       if (!o || o.type === 'absent') return !desired && record ? { ...base, action: 'delete', reasons: ['no longer in Git (already gone)'], drift: false } : undefined;
       if (!record?.path) return { ...base, action: 'delete', reasons: ['ensure: absent'], drift: false, blocked: new StewardError('E_FILE_NOT_OWNED', `${o.path} exists but was not written by Steward; it is not deleted`, { resource: desired!.id }) };
-      if (o.unsafe) return { ...base, action: 'delete', reasons: ['no longer in Git'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.unsafe, { resource: base.id }) };
       return { ...base, action: 'delete', reasons: [desired ? 'ensure: absent' : 'no longer in Git'], drift: false };
     }
-    const applied = record?.hash === this.hash(desired);
+    // The inventory's path is the file Steward wrote. A spec whose path changed is a new file
+    // at the new path (with the backup of whatever stood there) and a delete of the old one.
+    const moved = record?.path !== undefined && record.path !== desired.spec.path ? record.path : undefined;
+    const owns = record?.path !== undefined && !moved;
+    const applied = !moved && record?.hash === this.hash(desired);
+    const move = moved ? [`path changed from ${moved}: that file is deleted${record?.backup ? ' and the file it replaced restored' : ''}`] : [];
     if (o?.unsafe) return { ...base, action: 'update', reasons: ['the path is not safe to write'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.unsafe, { resource: desired.id }) };
     if (o?.want?.error) return { ...base, action: 'update', reasons: ['owner or group unknown'], drift: false, blocked: new StewardError('E_FILE_OWNER', o.want.error, { resource: desired.id }) };
-    if (!o || o.type === 'absent') return { ...base, action: 'create', reasons: [`${applied ? 'file was removed outside Steward' : 'file does not exist'} (sha256 ${digest(desired.data ?? Buffer.alloc(0)).slice(0, 12)})`], drift: applied };
-    const reasons: string[] = [];
+    if (!o || o.type === 'absent') return { ...base, action: 'create', reasons: [...move, `${applied ? 'file was removed outside Steward' : 'file does not exist'} (sha256 ${digest(desired.data ?? Buffer.alloc(0)).slice(0, 12)})`], drift: applied };
+    const reasons: string[] = [...move];
     const data = desired.data ?? Buffer.alloc(0);
     const want = digest(data);
     if (o.sha256 !== want) {
-      const what = record?.path ? (applied ? 'content was changed outside Steward' : 'content changed') : 'replaces a file Steward did not write (the original is kept)';
+      const what = owns ? (applied ? 'content was changed outside Steward' : 'content changed') : 'replaces a file Steward did not write (the original is kept)';
       reasons.push(`${what} (sha256 ${o.sha256?.slice(0, 12)} -> ${want.slice(0, 12)})`);
     }
     const mode = fileMode(desired.spec);
     if (o.mode !== mode) reasons.push(`mode ${octal(o.mode ?? 0)} -> ${octal(mode)}`);
     if (o.want?.uid !== undefined && o.uid !== o.want.uid) reasons.push(`owner ${o.uid} -> ${o.want.uid}`);
     if (o.want?.gid !== undefined && o.gid !== o.want.gid) reasons.push(`group ${o.gid} -> ${o.want.gid}`);
+    // A file at a new path that already holds the content is still taken over (backed up) and
+    // the old path deleted: only the reasons differ.
+    if (moved && reasons.length === move.length) reasons.push('replaces a file Steward did not write with the same content (the original is kept)');
     if (reasons.length === 0) return undefined;
     return { ...base, action: 'update', reasons, drift: applied };
   }
@@ -107,10 +115,13 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       const d = change.desired!;
       const path = d.spec.path;
       await ensureRealDir(dirname(path), true, d.id);
-      const owned: Owned = { path, ...(change.record?.backup ? { backup: change.record.backup } : {}) };
-      if (!change.record?.path && change.observed?.type === 'file') owned.backup = await backupFile(this.stateDir, path);
+      const prior = change.record?.path === path ? change.record : undefined;
+      const owned: Owned = { path, ...(prior?.backup ? { backup: prior.backup } : {}) };
+      if (!prior && change.observed?.type === 'file') owned.backup = await backupFile(this.stateDir, path);
       const want = change.observed?.want;
       await writeFileAtomic(path, d.data ?? Buffer.alloc(0), { mode: fileMode(d.spec), ...(want?.uid !== undefined ? { uid: want.uid } : {}), ...(want?.gid !== undefined ? { gid: want.gid } : {}) });
+      // The old path goes only once the new one is written: a failure above leaves it owned.
+      if (change.record?.path && !prior) await this.#delete(change);
       return owned;
     } catch (err) {
       if (err instanceof StewardError) throw err;
@@ -143,6 +154,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       const st = await lstat(path).catch(() => undefined);
       if (st?.isFile()) await rm(path);
       else if (st) throw new StewardError('E_FILE_UNSAFE', `${path} is no longer a regular file; not deleted`, { resource: change.id });
+      await sweepTemps(path);
       if (change.record?.backup) await restoreBackup(change.record.backup, path);
       await syncDir(dirname(path)).catch(() => undefined);
     }

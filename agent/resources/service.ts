@@ -71,6 +71,12 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       return { ...base, action: 'delete', reasons: [what], drift: false };
     }
     if (!o) return undefined;
+    // A spec whose unit changed is a new unit; the old one is pruned by the same change.
+    if (record?.unit !== undefined && record.unit !== desired.spec.unit) {
+      const fresh = this.diff(desired, o, undefined);
+      const move = `unit changed from ${record.unit}: ${record.path ? 'it is stopped, disabled and its unit file removed' : 'it goes back to its state before Steward'}`;
+      return { ...base, action: fresh?.action ?? 'update', reasons: [move, ...(fresh?.reasons ?? [])], drift: false, ...(fresh?.blocked ? { blocked: fresh.blocked } : {}) };
+    }
     const applied = record?.hash === this.hash(desired);
     const reasons: string[] = [];
     let fileChange = false;
@@ -109,14 +115,19 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     const d = change.desired!;
     const o = change.observed!;
     const unit = d.spec.unit;
-    const owned: Owned = { unit, ...(change.record?.path ? { path: change.record.path } : {}), ...(change.record?.backup ? { backup: change.record.backup } : {}), ...(change.record?.original ? { original: change.record.original } : {}) };
-    if (!d.data && !change.record) owned.original = { enabled: isEnabled(o.state), active: isActive(o.state) };
+    const record = change.record?.unit === undefined || change.record.unit === unit ? change.record : undefined;
+    if (change.record && !record) {
+      const old = change.record.unit!;
+      await this.#prune({ ...change, observed: { unit: old, state: (await this.systemd.show([old])).get(old)!, file: await this.#file(old) } });
+    }
+    const owned: Owned = { unit, ...(record?.path ? { path: record.path } : {}), ...(record?.backup ? { backup: record.backup } : {}), ...(record?.original ? { original: record.original } : {}) };
+    if (!d.data && !record) owned.original = { enabled: isEnabled(o.state), active: isActive(o.state) };
     let fileChanged = false;
     if (d.data && o.file.sha256 !== digest(d.data)) {
       const path = this.#path(unit);
       try {
         await ensureRealDir(dirname(path), true, d.id);
-        if (o.file.present && !change.record?.path) owned.backup = await backupFile(this.stateDir, path);
+        if (o.file.present && !record?.path) owned.backup = await backupFile(this.stateDir, path);
         await writeFileAtomic(path, d.data, { mode: 0o644 });
       } catch (err) {
         if (err instanceof StewardError) throw err;

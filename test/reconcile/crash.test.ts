@@ -28,7 +28,7 @@ async function healthyAfter(t: Test, a: TestAgent, root: string, want: string[])
   t.ok(cs.every((c) => c.State === 'running'), 'all running');
   const state = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8'));
   t.same(Object.keys(state.inventory).sort(), [...want.map((n) => `Container/${n}`), 'File/cfg'].sort(), 'state readable and complete');
-  const temps = [...(await readdir(a.stateDir)), ...(await readdir(root))].filter((n) => n.includes('steward-tmp'));
+  const temps = [...(await readdir(a.stateDir)), ...(await readdir(root))].filter((n) => n.startsWith('.stw-'));
   t.same(temps, [], 'no temp files');
   t.equal((await a.once()).outcome.results.size > 0 && [...(await a.once()).outcome.results.values()].every((x) => x.action === 'none'), true, 'and then nothing to do');
 }

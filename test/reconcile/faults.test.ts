@@ -68,7 +68,7 @@ t.test('a full disk under stateDir: no truncated state file, the agent stays up,
   const stateText = await readFile(join(mnt, 'state.json'), 'utf8');
   t.doesNotThrow(() => JSON.parse(stateText), 'state.json is whole');
   t.equal(stateText, stateBefore, 'and unchanged');
-  t.same((await readdir(mnt)).filter((n) => n.includes('steward-tmp')), [], 'no temp file left');
+  t.same((await readdir(mnt)).filter((n) => n.startsWith('.stw-')), [], 'no temp file left');
   await rm(filler);
   // The source is retried after its backoff.
   await new Promise((r) => setTimeout(r, 1100));

@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { makeAgent, type TestAgent } from '../helpers/agent.js';
 import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
 import { formatError } from '../../agent/errors.js';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
 
 const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 const fileDoc = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
@@ -150,11 +153,89 @@ t.test('kill -9 between the temp write and the rename: the next run leaves no te
     child.on('exit', (_code, signal) => resolve(signal));
   });
   t.equal(killed, 'SIGKILL', 'the agent died mid-write');
-  const left = (await readdir(root)).filter((n) => n.includes('steward-tmp'));
+  const left = (await readdir(root)).filter((n) => n.startsWith('.stw-'));
   t.equal(left.length, 1, 'a temp file was left by the crash');
   t.equal(await readFile(path, 'utf8'), 'old\n', 'the target still holds the old content');
   const r = await a.once();
   t.equal(r.outcome.phase, 'Converged');
-  t.same((await readdir(root)).filter((n) => n.includes('steward-tmp')), [], 'no temp files after the next run');
+  t.same((await readdir(root)).filter((n) => n.startsWith('.stw-')), [], 'no temp files after the next run');
   t.equal(await readFile(path, 'utf8'), 'new\n');
+});
+
+t.test('a File whose path changes: the old path is deleted, the file at the new one backed up and restored on prune', async (t) => {
+  const { a, root } = await setup();
+  const first = join(root, 'new.conf');
+  const second = join(root, 'orig.conf');
+  await writeFile(second, 'not written by Steward\n', { mode: 0o640 });
+  await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path: first, content: 'managed\n' }) });
+  await a.once();
+  t.equal(await readFile(first, 'utf8'), 'managed\n');
+
+  await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path: second, content: 'managed\n' }) });
+  let r = await a.once();
+  t.match(r.outcome.results.get('File/p'), { status: 'Ready', action: 'update', message: `update: path changed from ${first}: that file is deleted; replaces a file Steward did not write (the original is kept) (sha256 ${createHash('sha256').update('not written by Steward\n').digest('hex').slice(0, 12)} -> ${createHash('sha256').update('managed\n').digest('hex').slice(0, 12)}); mode 0640 -> 0644` });
+  t.equal(await lstat(first).catch(() => 'gone'), 'gone', 'the old path is deleted');
+  t.equal(await readFile(second, 'utf8'), 'managed\n');
+  const inventory = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p'];
+  t.equal(inventory.path, second, 'the inventory names the new path');
+  t.ok(inventory.backup, 'the replaced file is backed up');
+
+  await fleet.commit({ [`hosts/${a.host}/p.yaml`]: null, [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
+  r = await a.once();
+  t.match(r.outcome.results.get('File/p'), { status: 'Pruned' });
+  t.equal(await readFile(second, 'utf8'), 'not written by Steward\n', 'the original content is back');
+  t.equal((await stat(second)).mode & 0o777, 0o640, 'with its mode');
+  t.equal(await lstat(first).catch(() => 'gone'), 'gone', 'nothing left at the first path');
+  t.notOk(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p'], 'the inventory is exact');
+});
+
+t.test('a path change back and forth between two owned paths keeps nothing stale', async (t) => {
+  const { a, root } = await setup();
+  const x = join(root, 'x.conf');
+  const y = join(root, 'y.conf');
+  for (const [path, content] of [[x, '1\n'], [y, '2\n'], [x, '3\n']] as const) {
+    await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path, content }) });
+    const r = await a.once();
+    t.equal(r.outcome.phase, 'Converged');
+    t.equal(await readFile(path, 'utf8'), content);
+    t.equal(await lstat(path === x ? y : x).catch(() => 'gone'), 'gone', 'only one path exists at a time');
+  }
+  t.same(Object.keys(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p']).sort(), ['hash', 'kind', 'path', 'revision'], 'no backup recorded for files Steward made');
+});
+
+t.test('a 250-byte file name is written (the temp name does not grow with it)', async (t) => {
+  const { a, root } = await setup();
+  const path = join(root, 'n'.repeat(250));
+  await fleet.commit({ [`hosts/${a.host}/long.yaml`]: fileDoc('long', { path, content: 'long\n' }) });
+  const r = await a.once();
+  t.equal(r.outcome.phase, 'Converged', JSON.stringify([...r.outcome.results.values()].map((x) => x.message)));
+  t.equal(await readFile(path, 'utf8'), 'long\n');
+});
+
+t.test('a temp file left by a crash is removed when its resource is pruned before its next write', async (t) => {
+  const { a, root } = await setup();
+  const path = join(root, 'crash2.conf');
+  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash2', { path, content: 'old\n' }), [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
+  await a.once();
+  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash2', { path, content: 'new\n' }) });
+  await new Promise((resolve) => execFile(process.execPath, [main, 'once', '--config', a.configFile], { env: { ...process.env, STEWARD_FAULT: 'after-temp-write' } }).on('exit', resolve));
+  t.equal((await readdir(root)).filter((n) => n.startsWith('.stw-')).length, 1, 'the crash left a temp file');
+  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: null });
+  const r = await a.once();
+  t.match(r.outcome.results.get('File/crash2'), { status: 'Pruned' });
+  t.same((await readdir(root)).filter((n) => n.startsWith('.stw-')), [], 'the temp file went with its resource');
+});
+
+t.test('a prune blocked by a symlinked parent says so (not "already gone") and keeps the file owned', async (t) => {
+  const { a, root, outside } = await setup();
+  const sub = join(root, 'sub');
+  await mkdir(sub);
+  await fleet.commit({ [`hosts/${a.host}/s.yaml`]: fileDoc('s', { path: join(sub, 'f.conf'), content: 'x\n' }), [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
+  await a.once();
+  await execFileP('mv', [sub, join(root, 'moved')]);
+  await symlink(outside, sub);
+  await fleet.commit({ [`hosts/${a.host}/s.yaml`]: null });
+  const r = await a.once();
+  t.match(r.outcome.results.get('File/s'), { status: 'Failed', error: { code: 'E_FILE_UNSAFE', message: `${sub} is a symlink; Steward does not follow symlinks; ${sub}/f.conf is not deleted` } });
+  t.ok(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/s'], 'still owned, retried next run');
 });

@@ -65,6 +65,26 @@ t.test('a unit from Git: written, enabled, started; changed -> restarted; drift 
   t.equal((await host.sh('ls /etc/systemd/system/multi-user.target.wants/ | grep -c kiosk')).stdout.trim(), '0', 'disabled');
 });
 
+t.test('a Service whose unit changes: the old unit is stopped, disabled and removed; the new one runs', async (t) => {
+  await fleet.commit({ [`${dir()}/ren.yaml`]: doc('Service', 'ren', { unit: 'ren-a.service', content: unit('a'), enabled: true, state: 'running' }) });
+  let r = await once();
+  t.equal(r.code, 0, r.stderr);
+  t.equal(await host.show('ren-a.service', 'ActiveState'), 'active');
+  await fleet.commit({ [`${dir()}/ren.yaml`]: doc('Service', 'ren', { unit: 'ren-b.service', content: unit('a'), enabled: true, state: 'running' }) });
+  r = await once();
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.status.resources['Service/ren'], { status: 'Ready', action: 'create', message: 'create: unit changed from ren-a.service: it is stopped, disabled and its unit file removed; unit file does not exist; unit is inactive' });
+  t.equal(await host.show('ren-a.service', 'ActiveState'), 'inactive', 'the old unit is stopped');
+  t.equal((await host.sh('test -e /etc/systemd/system/ren-a.service')).code, 1, 'and its unit file removed');
+  t.equal((await host.sh('ls /etc/systemd/system/multi-user.target.wants/ | grep -c ren-a')).stdout.trim(), '0', 'and disabled');
+  t.equal(await host.show('ren-b.service', 'ActiveState'), 'active', 'the new unit runs');
+  const inv = JSON.parse((await host.sh('cat /var/lib/steward/state.json')).stdout).inventory['Service/ren'];
+  t.match(inv, { unit: 'ren-b.service', path: '/etc/systemd/system/ren-b.service' }, 'the inventory names the new unit');
+  await fleet.commit({ [`${dir()}/ren.yaml`]: null });
+  r = await once();
+  t.equal((await host.sh('test -e /etc/systemd/system/ren-b.service')).code, 1, 'pruned by its new name');
+});
+
 t.test('an existing unit is managed for enabled/state only, and gets its own state back when pruned', async (t) => {
   await host.sh(`printf '${unit('legacy').replace(/\n/g, '\\n')}' > /etc/systemd/system/legacy.service && systemctl daemon-reload`);
   await fleet.commit({ [`${dir()}/legacy.yaml`]: doc('Service', 'legacy', { unit: 'legacy.service', enabled: true, state: 'running' }) });
