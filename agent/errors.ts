@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'E_GIT_NO_BRANCH'
   | 'E_GIT_PROTOCOL'
   | 'E_GIT_FETCH'
+  | 'E_GIT_TOO_LARGE'
   | 'E_GIT_NO_REVISION'
   | 'E_STATUS_PUSH'
   | 'E_DOCKER_UNREACHABLE'

@@ -26,3 +26,12 @@ export function formatDuration(ms: number): string {
   }
   return parts.join('');
 }
+
+const SIZES: Record<string, number> = { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** "256MiB" -> 268_435_456. The schema has already checked the form. */
+export function parseSize(text: string): number {
+  const m = /^(\d+)(KiB|MiB|GiB)$/.exec(text);
+  if (!m) throw new Error(`not a size: ${JSON.stringify(text)}`);
+  return Number(m[1]) * SIZES[m[2]!]!;
+}

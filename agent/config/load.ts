@@ -7,7 +7,7 @@ import { StewardError, StewardErrors } from '../errors.js';
 import { parseDocuments } from '../manifest/parse.js';
 import { checkSchema } from '../manifest/schema.js';
 import type { AgentConfigFile } from '../types/agent-config.js';
-import { parseDuration } from './duration.js';
+import { parseDuration, parseSize } from './duration.js';
 import { Secret } from './secret.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/steward/agent.yaml';
@@ -30,6 +30,8 @@ export interface AgentConfig {
     schedule?: string;
     jitterMs: number;
     timeoutMs: number;
+    /** The largest pack one fetch may bring. */
+    maxPackBytes: number;
     allowHistoryRewrite: boolean;
   };
   status: { branch: string; heartbeatMs: number; enabled: boolean; historyLimit: number };
@@ -61,7 +63,9 @@ export async function loadConfig(file: string, opts: { hostname?: string } = {})
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new StewardErrors([new StewardError('E_CONFIG_READ', `cannot read the config file: ${reason}`, { file, cause: err })]);
   }
-  return parseConfig(text, file, opts);
+  // Absolute from here on: a relative --config must not be another spelling of a protected
+  // path, and SIGHUP reloads the same file whatever the working directory is by then.
+  return parseConfig(text, posix.resolve(file), opts);
 }
 
 /** Like loadConfig, from text already read (used by `steward enroll` before it writes). */
@@ -119,6 +123,7 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
       ...(s.schedule ? { schedule: s.schedule } : {}),
       jitterMs: parseDuration(s.jitter ?? '0s'),
       timeoutMs: parseDuration(s.timeout ?? '30s'),
+      maxPackBytes: parseSize(s.maxPackSize ?? '256MiB'),
       allowHistoryRewrite: s.allowHistoryRewrite ?? false,
     },
     status: {

@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { StewardError } from '../errors.js';
@@ -48,4 +49,24 @@ export async function ensureRealDir(dir: string, create: boolean, resource?: str
     if (!st.isDirectory()) throw new StewardError('E_FILE_UNSAFE', `${at} is not a directory`, { ...(resource ? { resource } : {}) });
   }
   return true;
+}
+
+/**
+ * The real absolute spelling of `path`: relative to the working directory, every symlink in its
+ * existing part resolved (the rest, not there yet, appended as written). Steward's own files are
+ * compared in this form, so another spelling (a relative --config, a stateDir reached through a
+ * symlink) cannot slip past the check.
+ */
+export function realPathOf(path: string): string {
+  let head = posix.resolve(path);
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return posix.join(realpathSync(head), ...tail.reverse());
+    } catch {
+      if (head === '/') return posix.resolve(path);
+      tail.push(posix.basename(head));
+      head = posix.dirname(head);
+    }
+  }
 }

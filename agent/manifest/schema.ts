@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { parseDuration } from '../config/duration.js';
 import { schemasDir } from '../paths.js';
 
 /** The schema files, by the name used in `schemas/<name>.schema.json`. */
@@ -23,6 +24,25 @@ function instance(): Ajv2020 {
   ajv = new Ajv2020({ strict: true, allErrors: true, verbose: true, strictRequired: false, strictTypes: false });
   const addFormats = (addFormatsModule as unknown as { default: (a: Ajv2020) => void }).default;
   addFormats(ajv);
+  // `durationRange: { min, max }` bounds a duration string ("0s" polls in a tight loop; "999h"
+  // overflows Node's timers). A value that is not a duration is left to the pattern's message.
+  ajv.addKeyword({
+    keyword: 'durationRange',
+    type: 'string',
+    schemaType: 'object',
+    errors: true,
+    validate: function check(range: { min: string; max: string }, data: string) {
+      let ms: number;
+      try {
+        ms = parseDuration(data);
+      } catch {
+        return true;
+      }
+      if (ms >= parseDuration(range.min) && ms <= parseDuration(range.max)) return true;
+      (check as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'durationRange', message: `must be between ${range.min} and ${range.max} (got ${data})`, params: range }];
+      return false;
+    },
+  });
   ajv.addSchema(load('common'), 'common.schema.json');
   return ajv;
 }

@@ -64,7 +64,7 @@ export function gitRemote(config: AgentConfig, creds: Credentials, opts: { stats
   const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
   // Sent up front: isomorphic-git's onAuth would cost a 401 round trip on every request.
   if (creds.token) headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
-  const http = createHttpClient({ timeoutMs: config.source.timeoutMs, ...(creds.ca ? { ca: creds.ca } : {}), ...(opts.stats ? { stats: opts.stats } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  const http = createHttpClient({ timeoutMs: config.source.timeoutMs, maxPackBytes: config.source.maxPackBytes, ...(creds.ca ? { ca: creds.ca } : {}), ...(opts.stats ? { stats: opts.stats } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
   return { http, headers };
 }
 

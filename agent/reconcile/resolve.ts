@@ -1,22 +1,28 @@
 import { dirname, posix } from 'node:path';
 import type { AgentConfig } from '../config/load.js';
 import { StewardError } from '../errors.js';
-import { filePathProblem } from '../host/paths.js';
+import { filePathProblem, realPathOf } from '../host/paths.js';
 import type { Bundle, Desired } from '../manifest/bundle.js';
 import { packageRoot } from '../paths.js';
 
 /** Steward's own files and folders: no File resource may write to them, whatever the roots. */
 export function forbiddenPaths(config: AgentConfig): string[] {
-  return [
+  const own = [
     config.stateDir,
     dirname(config.file),
     config.file,
     ...(config.source.tokenFile ? [config.source.tokenFile] : []),
     ...(config.source.caFile ? [config.source.caFile] : []),
+    ...(process.env.CREDENTIALS_DIRECTORY ? [process.env.CREDENTIALS_DIRECTORY] : []),
+    config.docker.socket,
     '/etc/systemd/system/steward.service',
     '/etc/systemd/system/steward.service.d',
     packageRoot,
-  ].map((p) => posix.normalize(p).replace(/(.)\/$/, '$1'));
+  ];
+  // Both spellings: the one written (what a manifest would name) and the real one (what a write
+  // would reach). File paths themselves are never written through a symlink (ensureRealDir).
+  const all = own.flatMap((p) => [posix.resolve(p), realPathOf(p)]).map((p) => posix.normalize(p).replace(/(.)\/$/, '$1'));
+  return [...new Set(all)];
 }
 
 /**

@@ -13,6 +13,8 @@ export interface HttpOptions {
   /** Deadline of one request; pack downloads (POST .../git-upload-pack) get `packFactor` times it. */
   timeoutMs: number;
   packFactor?: number;
+  /** The most bytes a pack download may bring (default DEFAULT_MAX_PACK_BYTES). */
+  maxPackBytes?: number;
   /** Extra PEM CA certificates for HTTPS. */
   ca?: string;
   stats?: HttpStats;
@@ -29,7 +31,23 @@ export interface SendRequest {
   method: string;
   headers: Record<string, string>;
   body?: Uint8Array;
+  /** The most bytes the buffered answer may have (default MAX_SMALL_ANSWER_BYTES). */
+  maxBytes?: number;
 }
+
+/** Ref lists, ls-refs and push reports: a large monorepo's advertisement is a few MiB. */
+export const MAX_SMALL_ANSWER_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_PACK_BYTES = 256 * 1024 * 1024;
+
+/** A server sent more than the answer may hold: cut off, never buffered further. */
+export class AnswerTooLargeError extends Error {
+  readonly code = 'E_GIT_TOO_LARGE';
+  constructor(url: string, limit: number, what: string) {
+    super(`${redactUrl(url)} sent more than ${formatBytes(limit)} for ${what}; cut off`);
+  }
+}
+
+const formatBytes = (n: number) => (n >= 1024 * 1024 ? `${Math.round(n / (1024 * 1024))} MiB` : `${Math.round(n / 1024)} KiB`);
 export interface GitHttp extends HttpClient {
   /** One whole request and response, buffered (small protocol exchanges only). */
   send(req: SendRequest): Promise<{ status: number; headers: Record<string, string>; body: Buffer }>;
@@ -38,21 +56,29 @@ export interface GitHttp extends HttpClient {
 export function createHttpClient(opts: HttpOptions): GitHttp {
   const client = {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
-      const { res, signal } = await open(req, opts);
+      const { res, deadline, isPack } = await open(req, opts);
       const stats = opts.stats;
       if (isUploadPackAdvertisement(req, res)) {
         // Buffered (a ref list) so that a missing HEAD can be added; see withHead.
-        const buf = await readAll(res, req.url, signal, stats);
+        const buf = await readAll(res, req.url, deadline, MAX_SMALL_ANSWER_BYTES, stats);
         return { url: req.url, method: 'GET', statusCode: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: flatHeaders(res), body: (async function* () { yield withHead(buf); })() };
       }
+      const limit = isPack ? opts.maxPackBytes ?? DEFAULT_MAX_PACK_BYTES : MAX_SMALL_ANSWER_BYTES;
       async function* body(): AsyncGenerator<Uint8Array> {
+        let received = 0;
         try {
           for await (const chunk of res as AsyncIterable<Buffer>) {
+            received += chunk.length;
             if (stats) stats.bytesReceived += chunk.length;
+            if (received > limit) throw new AnswerTooLargeError(req.url, limit, isPack ? 'a pack (source.maxPackSize)' : 'one answer');
             yield chunk;
           }
         } catch (err) {
-          throw signal.aborted ? timeoutError(req.url, signal) : err;
+          throw deadline.passed() ? timeoutError(req.url) : err;
+        } finally {
+          // Also when the reader stops early: the socket and the timer go with the body.
+          deadline.done();
+          res.destroy();
         }
       }
       return {
@@ -65,36 +91,75 @@ export function createHttpClient(opts: HttpOptions): GitHttp {
       };
     },
     async send(req: SendRequest): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
-      const { res, signal } = await open(req, opts);
-      const body = await readAll(res, req.url, signal, opts.stats);
+      const { res, deadline } = await open(req, opts);
+      const body = await readAll(res, req.url, deadline, req.maxBytes ?? MAX_SMALL_ANSWER_BYTES, opts.stats);
       return { status: res.statusCode ?? 0, headers: flatHeaders(res), body };
     },
   };
   return client;
 }
 
-/** The whole response body; a deadline that passes while reading is a timeout error. */
-async function readAll(res: IncomingMessage, url: string, signal: AbortSignal, stats?: HttpStats): Promise<Buffer> {
+/** The whole response body, at most `limit` bytes; a deadline that passes while reading is a timeout error. */
+async function readAll(res: IncomingMessage, url: string, deadline: Deadline, limit: number, stats?: HttpStats): Promise<Buffer> {
   const chunks: Buffer[] = [];
+  let size = 0;
   try {
-    for await (const chunk of res as AsyncIterable<Buffer>) chunks.push(chunk);
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (stats) stats.bytesReceived += chunk.length;
+      if (size > limit) throw new AnswerTooLargeError(url, limit, 'one answer');
+      chunks.push(chunk);
+    }
   } catch (err) {
-    throw signal.aborted ? timeoutError(url, signal) : err;
+    throw deadline.passed() ? timeoutError(url) : err;
+  } finally {
+    deadline.done();
+    res.destroy();
   }
-  const body = Buffer.concat(chunks);
-  if (stats) stats.bytesReceived += body.length;
-  return body;
+  return Buffer.concat(chunks);
 }
 
-async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promise<{ res: IncomingMessage; signal: AbortSignal }> {
+/**
+ * One request's deadline, from the first byte sent to the last byte read. Its own timer and
+ * controller, referenced by the timer itself until it is cleared: `AbortSignal.any([
+ * AbortSignal.timeout(t), outer])` was measured to never fire once the garbage collector ran
+ * (the timeout signal is only weakly held by the combined one), so a server that streams forever
+ * held a run for minutes and grew the heap to gigabytes.
+ */
+interface Deadline {
+  signal: AbortSignal;
+  passed(): boolean;
+  done(): void;
+}
+
+function startDeadline(ms: number, outer?: AbortSignal): Deadline {
+  const controller = new AbortController();
+  let passed = false;
+  const timer = setTimeout(() => {
+    passed = true;
+    controller.abort(new Error(`deadline of ${ms} ms passed`));
+  }, ms);
+  timer.unref(); // the socket keeps the process alive while it is open; the timer need not
+  const onOuter = () => controller.abort(outer?.reason);
+  if (outer?.aborted) onOuter();
+  else outer?.addEventListener('abort', onOuter, { once: true });
+  return {
+    signal: controller.signal,
+    passed: () => passed,
+    done() {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onOuter);
+    },
+  };
+}
+
+async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promise<{ res: IncomingMessage; deadline: Deadline; isPack: boolean }> {
   const chunks: Uint8Array[] = [];
   if (req.body instanceof Uint8Array) chunks.push(req.body);
   else if (req.body) for await (const c of req.body as AsyncIterable<Uint8Array>) chunks.push(c);
   const payload = Buffer.concat(chunks);
   const isPack = req.method === 'POST' && /\/git-upload-pack$/.test(new URL(req.url).pathname) && payload.length > 200;
-  const deadline = opts.timeoutMs * (isPack ? opts.packFactor ?? 10 : 1);
-  const timeout = AbortSignal.timeout(deadline);
-  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  const deadline = startDeadline(opts.timeoutMs * (isPack ? opts.packFactor ?? 10 : 1), opts.signal);
   const url = new URL(req.url);
   const make = url.protocol === 'https:' ? httpsRequest : httpRequest;
   if (opts.stats) {
@@ -104,8 +169,11 @@ async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promi
   const headers: Record<string, string | number> = { ...(req.headers ?? {}) };
   if (payload.length > 0 || req.method === 'POST') headers['content-length'] = payload.length;
   return new Promise((resolve, reject) => {
-    const r = make(url, { method: req.method ?? 'GET', headers, signal, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => resolve({ res, signal }));
-    r.on('error', (err) => reject(signal.aborted && !opts.signal?.aborted ? timeoutError(req.url, signal) : err));
+    const r = make(url, { method: req.method ?? 'GET', headers, signal: deadline.signal, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => resolve({ res, deadline, isPack }));
+    r.on('error', (err) => {
+      deadline.done();
+      reject(deadline.passed() ? timeoutError(req.url) : err);
+    });
     r.end(payload);
   });
 }
@@ -147,10 +215,9 @@ export function withHead(buf: Buffer): Buffer {
   return Buffer.concat([buf.subarray(0, first.end), pkt, buf.subarray(first.end)]);
 }
 
-function timeoutError(url: string, signal: AbortSignal): Error {
+function timeoutError(url: string): Error {
   const err = new Error(`no answer from ${redactUrl(url)} before the deadline`);
   (err as NodeJS.ErrnoException).code = 'ETIMEDOUT';
-  err.cause = signal.reason;
   return err;
 }
 

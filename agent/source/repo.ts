@@ -124,10 +124,25 @@ export class GitRepo {
     }
   }
 
+  /**
+   * Removes packs without their index: what a fetch or a compaction cut off part way (a crash,
+   * a server that sent junk, a pack over the size limit) leaves. A pack without an index is
+   * never read, so it is only ever space lost.
+   */
+  async #sweepPartialPacks(): Promise<void> {
+    const dir = join(this.gitdir, 'objects', 'pack');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const n of names) {
+      const partial = n.startsWith('tmp-') || (n.endsWith('.pack') && !names.includes(n.replace(/\.pack$/, '.idx')));
+      if (partial) await rm(join(dir, n), { force: true });
+    }
+  }
+
   /** Fetches `branch` shallowly (depth 1) and returns the fetched commit. */
   fetch(branch: string): Promise<string> {
     return this.#serial(async () => {
       await this.init();
+      await this.#sweepPartialPacks();
       try {
         const res = await git.fetch({
           fs,
@@ -147,6 +162,7 @@ export class GitRepo {
         await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: res.fetchHead, force: true });
         return res.fetchHead;
       } catch (err) {
+        await this.#sweepPartialPacks();
         throw gitError(err, this.url, `cannot fetch branch "${branch}" from`);
       }
     });
@@ -336,6 +352,7 @@ export function gitError(err: unknown, url: string, what: string): StewardError 
   if (status === 401 || status === 403) return httpStatusError(status, url);
   let code: ErrorCode = 'E_GIT_FETCH';
   let reason = e.message ?? String(err);
+  if (e.code === 'E_GIT_TOO_LARGE') return new StewardError('E_GIT_TOO_LARGE', `${what} ${where}: ${reason}`, { retry: 'stalled', cause: err });
   if (e.code === 'ETIMEDOUT' || e.name === 'TimeoutError') {
     code = 'E_GIT_TIMEOUT';
     reason = 'no answer before the deadline';

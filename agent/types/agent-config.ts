@@ -39,7 +39,7 @@ export interface AgentConfigFile {
      */
     caFile?: string;
     /**
-     * A duration such as 500ms, 30s, 5m, 1h30m.
+     * Poll interval, 1s to 24h.
      */
     interval?: string;
     /**
@@ -47,17 +47,21 @@ export interface AgentConfigFile {
      */
     schedule?: string;
     /**
-     * A duration such as 500ms, 30s, 5m, 1h30m.
+     * Random delay added to each poll, up to 24h.
      */
     jitter?: string;
     /**
-     * Deadline of one Git HTTP request (a pack download gets 10x).
+     * Deadline of one Git HTTP request, 100ms to 1h (a pack download gets 10x).
      */
     timeout?: string;
     /**
      * Apply a head that is not a descendant of the applied revision (a force-push).
      */
     allowHistoryRewrite?: boolean;
+    /**
+     * The largest pack a fetch may download (e.g. 256MiB); a server that sends more is cut off with E_GIT_TOO_LARGE.
+     */
+    maxPackSize?: string;
   };
   status?: {
     /**
@@ -65,7 +69,7 @@ export interface AgentConfigFile {
      */
     branch?: string;
     /**
-     * A duration such as 500ms, 30s, 5m, 1h30m.
+     * A status commit at least this often, 1s to 24h.
      */
     heartbeat?: string;
     enabled?: boolean;
