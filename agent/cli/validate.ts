@@ -3,6 +3,7 @@ import { join, relative, resolve } from 'node:path';
 import { normalizeRepoPath } from '../config/load.js';
 import { formatError, StewardError } from '../errors.js';
 import { buildBundle } from '../manifest/bundle.js';
+import { decodeManifest, MAX_MANIFEST_BYTES } from '../manifest/text.js';
 import { MANIFEST_RE, type ManifestFile } from '../source/tree.js';
 import { args, type ExitCode, type Io } from './common.js';
 
@@ -49,6 +50,15 @@ async function walk(top: string, dir: string, files: ManifestFile[], errors: Ste
     const st = await lstat(path);
     if (st.isSymbolicLink()) errors.push(new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: rel }));
     else if (st.isDirectory()) await walk(top, path, files, errors);
-    else if (st.isFile() && MANIFEST_RE.test(e.name)) files.push({ path: rel, text: await readFile(path, 'utf8') });
+    else if (st.isFile() && MANIFEST_RE.test(e.name)) {
+      // The host's limit, checked before reading: a 50 MB file is refused, not parsed.
+      if (st.size > MAX_MANIFEST_BYTES) {
+        errors.push(new StewardError('E_MANIFEST_PARSE', `file is larger than ${MAX_MANIFEST_BYTES} bytes (${st.size})`, { file: rel }));
+        continue;
+      }
+      const decoded = decodeManifest(rel, await readFile(path));
+      if ('error' in decoded) errors.push(decoded.error);
+      else files.push({ path: rel, text: decoded.text });
+    }
   }
 }

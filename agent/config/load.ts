@@ -5,6 +5,7 @@ import { posix } from 'node:path';
 import cron from 'node-cron';
 import { StewardError, StewardErrors } from '../errors.js';
 import { parseDocuments } from '../manifest/parse.js';
+import { decodeManifest } from '../manifest/text.js';
 import { checkSchema } from '../manifest/schema.js';
 import type { AgentConfigFile } from '../types/agent-config.js';
 import { parseDuration, parseSize } from './duration.js';
@@ -56,13 +57,16 @@ export interface Credentials {
  * entries name the file, the line and the field; nothing is half-loaded.
  */
 export async function loadConfig(file: string, opts: { hostname?: string } = {}): Promise<AgentConfig> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new StewardErrors([new StewardError('E_CONFIG_READ', `cannot read the config file: ${reason}`, { file, cause: err })]);
   }
+  const decoded = decodeManifest(file, bytes);
+  if ('error' in decoded) throw new StewardErrors([new StewardError('E_CONFIG_PARSE', decoded.error.message, { file, ...(decoded.error.detail.line ? { line: decoded.error.detail.line } : {}) })]);
+  const text = decoded.text;
   // Absolute from here on: a relative --config must not be another spelling of a protected
   // path, and SIGHUP reloads the same file whatever the working directory is by then.
   return parseConfig(text, posix.resolve(file), opts);

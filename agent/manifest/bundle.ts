@@ -113,7 +113,9 @@ function checkSemantics(resources: Desired[], lineAt: (id: string, pointer: stri
   const cycle = findCycle(resources);
   if (cycle) {
     const first = resources.find((r) => r.id === cycle[0])!;
-    errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `dependency cycle: ${cycle.join(' -> ')}`, { file: first.file, line: first.line, resource: first.id }));
+    // A long cycle is shown by its ends: the message goes into the status document.
+    const path = cycle.length > 12 ? [...cycle.slice(0, 8), `… ${cycle.length - 11} more …`, ...cycle.slice(-3)] : cycle;
+    errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `dependency cycle: ${path.join(' -> ')}`, { file: first.file, line: first.line, resource: first.id }));
   }
   return errors;
 }
@@ -123,26 +125,32 @@ function after(r: Desired): string[] {
   return [...new Set([...(r.spec.dependsOn ?? []), ...(r.spec.restartOn ?? [])])];
 }
 
+/**
+ * The first dependency cycle, as a path that ends where it starts. Iterative (an explicit stack):
+ * a 50,000-link dependsOn chain is input, and must not overflow the call stack.
+ */
 function findCycle(resources: Desired[]): string[] | undefined {
   const byId = new Map(resources.map((r) => [r.id, r]));
   const state = new Map<string, 'visiting' | 'done'>();
-  const stack: string[] = [];
-  const visit = (id: string): string[] | undefined => {
-    if (state.get(id) === 'done') return undefined;
-    if (state.get(id) === 'visiting') return [...stack.slice(stack.indexOf(id)), id];
-    state.set(id, 'visiting');
-    stack.push(id);
-    for (const dep of after(byId.get(id)!)) if (byId.has(dep)) {
-      const c = visit(dep);
-      if (c) return c;
-    }
-    stack.pop();
-    state.set(id, 'done');
-    return undefined;
-  };
   for (const r of resources) {
-    const c = visit(r.id);
-    if (c) return c;
+    if (state.has(r.id)) continue;
+    const path: string[] = [r.id];
+    const next: Array<string[]> = [after(r).filter((d) => byId.has(d))];
+    state.set(r.id, 'visiting');
+    while (path.length > 0) {
+      const pending = next[next.length - 1]!;
+      const dep = pending.shift();
+      if (dep === undefined) {
+        state.set(path.pop()!, 'done');
+        next.pop();
+        continue;
+      }
+      if (state.get(dep) === 'done') continue;
+      if (state.get(dep) === 'visiting') return [...path.slice(path.indexOf(dep)), dep];
+      state.set(dep, 'visiting');
+      path.push(dep);
+      next.push(after(byId.get(dep)!).filter((d) => byId.has(d)));
+    }
   }
   return undefined;
 }
@@ -154,15 +162,25 @@ function orderByDependencies(resources: Desired[]): Desired[] {
   const byId = new Map(sorted.map((r) => [r.id, r]));
   const out: Desired[] = [];
   const placed = new Set<string>();
-  const place = (r: Desired): void => {
-    if (placed.has(r.id)) return;
-    placed.add(r.id);
-    for (const dep of after(r)) {
+  // Depth-first, dependencies before dependents, with an explicit stack (no recursion on input).
+  for (const start of sorted) {
+    if (placed.has(start.id)) continue;
+    placed.add(start.id);
+    const stack: Array<{ r: Desired; deps: string[] }> = [{ r: start, deps: after(start) }];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const dep = top.deps.shift();
+      if (dep === undefined) {
+        out.push(top.r);
+        stack.pop();
+        continue;
+      }
       const d = byId.get(dep);
-      if (d) place(d);
+      if (d && !placed.has(d.id)) {
+        placed.add(d.id);
+        stack.push({ r: d, deps: after(d) });
+      }
     }
-    out.push(r);
-  };
-  sorted.forEach(place);
+  }
   return out;
 }

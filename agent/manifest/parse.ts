@@ -1,4 +1,4 @@
-import { LineCounter, parseAllDocuments, isMap, isSeq, isScalar, isPair, type Document, type Node } from 'yaml';
+import { LineCounter, parseAllDocuments, isCollection, isMap, isSeq, isScalar, isPair, visit, type Document, type Node } from 'yaml';
 
 /** One parsed document with what is needed to point at a line inside it. */
 export interface SourceDoc {
@@ -23,7 +23,9 @@ export interface ParseFailure {
  */
 export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[]; failures: ParseFailure[] } {
   const counter = new LineCounter();
-  const parsed = parseAllDocuments(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true });
+  // logLevel 'error': yaml's warnings would go to stderr, outside the JSON log; what they warn
+  // of (a collection as a key) is a failure below instead.
+  const parsed = parseAllDocuments(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true, logLevel: 'error' });
   const list = Array.isArray(parsed) ? parsed : [];
   const failures: ParseFailure[] = [];
   const docs: SourceDoc[] = [];
@@ -33,10 +35,31 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
 
   if (!multi && list.length > 1) failures.push({ line: lineAt(list[1]!.range[0]), message: 'a JSON file holds exactly one document' });
   list.forEach((doc, i) => {
-    for (const err of doc.errors) failures.push({ line: Math.min(lineAt(err.pos[0]), lastLine), message: err.message.split('\n')[0]! });
+    for (const err of doc.errors) {
+      const message = /maximum call stack/i.test(err.message) ? 'nested too deeply' : err.message.split('\n')[0]!;
+      const line = Math.min(lineAt(err.pos[0]), lastLine);
+      if (!failures.some((f) => f.line === line && f.message === message)) failures.push({ line, message });
+    }
     if (doc.errors.length > 0 || doc.contents === null) return;
     const root = doc.contents as Node;
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    const complexKey = findNode(doc, 'complex-key');
+    if (complexKey) {
+      failures.push({ line: lineAt(complexKey.range?.[0] ?? 0), message: 'a mapping key must be a plain value, not a list or a mapping' });
+      return;
+    }
+    let value: unknown;
+    try {
+      // Aliases are resolved here: an unknown anchor (also one set in another document) or an
+      // alias bomb ("billion laughs") throws, and is this document's failure with the alias's line.
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      const message = (err as Error).message;
+      const name = /alias.*: (\S+)$/i.exec(message)?.[1];
+      const alias = findNode(doc, 'alias', name);
+      const what = /excessive alias/i.test(message) ? 'too many alias expansions (more than 100): a YAML alias bomb is refused' : /unresolved alias/i.test(message) ? `alias *${name ?? '?'} names no anchor set before it in this document` : message;
+      failures.push({ line: lineAt(alias?.range?.[0] ?? root.range?.[0] ?? 0), message: what });
+      return;
+    }
     if (value === null || value === undefined) return; // an empty document (e.g. a trailing ---)
     docs.push({
       value,
@@ -77,4 +100,26 @@ function offsetOf(doc: Document, pointer: string, key?: string): number {
     } else break;
   }
   return offset;
+}
+
+/** The first collection used as a key, or the first alias (named `name`, when given). */
+function findNode(doc: Document, what: 'complex-key' | 'alias', name?: string): Node | undefined {
+  let found: Node | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      if (what === 'complex-key' && isCollection(pair.key)) {
+        found = pair.key;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+    Alias(_, alias) {
+      if (what === 'alias' && (name === undefined || alias.source === name)) {
+        found = alias;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
 }

@@ -112,7 +112,7 @@ function describe(e: ErrorObject): SchemaProblem {
       return { pointer, message: `does not match the expected form${description ? ` (${description})` : ` ${String(p.pattern)}`}` };
     }
     case 'propertyNames': {
-      const description = (e.parentSchema as { description?: string } | undefined)?.description;
+      const description = (e.schema as { description?: string } | undefined)?.description ?? (e.parentSchema as { description?: string } | undefined)?.description;
       return { pointer, key: String(p.propertyName), message: `key "${String(p.propertyName)}" is not allowed${description ? ` (${description})` : ''}` };
     }
     case 'oneOf':
@@ -146,7 +146,8 @@ function combinatorMessage(e: ErrorObject): string {
 }
 
 function notMessage(e: ErrorObject): string {
-  const schema = e.schema as { required?: string[]; anyOf?: Array<{ required?: string[] }>; pattern?: string };
+  const schema = e.schema as { required?: string[]; anyOf?: Array<{ required?: string[] }>; pattern?: string; description?: string };
+  if (schema.description) return schema.description;
   if (schema.required) return `cannot have both ${schema.required.map((r) => `"${r}"`).join(' and ')}`;
   if (schema.anyOf) return `cannot have ${schema.anyOf.map((b) => `"${b.required?.[0] ?? '?'}"`).join(' or ')} here`;
   if (schema.pattern) return `must not match ${schema.pattern}`;

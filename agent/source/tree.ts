@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import git from 'isomorphic-git';
 import { StewardError } from '../errors.js';
+import { decodeManifest } from '../manifest/text.js';
 
 /** A manifest file's text with its repository-relative path. */
 export interface ManifestFile {
@@ -17,7 +18,6 @@ export interface CommitFiles {
 }
 
 export const MANIFEST_RE = /\.(ya?ml|json)$/i;
-const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 /**
  * Reads every manifest below `paths` at `commit`, straight from Git objects (no checkout).
@@ -68,11 +68,9 @@ export async function readManifests(gitdir: string, commit: string, paths: strin
     if (seen.has(path)) return;
     seen.add(path);
     const { blob } = oid ? await git.readBlob({ fs, gitdir, oid, cache }) : await git.readBlob({ fs, gitdir, oid: commit, filepath, cache });
-    if (blob.length > MAX_MANIFEST_BYTES) {
-      out.errors.push(new StewardError('E_MANIFEST_PARSE', `file is larger than ${MAX_MANIFEST_BYTES} bytes`, { file: path }));
-      return;
-    }
-    out.files.push({ path, text: Buffer.from(blob).toString('utf8') });
+    const decoded = decodeManifest(path, blob);
+    if ('error' in decoded) out.errors.push(decoded.error);
+    else out.files.push({ path, text: decoded.text });
   }
 }
 

@@ -34,6 +34,14 @@ const malformed: Array<[string, string, string[]]> = [
   ['bad host name', 'host: "edge berlin"\nsource: { url: "https://g/f.git" }\n', [`${F}:1: /host: does not match the expected form (This host's name in the fleet: letters, digits, '.', '_' and '-' (default: the OS hostname).) [E_CONFIG_INVALID]`]],
   ['labels not strings', 'labels: { floor: 3 }\nsource: { url: "https://g/f.git" }\n', [`${F}:1: /labels/floor: must be a string [E_CONFIG_INVALID]`]],
   ['bad cron', 'source:\n  url: https://g/f.git\n  schedule: "99 * * * *"\n', [`${F}:3: /source/schedule: invalid cron expression: 99 is a invalid expression for minute [E_CONFIG_INVALID]`]],
+  ['alias bomb', 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\nsource: { url: "https://g/f.git" }\n', [`${F}:2: too many alias expansions (more than 100): a YAML alias bomb is refused [E_CONFIG_PARSE]`]],
+  ['unresolved alias', 'source:\n  url: *nope\n', [`${F}:2: alias *nope names no anchor set before it in this document [E_CONFIG_PARSE]`]],
+  ['interval 0s', 'source:\n  url: https://g/f.git\n  interval: 0s\n', [`${F}:3: /source/interval: must be between 1s and 24h (got 0s) [E_CONFIG_INVALID]`]],
+  ['interval 999h', 'source:\n  url: https://g/f.git\n  interval: 999h\n', [`${F}:3: /source/interval: must be between 1s and 24h (got 999h) [E_CONFIG_INVALID]`]],
+  ['timeout 0s', 'source:\n  url: https://g/f.git\n  timeout: 0s\n', [`${F}:3: /source/timeout: must be between 100ms and 1h (got 0s) [E_CONFIG_INVALID]`]],
+  ['timeout huge', 'source:\n  url: https://g/f.git\n  timeout: 99999999999h\n', [`${F}:3: /source/timeout: must be between 100ms and 1h (got 99999999999h) [E_CONFIG_INVALID]`]],
+  ['heartbeat 0s', 'source: { url: "https://g/f.git" }\nstatus: { heartbeat: 0s }\n', [`${F}:2: /status/heartbeat: must be between 1s and 24h (got 0s) [E_CONFIG_INVALID]`]],
+  ['bad pack size', 'source:\n  url: https://g/f.git\n  maxPackSize: 1TB\n', [`${F}:3: /source/maxPackSize: does not match the expected form (The largest pack a fetch may download (e.g. 256MiB); a server that sends more is cut off with E_GIT_TOO_LARGE.) [E_CONFIG_INVALID]`]],
 ];
 
 t.test('malformed configs: file, line, field and reason', async (t) => {
