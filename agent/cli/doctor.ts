@@ -20,6 +20,7 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
   try {
     config = await configFrom(values);
     io.out(`ok    config      ${config.file} (host ${config.host}, ${config.source.url} ${config.source.branch}, paths ${config.source.paths.join(', ')})`);
+    if (config.source.urlPassword) io.out('warn  config      source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile');
   } catch (err) {
     io.out(`FAIL  config      ${(err as Error).message.split('\n').join('; ')}`);
     return 1;

@@ -53,6 +53,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   process.on('SIGHUP', reload);
   if (process.env.STEWARD_FAULT === 'block-on-usr2') process.on('SIGUSR2', block);
   log().info({ host: config.host, url: config.source.url, branch: config.source.branch, paths: config.source.paths, metrics: config.metrics?.listen }, 'steward started');
+  if (config.source.urlPassword) log().warn('source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile');
   await notify.ready(`started; polling ${config.source.url}`);
   notify.startWatchdog(() => runStarted === 0 || Date.now() - runStarted < STUCK_RUN_MS);
   try {

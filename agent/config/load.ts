@@ -26,6 +26,11 @@ export interface AgentConfig {
     paths: string[];
     username: string;
     tokenFile?: string;
+    /**
+     * A password written in the URL (https://user:pw@host/...): taken out of `url`, used as the
+     * token when no tokenFile is set, never stored or printed. tokenFile is the way to give one.
+     */
+    urlPassword?: Secret;
     caFile?: string;
     intervalMs: number;
     schedule?: string;
@@ -112,15 +117,17 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
   if (errors.length > 0) throw new StewardErrors(errors);
 
   const s = raw.source;
+  const url = splitUrlCredentials(s.url);
   return {
     file,
     host,
     labels,
     source: {
-      url: s.url.replace(/\/+$/, ''),
+      url: url.url.replace(/\/+$/, ''),
       branch: s.branch ?? 'main',
       paths: [...new Set(paths)],
-      username: s.auth?.username ?? 'steward',
+      username: s.auth?.username ?? url.username ?? 'steward',
+      ...(url.password ? { urlPassword: url.password } : {}),
       ...(s.auth ? { tokenFile: s.auth.tokenFile } : {}),
       ...(s.caFile ? { caFile: s.caFile } : {}),
       intervalMs: parseDuration(s.interval ?? '60s'),
@@ -145,6 +152,22 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
     ...(raw.metrics ? { metrics: { listen: raw.metrics.listen } } : {}),
     log: { level: raw.log?.level ?? 'info' },
   };
+}
+
+/** Takes user and password out of a URL: the URL kept (in gitdirs, logs, status) has neither. */
+function splitUrlCredentials(text: string): { url: string; username?: string; password?: Secret } {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return { url: text };
+  }
+  if (!u.username && !u.password) return { url: text };
+  const username = u.username ? decodeURIComponent(u.username) : undefined;
+  const password = u.password ? new Secret(decodeURIComponent(u.password)) : undefined;
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), ...(username ? { username } : {}), ...(password ? { password } : {}) };
 }
 
 function restoreVariables(v: unknown): unknown {
@@ -191,7 +214,7 @@ export async function readCredentials(config: AgentConfig): Promise<Credentials>
     const token = text.trim();
     if (token === '') throw new StewardError('E_CONFIG_TOKEN', `the token file ${file} is empty`, { file: config.file, pointer: '/source/auth/tokenFile' });
     creds.token = new Secret(token);
-  }
+  } else if (config.source.urlPassword) creds.token = config.source.urlPassword;
   if (config.source.caFile) {
     try {
       creds.ca = await readFile(config.source.caFile, 'utf8');

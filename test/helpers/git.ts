@@ -68,7 +68,7 @@ export interface FleetRepo {
   bare: string;
   work: string;
   /** Writes (or with null deletes) files, commits and pushes; returns the new commit. */
-  commit(files: Record<string, string | null>, message?: string): Promise<string>;
+  commit(files: Record<string, string | Buffer | null>, message?: string): Promise<string>;
   git(...args: string[]): Promise<string>;
 }
 
