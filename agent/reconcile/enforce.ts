@@ -5,7 +5,7 @@ import type { ResourceDriver } from '../resources/driver.js';
 import { applyPlan, type ResourceResult } from './apply.js';
 import { checkHealth } from './health.js';
 import { makePlan, type Drivers, type Observations, type Plan } from './plan.js';
-import type { AgentState } from './state.js';
+import type { AgentState, JournalRecord } from './state.js';
 
 export interface EnforceOptions {
   drivers: Drivers;
@@ -13,8 +13,8 @@ export interface EnforceOptions {
   healthTimeoutMs: number;
   log: Logger;
   signal: AbortSignal;
-  /** Persists the state; called after every change, so a crash loses at most the change under way. */
-  save: () => Promise<void>;
+  /** Persists one inventory change; called after every change, so a crash loses at most the change under way. */
+  journal: (record: JournalRecord) => Promise<void>;
 }
 
 /** Observes the host and plans `bundle` onto it. Changes nothing. */
@@ -45,8 +45,10 @@ export async function enforce(bundle: Bundle, state: AgentState, opts: EnforceOp
   const plan = await planBundle(bundle, state, opts);
   const byId = new Map(bundle.resources.map((d) => [d.id, d]));
   const results = await applyPlan(plan, opts.drivers, opts.log, opts.signal, async (result) => {
+    const before = state.inventory[result.id];
     remember(state, byId.get(result.id), result, opts.drivers, bundle.revision);
-    await opts.save();
+    const after = state.inventory[result.id];
+    if (after !== before) await opts.journal({ id: result.id, ...(after ? { entry: after } : {}) });
   });
   for (const id of plan.unchanged) remember(state, byId.get(id), results.get(id)!, opts.drivers, bundle.revision);
   await checkHealth(bundle, results, opts.drivers, opts.healthTimeoutMs, opts.log, opts.signal);

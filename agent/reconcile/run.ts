@@ -16,7 +16,7 @@ import { enforce, planBundle } from './enforce.js';
 import { ROLLBACK_CODES } from './health.js';
 import type { Drivers, Plan } from './plan.js';
 import { resolveBundle } from './resolve.js';
-import { loadState, saveState, type AgentState } from './state.js';
+import { appendJournal, loadState, saveState, type AgentState, type JournalRecord } from './state.js';
 
 /** Everything a run needs, built once per process (and again on a config reload). */
 export interface AgentContext {
@@ -201,12 +201,22 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
       healthTimeoutMs: config.health.timeoutMs,
       log,
       signal: opts.signal,
-      save: () => persist(),
+      journal: (record) => journal(record),
     });
     outcome.notes.push(...result.plan.notes);
     state.appliedRevision = bundle.revision;
     report.plan = result.plan;
     return result;
+  }
+
+  /** Records one inventory change; a full disk is a warning (the run's final save retries it). */
+  async function journal(record: JournalRecord): Promise<void> {
+    try {
+      await appendJournal(config.stateDir, record);
+    } catch (err) {
+      const msg = `cannot write ${config.stateDir}/state.journal: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+      if (!warnings.includes(msg)) warn(msg);
+    }
   }
 
   /** Saves the state; a full disk is a warning and a retry next run, never a crash. */

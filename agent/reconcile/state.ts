@@ -1,6 +1,6 @@
-import { rename } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readJson, writeJsonAtomic } from '../host/fs.js';
+import { faultPoint, readJson, writeJsonAtomic } from '../host/fs.js';
 import { KINDS, type Kind } from '../manifest/bundle.js';
 import type { InventoryEntry } from '../resources/driver.js';
 import type { HostStatus } from '../types/host-status.js';
@@ -34,6 +34,55 @@ export function emptyState(): AgentState {
 }
 
 const file = (stateDir: string) => join(stateDir, 'state.json');
+const journalFile = (stateDir: string) => join(stateDir, 'state.journal');
+
+/** One inventory change, appended to the journal as it happens: an entry, or its removal. */
+export interface JournalRecord {
+  id: string;
+  entry?: InventoryEntry;
+}
+
+/**
+ * Appends one inventory change to `stateDir/state.journal` and syncs it: a crash after this
+ * loses nothing of that change. One small append per change instead of rewriting state.json
+ * (1.7 MB with 10,000 Files: the rewrites made a 10,000-File run quadratic). saveState folds
+ * the journal into state.json and empties it; loadState replays what is left.
+ */
+export async function appendJournal(stateDir: string, record: JournalRecord): Promise<void> {
+  const fh = await open(journalFile(stateDir), 'a', 0o600);
+  try {
+    await fh.appendFile(JSON.stringify(record) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  faultPoint('after-journal');
+}
+
+/** Replays journal records onto `inventory`. A torn last line (a crash mid-append) is skipped. */
+function replay(text: string, inventory: Record<string, InventoryEntry>): number {
+  let n = 0;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!rec || typeof rec !== 'object' || typeof (rec as JournalRecord).id !== 'string') continue;
+    const { id, entry } = rec as JournalRecord;
+    if (entry === undefined) delete inventory[id];
+    else if (isEntry(entry)) inventory[id] = entry;
+    n += 1;
+  }
+  return n;
+}
+
+function isEntry(e: unknown): e is InventoryEntry {
+  const x = e as Partial<InventoryEntry> | null;
+  return Boolean(x) && KINDS.includes(x!.kind as Kind) && typeof x!.hash === 'string' && typeof x!.revision === 'string';
+}
 
 /**
  * Loads the state; a missing file is a fresh host. Entries of unknown shape are dropped, not
@@ -51,13 +100,18 @@ export async function loadState(stateDir: string, warn: (msg: string) => void = 
     warn(`state file unreadable (${(err as Error).message}); moved to ${aside}, starting from an empty state`);
     return emptyState();
   }
-  if (!raw || typeof raw !== 'object') return emptyState();
+  if (!raw || typeof raw !== 'object') {
+    // A first run cut off part way has only its journal.
+    const fresh = emptyState();
+    replay(await readFile(journalFile(stateDir), 'utf8').catch(() => ''), fresh.inventory);
+    return fresh;
+  }
   const s = raw as Partial<AgentState>;
   const rev = (v: unknown) => (typeof v === 'string' && /^[0-9a-f]{40}$/.test(v) ? v : null);
   const inventory: Record<string, InventoryEntry> = {};
-  for (const [id, e] of Object.entries(s.inventory ?? {})) {
-    if (e && KINDS.includes(e.kind as Kind) && typeof e.hash === 'string' && typeof e.revision === 'string') inventory[id] = e;
-  }
+  for (const [id, e] of Object.entries(s.inventory ?? {})) if (isEntry(e)) inventory[id] = e;
+  const journal = await readFile(journalFile(stateDir), 'utf8').catch(() => '');
+  if (journal) replay(journal, inventory);
   return {
     ...emptyState(),
     ...s,
@@ -71,6 +125,8 @@ export async function loadState(stateDir: string, warn: (msg: string) => void = 
   };
 }
 
+/** Writes the whole state atomically, then empties the journal it now contains. */
 export async function saveState(stateDir: string, state: AgentState): Promise<void> {
   await writeJsonAtomic(file(stateDir), state);
+  await rm(journalFile(stateDir), { force: true });
 }

@@ -239,3 +239,18 @@ t.test('a prune blocked by a symlinked parent says so (not "already gone") and k
   t.match(r.outcome.results.get('File/s'), { status: 'Failed', error: { code: 'E_FILE_UNSAFE', message: `${sub} is a symlink; Steward does not follow symlinks; ${sub}/f.conf is not deleted` } });
   t.ok(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/s'], 'still owned, retried next run');
 });
+
+t.test('kill -9 right after the first change is journaled: the next run knows the file is its own', async (t) => {
+  const { a, root } = await setup();
+  await fleet.commit({ [`hosts/${a.host}/j.yaml`]: ['j1', 'j2', 'j3'].map((n) => fileDoc(n, { path: join(root, n), content: `${n}\n` })).join('\n---\n') });
+  const signal = await new Promise<string | null>((resolve) => execFile(process.execPath, [main, 'once', '--config', a.configFile], { env: { ...process.env, STEWARD_FAULT: 'after-journal' } }).on('exit', (_c, s) => resolve(s)));
+  t.equal(signal, 'SIGKILL', 'died after the first journal record');
+  t.equal(await readFile(join(root, 'j1'), 'utf8'), 'j1\n');
+  t.same((await readFile(join(a.stateDir, 'state.journal'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l).id), ['File/j1'], 'one record');
+  const r = await a.once();
+  t.equal(r.outcome.phase, 'Converged');
+  t.same([...r.outcome.results.values()].map((x) => `${x.id} ${x.action}`).sort(), ['File/j1 none', 'File/j2 create', 'File/j3 create'], 'j1 is known as written by Steward: not replaced, not backed up');
+  t.same(await readdir(join(a.stateDir, 'backup')).catch(() => []), [], 'no backup of Steward’s own file');
+  t.equal(await lstat(join(a.stateDir, 'state.journal')).catch(() => 'gone'), 'gone', 'the journal is folded into state.json at the end of the run');
+  t.same(Object.keys(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory).sort(), ['File/j1', 'File/j2', 'File/j3']);
+});
