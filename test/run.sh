@@ -7,8 +7,17 @@ cd "$(dirname "$0")/.."
 npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
 npm run --silent build || { echo "0 passed, 1 failed"; exit 1; }
 log=$(mktemp)
-npx tap "$@" 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
+# tap runs as the leader of its own process group, writing to a file that is followed here: when
+# it ends, whatever a test left running (a server, a daemon) is killed with the group, and no
+# leftover can hold an output pipe open and keep this command from exiting.
+setsid npx tap "$@" >"$log" 2>&1 &
+tap_pid=$!
+tail -n +1 -f --pid="$tap_pid" "$log" &
+tail_pid=$!
+wait "$tap_pid"
+rc=$?
+kill -TERM -- "-$tap_pid" 2>/dev/null && sleep 1 && kill -KILL -- "-$tap_pid" 2>/dev/null
+wait "$tail_pid" 2>/dev/null
 summary=$(grep -E '^# \{ total' "$log" | tail -1)
 rm -f "$log"
 num() { echo "$summary" | grep -oE "$1: [0-9]+" | grep -oE '[0-9]+' || echo 0; }

@@ -3,7 +3,7 @@
 // server, spawned per request. Used by the tests (as a child process, so a test that blocks its
 // own event loop cannot deadlock it) and by examples/demo.sh.
 //
-//   node test/helpers/git-server.mjs ROOT [--port N] [--token T] [--no-v2] [--delay-ms N]
+//   node test/helpers/git-server.mjs ROOT [--port N] [--token T] [--no-v2] [--delay-ms N] [--exit-with-parent]
 // Prints {"port":N} on stdout once listening. With --token, requests need basic auth with that
 // password (any user name); pushes are allowed for every repo. --no-v2 drops the Git-Protocol
 // header, as servers that only speak v0/v1 do. --delay-ms holds every answer (a slow server).
@@ -101,3 +101,11 @@ server.listen(Number(opt('--port') ?? 0), '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// --exit-with-parent: the parent holds our stdin open; when it dies (a test killed at its
+// timeout, kill -9) the pipe closes and this server goes with it, never left holding a port
+// or the test runner's output.
+if (argv.includes('--exit-with-parent')) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('close', () => process.exit(0));
+  process.stdin.resume();
+}

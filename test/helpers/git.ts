@@ -28,10 +28,13 @@ export async function startGitServer(opts: { token?: string; v2?: boolean; root?
   let child: ChildProcess | undefined;
   let port = opts.port ?? 0;
   const launch = async () => {
-    const args = [serverScript, root, '--port', String(port)];
+    const args = [serverScript, root, '--port', String(port), '--exit-with-parent'];
     if (opts.token) args.push('--token', opts.token);
     if (opts.v2 === false) args.push('--no-v2');
-    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    // stdin: the server exits when it closes (this process died). stderr is not inherited: a
+    // server outliving its test must never hold the test runner's output pipe open.
+    child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
     port = await new Promise<number>((resolve, reject) => {
       child!.stdout!.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).port));
       child!.once('exit', (code) => reject(new Error(`git server exited ${code}`)));
