@@ -42,6 +42,11 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
     }
     if (doc.errors.length > 0 || doc.contents === null) return;
     const root = doc.contents as Node;
+    const circular = findNode(doc, 'circular-alias');
+    if (circular) {
+      failures.push({ line: lineAt(circular.range?.[0] ?? 0), message: `alias *${(circular as unknown as { source: string }).source} is inside the value it names: a circular value is refused` });
+      return;
+    }
     const complexKey = findNode(doc, 'complex-key');
     if (complexKey) {
       failures.push({ line: lineAt(complexKey.range?.[0] ?? 0), message: 'a mapping key must be a plain value, not a list or a mapping' });
@@ -103,7 +108,7 @@ function offsetOf(doc: Document, pointer: string, key?: string): number {
 }
 
 /** The first collection used as a key, or the first alias (named `name`, when given). */
-function findNode(doc: Document, what: 'complex-key' | 'alias', name?: string): Node | undefined {
+function findNode(doc: Document, what: 'complex-key' | 'alias' | 'circular-alias', name?: string): Node | undefined {
   let found: Node | undefined;
   visit(doc, {
     Pair(_, pair) {
@@ -113,7 +118,11 @@ function findNode(doc: Document, what: 'complex-key' | 'alias', name?: string): 
       }
       return undefined;
     },
-    Alias(_, alias) {
+    Alias(_, alias, path) {
+      if (what === 'circular-alias' && path.includes(alias.resolve(doc) as never)) {
+        found = alias;
+        return visit.BREAK;
+      }
       if (what === 'alias' && (name === undefined || alias.source === name)) {
         found = alias;
         return visit.BREAK;

@@ -31,6 +31,7 @@ const malformed: Array<[string, string, string[]]> = [
   ['alias bomb', 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n', ['hosts/a/m.yaml:2: too many alias expansions (more than 100): a YAML alias bomb is refused [E_MANIFEST_PARSE]']],
   ['unresolved alias', head('Container', 'web') + 'spec:\n  image: *nope\n', ['hosts/a/m.yaml:5: alias *nope names no anchor set before it in this document [E_MANIFEST_PARSE]']],
   ['alias into another document', head('Container', 'web') + 'spec: &s { image: x }\n---\n' + head('Container', 'db') + 'spec:\n  <<: *s\n', ['hosts/a/m.yaml:10: alias *s names no anchor set before it in this document [E_MANIFEST_PARSE]']],
+  ['circular alias', head('Container', 'web') + 'spec:\n  image: x\n  command: &c [sh, *c]\n', ['hosts/a/m.yaml:6: alias *c is inside the value it names: a circular value is refused [E_MANIFEST_PARSE]']],
   ['collection as a key', head('Container', 'web') + 'spec:\n  ? [a, b]\n  : x\n', ['hosts/a/m.yaml:5: a mapping key must be a plain value, not a list or a mapping [E_MANIFEST_PARSE]']],
   ['nested too deeply', 'a: ' + '['.repeat(20000) + ']'.repeat(20000) + '\n', ['hosts/a/m.yaml:1: nested too deeply [E_MANIFEST_PARSE]']],
   ['bad env key', head('Container', 'web') + 'spec:\n  image: x\n  env:\n    "A=B": "1"\n', [`hosts/a/m.yaml:7: /spec/env/A=B: key "A=B" is not allowed (Variable names: letters, digits and '_', not starting with a digit.) [E_MANIFEST_INVALID]`]],
