@@ -134,7 +134,7 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
       ...(s.schedule ? { schedule: s.schedule } : {}),
       jitterMs: parseDuration(s.jitter ?? '0s'),
       timeoutMs: parseDuration(s.timeout ?? '30s'),
-      maxPackBytes: parseSize(s.maxPackSize ?? '256MiB'),
+      maxPackBytes: parseSize(s.maxPackSize ?? '64MiB'),
       allowHistoryRewrite: s.allowHistoryRewrite ?? false,
     },
     status: {

@@ -247,8 +247,9 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
     // The status branch lives on the same server: while the source is in backoff, the report waits in the outbox.
     const serverResting = state.source !== undefined && Date.parse(state.source.retryAt) > Date.now();
     if (!config.status.enabled || !due || opts.signal.aborted || serverResting) {
-      report.published = serverResting && due ? 'failed' : 'skipped';
-      if (serverResting && due) log.warn({ code: 'E_STATUS_PUSH' }, `status kept in ${config.stateDir}/status.json until the Git server answers again`);
+      const held = config.status.enabled && serverResting && due;
+      report.published = held ? 'failed' : 'skipped';
+      if (held) log.warn({ code: 'E_STATUS_PUSH' }, `status kept in ${config.stateDir}/status.json until the Git server answers again`);
     } else {
       try {
         // Bounded so that contention on the branch delays the next run by one interval at most.

@@ -37,7 +37,7 @@ export interface SendRequest {
 
 /** Ref lists, ls-refs and push reports: a large monorepo's advertisement is a few MiB. */
 export const MAX_SMALL_ANSWER_BYTES = 16 * 1024 * 1024;
-export const DEFAULT_MAX_PACK_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_PACK_BYTES = 64 * 1024 * 1024;
 
 /** A server sent more than the answer may hold: cut off, never buffered further. */
 export class AnswerTooLargeError extends Error {
@@ -158,7 +158,9 @@ async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promi
   if (req.body instanceof Uint8Array) chunks.push(req.body);
   else if (req.body) for await (const c of req.body as AsyncIterable<Uint8Array>) chunks.push(c);
   const payload = Buffer.concat(chunks);
-  const isPack = req.method === 'POST' && /\/git-upload-pack$/.test(new URL(req.url).pathname) && payload.length > 200;
+  // A POST to git-upload-pack is a pack download unless it is a protocol-v2 ls-refs (whose body
+  // names its command). The size of the request tells nothing: a depth-1 fetch is under 200 bytes.
+  const isPack = req.method === 'POST' && /\/git-upload-pack$/.test(new URL(req.url).pathname) && !payload.includes('command=ls-refs');
   const deadline = startDeadline(opts.timeoutMs * (isPack ? opts.packFactor ?? 10 : 1), opts.signal);
   const url = new URL(req.url);
   const make = url.protocol === 'https:' ? httpsRequest : httpRequest;

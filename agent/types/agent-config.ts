@@ -59,7 +59,7 @@ export interface AgentConfigFile {
      */
     allowHistoryRewrite?: boolean;
     /**
-     * The largest pack a fetch may download (e.g. 256MiB); a server that sends more is cut off with E_GIT_TOO_LARGE.
+     * The largest pack a fetch may download (e.g. 64MiB); a server that sends more is cut off with E_GIT_TOO_LARGE. A fetch holds about 4 times the pack in memory.
      */
     maxPackSize?: string;
   };

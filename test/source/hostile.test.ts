@@ -109,6 +109,22 @@ t.test('a pack over source.maxPackSize is cut off and leaves nothing in source.g
   }),
 );
 
+t.test('a pack download is capped at source.maxPackSize, not at the small-answer limit', (t) =>
+  withServer(
+    'junk-pack',
+    async (url) => {
+      // 40 MiB of junk under a 64 MiB limit: more than the 16 MiB a ref list may have, so it
+      // must be read to its end (and fail as junk), not cut off as "too large".
+      const { config, stateDir } = await agentConfig(url, '  maxPackSize: 64MiB\n');
+      const r = await once(config);
+      t.notOk(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `not cut off (${codes(r.stdout).join(', ')})`);
+      t.ok(codes(r.stdout).some((c) => c === 'E_GIT_FETCH' || c === 'E_GIT_PROTOCOL'), 'failed as a bad pack');
+      t.same(await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []), [], 'no partial pack');
+    },
+    { limitBytes: 40 * 1024 * 1024 },
+  ),
+);
+
 t.test('a junk pack within the limit fails the fetch and leaves no pack without its index', (t) =>
   withServer(
     'junk-pack',
