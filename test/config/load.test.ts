@@ -41,7 +41,7 @@ const malformed: Array<[string, string, string[]]> = [
   ['timeout 0s', 'source:\n  url: https://g/f.git\n  timeout: 0s\n', [`${F}:3: /source/timeout: must be between 100ms and 1h (got 0s) [E_CONFIG_INVALID]`]],
   ['timeout huge', 'source:\n  url: https://g/f.git\n  timeout: 99999999999h\n', [`${F}:3: /source/timeout: must be between 100ms and 1h (got 99999999999h) [E_CONFIG_INVALID]`]],
   ['heartbeat 0s', 'source: { url: "https://g/f.git" }\nstatus: { heartbeat: 0s }\n', [`${F}:2: /status/heartbeat: must be between 1s and 24h (got 0s) [E_CONFIG_INVALID]`]],
-  ['bad pack size', 'source:\n  url: https://g/f.git\n  maxPackSize: 1TB\n', [`${F}:3: /source/maxPackSize: does not match the expected form (The largest pack a fetch may download (e.g. 256MiB); a server that sends more is cut off with E_GIT_TOO_LARGE.) [E_CONFIG_INVALID]`]],
+  ['bad pack size', 'source:\n  url: https://g/f.git\n  maxPackSize: 1TB\n', [`${F}:3: /source/maxPackSize: does not match the expected form (The largest pack a fetch may download (e.g. 64MiB); a server that sends more is cut off with E_GIT_TOO_LARGE. A fetch holds about 4 times the pack in memory.) [E_CONFIG_INVALID]`]],
 ];
 
 t.test('malformed configs: file, line, field and reason', async (t) => {
