@@ -39,7 +39,7 @@ export interface AgentConfigFile {
      */
     caFile?: string;
     /**
-     * Poll interval, 1s to 24h.
+     * Poll interval, 100ms to 24h.
      */
     interval?: string;
     /**
