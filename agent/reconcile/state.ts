@@ -51,8 +51,15 @@ export interface JournalRecord {
 export async function appendJournal(stateDir: string, record: JournalRecord): Promise<void> {
   const fh = await open(journalFile(stateDir), 'a', 0o600);
   try {
-    await fh.appendFile(JSON.stringify(record) + '\n');
-    await fh.sync();
+    const size = (await fh.stat()).size;
+    try {
+      await fh.appendFile(JSON.stringify(record) + '\n');
+      await fh.sync();
+    } catch (err) {
+      // A part written (a full disk) would merge with the next record into one unreadable line.
+      await fh.truncate(size).catch(() => undefined);
+      throw err;
+    }
   } finally {
     await fh.close();
   }
