@@ -2,7 +2,7 @@
 // parse + validate + resolve of mutated manifests, and parse + validate of mutated agent
 // configs. A crash is any exception that is not a StewardError result. Seeded: input i of seed
 // s is the same on every run, so a failure can be replayed.
-//   node --import @tapjs/typescript/import bench/fuzz.ts [inputs=1000000] [seed=1]
+//   node --import @tapjs/typescript/import bench/fuzz.ts [inputs=1000000] [seed=1] [from=0]   (inputs from..from+inputs-1)
 //   node --import @tapjs/typescript/import bench/fuzz.ts --replay I [seed]   (prints input I and runs it)
 import { cpus, totalmem } from 'node:os';
 import { parseConfig } from '../agent/config/load.js';
@@ -14,6 +14,7 @@ import { resolveBundle } from '../agent/reconcile/resolve.js';
 const replay = process.argv[2] === '--replay' ? Number(process.argv[3]) : undefined;
 const total = replay === undefined ? Number(process.argv[2] ?? 1_000_000) : 1;
 const seed = Number((replay === undefined ? process.argv[3] : process.argv[4]) ?? 1);
+const from = replay === undefined ? Number(process.argv[4] ?? 0) : 0;
 
 const manifests = [
   `apiVersion: steward/v1\nkind: Container\nmetadata: { name: web }\nspec:\n  image: local/busybox:1\n  command: [httpd, -f]\n  env: { A: "1", B: two }\n  ports: ["8080:80", "127.0.0.1:53:53/udp"]\n  volumes: ["/opt/kiosk/data:/data:ro", "cache:/cache"]\n  restart: always\n  healthcheck: { test: [CMD, true], interval: 10s }\n  dependsOn: [File/cfg]\n  restartOn: [File/cfg]\n`,
@@ -100,15 +101,15 @@ if (replay !== undefined) {
   const { kind, input, result } = await runOne(replay);
   console.log(`input ${replay} (seed ${seed}, ${kind}, ${input.length} bytes):\n${JSON.stringify(input.toString('latin1'))}\n-> ${result.crashed ?? 'no crash'} (${result.ms.toFixed(2)} ms)`);
 } else {
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${total} inputs, seed ${seed}`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; inputs ${from}..${from + total - 1}, seed ${seed}`);
   const crashes: Array<{ i: number; crashed: string }> = [];
   let slowest = { i: -1, ms: 0, kind: '' };
   const t0 = performance.now();
-  for (let i = 0; i < total; i++) {
+  for (let i = from; i < from + total; i++) {
     const { kind, result } = await runOne(i);
     if (result.crashed) crashes.push({ i, crashed: result.crashed });
     if (result.ms > slowest.ms) slowest = { i, ms: result.ms, kind };
-    if ((i + 1) % 100_000 === 0) console.log(`  ${i + 1} inputs, ${crashes.length} crashes, ${Math.round((i + 1) / ((performance.now() - t0) / 1000))} inputs/s`);
+    if ((i + 1 - from) % 100_000 === 0) console.log(`  ${i + 1 - from} inputs, ${crashes.length} crashes, ${Math.round((i + 1 - from) / ((performance.now() - t0) / 1000))} inputs/s`);
   }
   const s = (performance.now() - t0) / 1000;
   console.log(`${total} inputs in ${s.toFixed(0)} s: ${Math.round(total / s)} inputs/s; crashes: ${crashes.length}; slowest input: #${slowest.i} (${slowest.kind}) ${slowest.ms.toFixed(1)} ms (replay: --replay ${slowest.i} ${seed})`);

@@ -163,8 +163,16 @@ function splitUrlCredentials(text: string): { url: string; username?: string; pa
     return { url: text };
   }
   if (!u.username && !u.password) return { url: text };
-  const username = u.username ? decodeURIComponent(u.username) : undefined;
-  const password = u.password ? new Secret(decodeURIComponent(u.password)) : undefined;
+  // A malformed %-escape is taken as written (decodeURIComponent would throw).
+  const decode = (x: string) => {
+    try {
+      return decodeURIComponent(x);
+    } catch {
+      return x;
+    }
+  };
+  const username = u.username ? decode(u.username) : undefined;
+  const password = u.password ? new Secret(decode(u.password)) : undefined;
   u.username = '';
   u.password = '';
   return { url: u.toString(), ...(username ? { username } : {}), ...(password ? { password } : {}) };

@@ -89,3 +89,12 @@ t.test('token files: read, never printed; missing or empty is a clear error', as
   t.ok(missing instanceof StewardErrors);
   t.same((missing as StewardErrors).errors.map(formatError), [`${dir}/nope.yaml: cannot read the config file: no such file [E_CONFIG_READ]`]);
 });
+
+t.test('a password in the URL is taken out of it, also with a malformed %-escape', async (t) => {
+  const c = parseConfig('source:\n  url: "https://ops:p%zz@git.example.com/f.git"\n', F, { hostname: 'box-1' });
+  t.equal(c.source.url, 'https://git.example.com/f.git');
+  t.equal(c.source.username, 'ops');
+  t.equal(c.source.urlPassword?.reveal(), 'p%zz');
+  t.notMatch(JSON.stringify(c) + inspect(c), 'p%zz', 'the config prints it as [redacted]');
+  t.equal((await readCredentials(c)).token?.reveal(), 'p%zz', 'and it is the token when no tokenFile is set');
+});
