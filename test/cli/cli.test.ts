@@ -124,7 +124,7 @@ t.test('plan prints the changes with reasons and touches nothing; run polls and 
   daemon.kill('SIGTERM');
   const code = await new Promise<number | null>((r) => daemon.once('exit', r));
   t.equal(code, 0, 'SIGTERM exits 0');
-  t.ok(Date.now() - stopped < 5000, 'promptly');
+  t.ok(Date.now() - stopped < 15_000, 'promptly');
   t.equal(lines.at(-1)?.msg, 'steward stopped');
   t.ok(lines.some((l) => l.msg === 'status pushed to steward-status: Offline'), 'it said so');
 

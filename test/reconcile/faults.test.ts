@@ -31,7 +31,7 @@ t.test('a slow Git server: the request times out, the server is left alone for a
   const c2 = await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`slow-${a.host}`, { image: 'local/busybox:2' }) });
   const started = Date.now();
   const r1 = await a.once();
-  t.ok(Date.now() - started < 15_000, 'the run did not hang on the silent server');
+  t.ok(Date.now() - started < 30_000, 'the run did not hang on the silent server');
   t.match(r1.outcome.sourceError, { code: 'E_GIT_TIMEOUT' });
   t.same((await a.containers()).map((c) => c.Image), ['local/busybox:1'], 'the host keeps its state');
   const state = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8'));
