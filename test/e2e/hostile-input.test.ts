@@ -65,16 +65,19 @@ t.test('YAML aliases and non-UTF-8 bytes through Git: E_MANIFEST_PARSE with file
     'hosts/aliases/nope.yaml': 'apiVersion: steward/v1\nkind: File\nmetadata: { name: n }\nspec: { path: *nope, content: x }\n',
     'hosts/aliases/latin1.yaml': latin1,
     'hosts/aliases/ok.yaml': fileDoc('ok', { path: join(h.base, 'ok'), content: 'ok\n' }),
+    'hosts/aliases/complex.yaml': 'apiVersion: steward/v1\nkind: File\nmetadata: { name: c }\nspec:\n  ? [a, b]\n  : x\n',
   });
   const r = await steward(['once', '--config', h.config]);
   t.equal(r.code, 2, 'bad input: exit 2');
   const errors = logLines(r.stdout).filter((l) => l.level === 'error' && l.code).map((l) => `${l.file}:${l.line} ${l.code} ${l.msg}`);
   t.same(errors.sort(), [
     'hosts/aliases/bomb.yaml:2 E_MANIFEST_PARSE too many alias expansions (more than 100): a YAML alias bomb is refused',
+    'hosts/aliases/complex.yaml:5 E_MANIFEST_PARSE a mapping key must be a plain value, not a list or a mapping',
     `hosts/aliases/latin1.yaml:1 E_MANIFEST_PARSE not valid UTF-8 (byte ${latin1.indexOf(0xe9)}); manifests are UTF-8 text, put binary content in a file named by "source"`,
     'hosts/aliases/nope.yaml:4 E_MANIFEST_PARSE alias *nope names no anchor set before it in this document',
   ]);
   t.notMatch(r.stdout + r.stderr, /E_GIT_NO_REVISION|unexpected error|    at /, 'not a Git error, not a crash');
+  t.equal(r.stderr, '', 'nothing outside the JSON log (yaml printed "Keys with collection values will be stringified")');
   t.same((await readdir(h.base)).filter((n) => n === 'ok' || n === 'l'), [], 'nothing applied');
 });
 
