@@ -42,14 +42,9 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
     }
     if (doc.errors.length > 0 || doc.contents === null) return;
     const root = doc.contents as Node;
-    const circular = findNode(doc, 'circular-alias');
-    if (circular) {
-      failures.push({ line: lineAt(circular.range?.[0] ?? 0), message: `alias *${(circular as unknown as { source: string }).source} is inside the value it names: a circular value is refused` });
-      return;
-    }
-    const complexKey = findNode(doc, 'complex-key');
-    if (complexKey) {
-      failures.push({ line: lineAt(complexKey.range?.[0] ?? 0), message: 'a mapping key must be a plain value, not a list or a mapping' });
+    const refused = refusedNode(doc);
+    if (refused) {
+      failures.push({ line: lineAt(refused.node.range?.[0] ?? 0), message: refused.message });
       return;
     }
     let value: unknown;
@@ -60,7 +55,7 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
     } catch (err) {
       const message = (err as Error).message;
       const name = /alias.*: (\S+)$/i.exec(message)?.[1];
-      const alias = findNode(doc, 'alias', name);
+      const alias = findAlias(doc, name);
       const what = /excessive alias/i.test(message) ? 'too many alias expansions (more than 100): a YAML alias bomb is refused' : /unresolved alias/i.test(message) ? `alias *${name ?? '?'} names no anchor set before it in this document` : message;
       failures.push({ line: lineAt(alias?.range?.[0] ?? root.range?.[0] ?? 0), message: what });
       return;
@@ -107,27 +102,35 @@ function offsetOf(doc: Document, pointer: string, key?: string): number {
   return offset;
 }
 
-/** The first collection used as a key, or the first alias (named `name`, when given). */
-function findNode(doc: Document, what: 'complex-key' | 'alias' | 'circular-alias', name?: string): Node | undefined {
-  let found: Node | undefined;
+/**
+ * The first node a document may not hold, in one walk: an alias inside the value it names (a
+ * circular value) or a collection used as a key (JS objects would stringify it).
+ */
+function refusedNode(doc: Document): { node: Node; message: string } | undefined {
+  let found: { node: Node; message: string } | undefined;
   visit(doc, {
     Pair(_, pair) {
-      if (what === 'complex-key' && isCollection(pair.key)) {
-        found = pair.key;
-        return visit.BREAK;
-      }
-      return undefined;
+      if (!isCollection(pair.key)) return undefined;
+      found = { node: pair.key, message: 'a mapping key must be a plain value, not a list or a mapping' };
+      return visit.BREAK;
     },
     Alias(_, alias, path) {
-      if (what === 'circular-alias' && path.includes(alias.resolve(doc) as never)) {
-        found = alias;
-        return visit.BREAK;
-      }
-      if (what === 'alias' && (name === undefined || alias.source === name)) {
-        found = alias;
-        return visit.BREAK;
-      }
-      return undefined;
+      if (!path.includes(alias.resolve(doc) as never)) return undefined;
+      found = { node: alias, message: `alias *${alias.source} is inside the value it names: a circular value is refused` };
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
+/** The first alias named `name` (any alias when undefined), for the line of an alias error. */
+function findAlias(doc: Document, name?: string): Node | undefined {
+  let found: Node | undefined;
+  visit(doc, {
+    Alias(_, alias) {
+      if (name !== undefined && alias.source !== name) return undefined;
+      found = alias;
+      return visit.BREAK;
     },
   });
   return found;
