@@ -57,6 +57,8 @@ export async function createContext(config: AgentConfig, log: Logger, opts: Cont
 export interface GitRemote {
   http: GitHttp;
   headers: Record<string, string>;
+  /** source.maxPackSize: also the largest object a pack may hold. */
+  maxObjectBytes: number;
 }
 
 /** The HTTP client and headers for every Git request of this config. */
@@ -65,7 +67,7 @@ export function gitRemote(config: AgentConfig, creds: Credentials, opts: { stats
   // Sent up front: isomorphic-git's onAuth would cost a 401 round trip on every request.
   if (creds.token) headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
   const http = createHttpClient({ timeoutMs: config.source.timeoutMs, maxPackBytes: config.source.maxPackBytes, ...(creds.ca ? { ca: creds.ca } : {}), ...(opts.stats ? { stats: opts.stats } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
-  return { http, headers };
+  return { http, headers, maxObjectBytes: config.source.maxPackBytes };
 }
 
 /** The local gitdir the status branch is written from (stateDir/status.git). */

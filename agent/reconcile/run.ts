@@ -158,14 +158,13 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
 
   /** Loads and validates the bundle at a commit (manifests and the files they source). */
   async function loadBundle(revision: string): Promise<{ bundle?: Bundle; errors: StewardError[] }> {
-    const cache = {};
     try {
-      const read = await readManifests(ctx.source.gitdir, revision, config.source.paths, cache);
+      const read = await readManifests(ctx.source.objects, revision, config.source.paths);
       if (read.missing.length > 0 && revision === head) outcome.notes.push(`not at ${short(revision)}: ${read.missing.join(', ')}`);
       const built = buildBundle(revision, read.files);
       const errors = [...read.errors, ...built.errors];
       if (!built.bundle || errors.length > 0) return { errors };
-      const resolved = await resolveBundle(built.bundle, config, (path) => readRepoFile(ctx.source.gitdir, revision, path, cache));
+      const resolved = await resolveBundle(built.bundle, config, (path) => readRepoFile(ctx.source.objects, revision, path));
       return resolved.length > 0 ? { errors: resolved } : { bundle: built.bundle, errors: [] };
     } catch (err) {
       return { errors: [toStewardError(err, 'E_GIT_NO_REVISION', `cannot read revision ${short(revision)}`)] };

@@ -1,10 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { mkdir, readdir, rm, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
 import { StewardError, type ErrorCode } from '../errors.js';
 import { agentVersion } from '../version.js';
-import { redactUrl, type GitHttp } from './http.js';
+import { DEFAULT_MAX_PACK_BYTES, redactUrl, type GitHttp } from './http.js';
+import { MissingObjectError, ObjectStore, parseCommit, parseTree } from './objects.js';
+import { indexPack, writePack } from './pack.js';
+import { drain, parsePktLines, pkt, readFetchAnswer, type FetchAnswer } from './pktline.js';
+
+export { parsePktLines };
 
 /** Compaction starts when a gitdir holds more packs than this. */
 export const MAX_PACKS = 8;
@@ -15,6 +21,16 @@ export interface RepoOptions {
   http: GitHttp;
   /** Sent with every request (the Authorization header is built once from the token). */
   headers: Record<string, string>;
+  /** The largest object a pack may hold (source.maxPackSize; default DEFAULT_MAX_PACK_BYTES). */
+  maxObjectBytes?: number;
+}
+
+interface PackRequest {
+  want: string;
+  depth: number;
+  /** Deepen relative to the current shallow boundary (`isDescendant`) instead of from `want`. */
+  relative?: boolean;
+  haves: string[];
 }
 
 /**
@@ -33,19 +49,24 @@ export class GitRepo {
   /**
    * isomorphic-git's cache of parsed pack indexes. Without it every object read parses every
    * pack index again; it is dropped by `freshCache()` at the start of each run or publish, so it
-   * never outlives the packs it describes by long.
+   * never outlives the packs it describes by long. Only what isomorphic-git still does (push
+   * packs of new loose objects, v1 fetches) uses it; every read goes through `objects`.
    */
   cache: object = {};
+  /** Reads objects one at a time, by position in the pack files (never a whole pack in memory). */
+  readonly objects: ObjectStore;
 
   constructor(opts: RepoOptions) {
     this.gitdir = opts.gitdir;
     this.url = opts.url;
     this.#http = opts.http;
     this.#headers = opts.headers;
+    this.objects = new ObjectStore(opts.gitdir, opts.maxObjectBytes ?? DEFAULT_MAX_PACK_BYTES);
   }
 
   freshCache(): void {
     this.cache = {};
+    this.objects.reset();
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -138,34 +159,126 @@ export class GitRepo {
     }
   }
 
-  /** Fetches `branch` shallowly (depth 1) and returns the fetched commit. */
-  fetch(branch: string): Promise<string> {
+  /**
+   * Fetches `branch` shallowly (depth 1) and returns the fetched commit. `known` is its commit
+   * when the caller just asked (saves the ls-refs). A commit already in the store is not fetched
+   * again. Against a protocol-v2 server (git 2.18 and later, every major host) the pack streams
+   * to a file under objects/pack and is indexed from there; servers that speak only v1 go
+   * through isomorphic-git, which buffers the pack (capped by source.maxPackSize all the same).
+   */
+  fetch(branch: string, known?: string): Promise<string> {
     return this.#serial(async () => {
       await this.init();
       await this.#sweepPartialPacks();
       try {
-        const res = await git.fetch({
-          fs,
-          http: this.#http,
-          gitdir: this.gitdir,
-          remote: 'origin',
-          url: this.url,
-          ref: branch,
-          remoteRef: branch,
-          singleBranch: true,
-          depth: 1,
-          tags: false,
-          headers: this.#headers,
-          cache: this.cache,
-        });
-        if (!res.fetchHead) throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, { retry: 'transient' });
-        await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: res.fetchHead, force: true });
-        return res.fetchHead;
+        let want: string | undefined | 'unsupported' = this.#v1Only ? 'unsupported' : known ?? (await this.#lsRefsV2(`refs/heads/${branch}`));
+        if (want === 'unsupported') {
+          this.#v1Only = true;
+          want = await this.#fetchV1(branch, { depth: 1 });
+        } else if (want === undefined) {
+          throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, { retry: 'transient' });
+        } else if (!(await this.objects.has(want))) {
+          const local = await this.localHead(branch);
+          const haves = local && (await this.objects.has(local)) ? [local] : [];
+          await this.#fetchPack({ want, depth: 1, haves });
+        }
+        await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: want, force: true });
+        return want;
       } catch (err) {
         await this.#sweepPartialPacks();
         throw gitError(err, this.url, `cannot fetch branch "${branch}" from`);
       }
     });
+  }
+
+  /** isomorphic-git's fetch, for servers without protocol v2; returns the fetched commit. */
+  async #fetchV1(branch: string, opts: { depth: number; relative?: boolean }): Promise<string> {
+    const res = await git.fetch({ fs, http: this.#http, gitdir: this.gitdir, remote: 'origin', url: this.url, ref: branch, remoteRef: branch, singleBranch: true, depth: opts.depth, ...(opts.relative ? { relative: true } : {}), tags: false, headers: this.#headers, cache: this.cache });
+    this.objects.reset();
+    if (!res.fetchHead) throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, { retry: 'transient' });
+    return res.fetchHead;
+  }
+
+  /**
+   * One protocol-v2 `fetch`: the side-band pack is written to objects/pack/tmp-*.pack as it
+   * arrives (the HTTP client cuts it at source.maxPackSize), then indexed from the file, and only
+   * then named pack-<sha>.pack with its .idx, so a pack is visible whole or not at all. The
+   * shallow boundary the server reports is recorded in `shallow`.
+   */
+  async #fetchPack(req: PackRequest): Promise<void> {
+    const shallow = await this.#readShallow();
+    const lines = [
+      'command=fetch\n',
+      `agent=steward/${agentVersion}\n`,
+      '0001',
+      // thin-pack: deltas against what the `have` commits hold (without it, git sends the whole
+      // tree again on a depth-1 fetch); the bases are appended locally, see indexPack.
+      ...(req.haves.length > 0 ? ['thin-pack\n'] : []),
+      'no-progress\n',
+      'ofs-delta\n',
+      `deepen ${req.depth}\n`,
+      ...(req.relative ? ['deepen-relative\n'] : []),
+      ...shallow.map((oid) => `shallow ${oid}\n`),
+      `want ${req.want}\n`,
+      ...req.haves.map((oid) => `have ${oid}\n`),
+      'done\n',
+    ];
+    const body = Buffer.from(lines.map((l) => (l === '0001' ? l : pkt(l))).join('') + '0000');
+    let res;
+    try {
+      res = await this.#http.request({
+        url: `${this.url}/git-upload-pack`,
+        method: 'POST',
+        headers: { ...this.#headers, 'content-type': 'application/x-git-upload-pack-request', accept: 'application/x-git-upload-pack-result', 'git-protocol': 'version=2' },
+        body: (async function* () {
+          yield body;
+        })(),
+      });
+    } catch (err) {
+      throw gitError(err, this.url, 'cannot fetch from');
+    }
+    if (res.statusCode === 401 || res.statusCode === 403) throw httpStatusError(res.statusCode, this.url);
+    const type = res.headers?.['content-type'] ?? '';
+    if (res.statusCode !== 200 || !/x-git-upload-pack-result/.test(type)) {
+      await drain(res.body);
+      throw new StewardError('E_GIT_FETCH', `cannot fetch from ${redactUrl(this.url)}: HTTP ${res.statusCode} ${type}`.trim(), { retry: 'transient' });
+    }
+    const packDir = join(this.gitdir, 'objects', 'pack');
+    await mkdir(packDir, { recursive: true });
+    const tmp = join(packDir, `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const fh = await open(`${tmp}.pack`, 'w');
+    let answer: FetchAnswer;
+    try {
+      answer = await readFetchAnswer(res.body as AsyncIterable<Uint8Array>, async (data) => void (await fh.write(data)));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    // The shallow boundary first: a boundary naming a commit not yet here costs nothing, a
+    // commit here without its boundary would look like a whole history.
+    if (answer.shallow.length > 0 || answer.unshallow.length > 0) {
+      const next = new Set(shallow);
+      for (const oid of answer.shallow) next.add(oid);
+      for (const oid of answer.unshallow) next.delete(oid);
+      await writeSynced(`${tmp}.shallow`, [...next].map((oid) => `${oid}\n`).join(''));
+      await rename(`${tmp}.shallow`, join(this.gitdir, 'shallow'));
+    }
+    if (answer.packBytes > 0) {
+      const indexed = await indexPack(`${tmp}.pack`, { maxObjectBytes: this.objects.maxObjectBytes }, (oid) => this.objects.read(oid));
+      await writeSynced(`${tmp}.idx`, indexed.idx);
+      const name = join(packDir, `pack-${indexed.sha}`);
+      await rename(`${tmp}.pack`, `${name}.pack`);
+      await rename(`${tmp}.idx`, `${name}.idx`);
+    } else {
+      await rm(`${tmp}.pack`, { force: true });
+    }
+    this.objects.reset();
+    if (!(await this.objects.has(req.want))) throw new StewardError('E_GIT_FETCH', `${redactUrl(this.url)} sent a pack without the commit ${req.want.slice(0, 7)} that was asked for`, { retry: 'transient' });
+  }
+
+  async #readShallow(): Promise<string[]> {
+    const text = await readFile(join(this.gitdir, 'shallow'), 'utf8').catch(() => '');
+    return text.split('\n').filter((l) => /^[0-9a-f]{40}$/.test(l));
   }
 
   /**
@@ -186,17 +299,14 @@ export class GitRepo {
         if (seen.size >= limit) return 'unknown';
         let parents: string[];
         try {
-          parents = (await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache })).commit.parent;
-        } catch {
+          parents = (await this.objects.readCommit(oid)).parents;
+        } catch (err) {
+          if (!(err instanceof MissingObjectError)) throw err;
           if (deepened >= limit) return 'unknown';
-          try {
-            await git.fetch({ fs, http: this.#http, gitdir: this.gitdir, remote: 'origin', url: this.url, ref: branch, remoteRef: branch, singleBranch: true, depth: 100, relative: true, tags: false, headers: this.#headers });
-          } catch (err) {
-            throw gitError(err, this.url, 'cannot deepen the history of');
-          }
+          await this.#deepen(branch, head);
           deepened += 100;
           queue.unshift(oid);
-          if (!(await this.hasCommit(oid))) return 'unknown';
+          if (!(await this.objects.has(oid))) return 'unknown';
           continue;
         }
         seen.add(oid);
@@ -204,6 +314,17 @@ export class GitRepo {
       }
       return false;
     });
+  }
+
+  /** Fetches 100 more commits below the shallow boundary of `head`'s history. */
+  async #deepen(branch: string, head: string): Promise<void> {
+    try {
+      if (this.#v1Only) await this.#fetchV1(branch, { depth: 100, relative: true });
+      else await this.#fetchPack({ want: head, depth: 100, relative: true, haves: [] });
+    } catch (err) {
+      await this.#sweepPartialPacks();
+      throw gitError(err, this.url, 'cannot deepen the history of');
+    }
   }
 
   /** The commit last fetched for `branch`, if any. */
@@ -217,10 +338,11 @@ export class GitRepo {
 
   async hasCommit(oid: string): Promise<boolean> {
     try {
-      await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+      await this.objects.readCommit(oid);
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      if (err instanceof MissingObjectError) return false;
+      throw err;
     }
   }
 
@@ -250,19 +372,20 @@ export class GitRepo {
       if (commits.length === 0) return { before, after: before };
       const oids = new Set<string>();
       for (const c of commits) await this.#collect(c, oids);
-      const { packfile, filename } = await git.packObjects({ fs, gitdir: this.gitdir, oids: [...oids], cache: this.cache });
-      if (!packfile) throw new Error('packObjects returned no pack');
-      const tmp = join(packDir, `tmp-${process.pid}-${filename}`);
-      await writeFile(tmp, packfile);
-      await rename(tmp, join(packDir, filename));
-      await git.indexPack({ fs, dir: this.gitdir, gitdir: this.gitdir, filepath: join('objects', 'pack', filename), cache: this.cache });
-      const keepBase = filename.replace(/\.pack$/, '');
+      // Written object by object (never the whole pack in memory), indexed, then named.
+      const tmp = join(packDir, `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+      const packed = await writePack(`${tmp}.pack`, [...oids], (oid) => this.objects.read(oid));
+      await writeSynced(`${tmp}.idx`, packed.idx);
+      const keepBase = `pack-${packed.sha}`;
+      await rename(`${tmp}.pack`, join(packDir, `${keepBase}.pack`));
+      await rename(`${tmp}.idx`, join(packDir, `${keepBase}.idx`));
+      this.objects.reset();
       for (const f of await readdir(packDir)) if (!f.startsWith(keepBase)) await rm(join(packDir, f), { force: true });
       for (const d of await readdir(join(this.gitdir, 'objects'))) {
         if (/^[0-9a-f]{2}$/.test(d)) await rm(join(this.gitdir, 'objects', d), { recursive: true, force: true });
       }
       await writeFile(join(this.gitdir, 'shallow'), commits.map((c) => `${c}\n`).join(''));
-      this.cache = {};
+      this.freshCache();
       return { before, after: 1 };
     });
   }
@@ -270,10 +393,10 @@ export class GitRepo {
   async #collect(oid: string, into: Set<string>): Promise<void> {
     if (into.has(oid)) return;
     into.add(oid);
-    const { object, type } = await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'parsed', cache: this.cache });
-    if (type === 'commit') await this.#collect((object as { tree: string }).tree, into);
+    const { type, data } = await this.objects.read(oid);
+    if (type === 'commit') await this.#collect(parseCommit(oid, data).tree, into);
     else if (type === 'tree') {
-      for (const e of object as Array<{ type: string; oid: string }>) {
+      for (const e of parseTree(oid, data)) {
         if (e.type === 'tree') await this.#collect(e.oid, into);
         else if (e.type === 'blob') into.add(e.oid);
       }
@@ -320,23 +443,15 @@ export class GitRepo {
 
 const ZERO = '0'.repeat(40);
 
-function pkt(s: string): string {
-  return (Buffer.byteLength(s) + 4).toString(16).padStart(4, '0') + s;
-}
-
-/** Splits a pkt-line stream up to the first flush packet; undefined when it is not one. */
-export function parsePktLines(buf: Buffer): string[] | undefined {
-  const lines: string[] = [];
-  let at = 0;
-  while (at + 4 <= buf.length) {
-    const len = parseInt(buf.subarray(at, at + 4).toString('ascii'), 16);
-    if (Number.isNaN(len)) return undefined;
-    if (len === 0) return lines;
-    if (len < 4 || at + len > buf.length) return undefined;
-    lines.push(buf.subarray(at + 4, at + len).toString('utf8').replace(/\n$/, ''));
-    at += len;
+/** Writes a file and syncs it before it is renamed into place (an index must never be empty after a power loss). */
+async function writeSynced(path: string, data: string | Buffer): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
-  return undefined;
 }
 
 function httpStatusError(status: number, url: string): StewardError {

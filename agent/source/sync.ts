@@ -34,7 +34,7 @@ export async function sync(repo: GitRepo, branch: string, state: AgentState, int
     if (!remote) throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist on the server`, { retry: 'transient' });
     delete state.source;
     if (remote === local) return { revision: local };
-    const revision = await repo.fetch(branch);
+    const revision = await repo.fetch(branch, remote);
     log.info({ revision, previous: local }, 'fetched a new revision');
     if ((await repo.packCount()) > MAX_PACKS) {
       const keep = [revision, state.appliedRevision, state.lastGoodRevision].filter((x): x is string => Boolean(x));

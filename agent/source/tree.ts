@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
-import git from 'isomorphic-git';
 import { StewardError } from '../errors.js';
 import { decodeManifest } from '../manifest/text.js';
+import type { ObjectStore, TreeEntry } from './objects.js';
 
 /** A manifest file's text with its repository-relative path. */
 export interface ManifestFile {
@@ -24,75 +23,50 @@ export const MANIFEST_RE = /\.(ya?ml|json)$/i;
  * Symlinks and submodules are refused with an error naming the entry: a symlink in a fleet repo
  * could point anywhere on the host, and a submodule is content this host never fetched.
  */
-export async function readManifests(gitdir: string, commit: string, paths: string[], cache: object = {}): Promise<CommitFiles> {
+export async function readManifests(store: ObjectStore, commit: string, paths: string[]): Promise<CommitFiles> {
   const out: CommitFiles = { files: [], missing: [], errors: [] };
   const seen = new Set<string>();
   for (const root of paths) {
-    let entries;
-    try {
-      entries = await git.readTree({ fs, gitdir, oid: commit, filepath: root, cache });
-    } catch (err) {
-      if ((err as Error).name === 'NotFoundError' || (err as Error).name === 'ObjectTypeError') {
-        if (root !== '' && (await isBlob(gitdir, commit, root, cache))) await addFile(root, root);
-        else out.missing.push(root);
-        continue;
-      }
-      throw err;
-    }
-    await walk(root, entries.tree);
+    const entry = await store.resolvePath(commit, root);
+    if (!entry) out.missing.push(root);
+    else if (entry.type === 'tree') await walk(root, await store.readTree(entry.oid));
+    else if (refused(root, entry)) continue;
+    else if (MANIFEST_RE.test(root)) await addFile(root, entry.oid);
+    else out.missing.push(root);
   }
   out.files.sort((a, b) => a.path.localeCompare(b.path));
   return out;
 
-  async function walk(dir: string, tree: Array<{ mode: string; path: string; oid: string; type: string }>): Promise<void> {
+  function refused(path: string, entry: TreeEntry): boolean {
+    if (entry.mode === '120000') out.errors.push(new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: path }));
+    else if (entry.type === 'commit') out.errors.push(new StewardError('E_MANIFEST_ENTRY', 'submodules are not allowed in the assigned paths', { file: path }));
+    else return false;
+    return true;
+  }
+
+  async function walk(dir: string, tree: TreeEntry[]): Promise<void> {
     for (const entry of tree) {
       const path = dir === '' ? entry.path : `${dir}/${entry.path}`;
-      if (entry.mode === '120000') {
-        out.errors.push(new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: path }));
-        continue;
-      }
-      if (entry.type === 'commit') {
-        out.errors.push(new StewardError('E_MANIFEST_ENTRY', 'submodules are not allowed in the assigned paths', { file: path }));
-        continue;
-      }
-      if (entry.type === 'tree') {
-        const sub = await git.readTree({ fs, gitdir, oid: entry.oid, cache });
-        await walk(path, sub.tree);
-      } else if (entry.type === 'blob' && MANIFEST_RE.test(entry.path)) {
-        await addFile(path, path, entry.oid);
-      }
+      if (refused(path, entry)) continue;
+      if (entry.type === 'tree') await walk(path, await store.readTree(entry.oid));
+      else if (MANIFEST_RE.test(entry.path)) await addFile(path, entry.oid);
     }
   }
 
-  async function addFile(path: string, filepath: string, oid?: string): Promise<void> {
+  async function addFile(path: string, oid: string): Promise<void> {
     if (seen.has(path)) return;
     seen.add(path);
-    const { blob } = oid ? await git.readBlob({ fs, gitdir, oid, cache }) : await git.readBlob({ fs, gitdir, oid: commit, filepath, cache });
-    const decoded = decodeManifest(path, blob);
+    const decoded = decodeManifest(path, await store.readBlob(oid));
     if ('error' in decoded) out.errors.push(decoded.error);
     else out.files.push({ path, text: decoded.text });
   }
 }
 
-async function isBlob(gitdir: string, commit: string, filepath: string, cache: object): Promise<boolean> {
-  try {
-    await git.readBlob({ fs, gitdir, oid: commit, filepath, cache });
-    return MANIFEST_RE.test(filepath);
-  } catch {
-    return false;
-  }
-}
-
 /** Reads one file of the commit (a File resource's `source`), refusing symlinks. */
-export async function readRepoFile(gitdir: string, commit: string, path: string, cache: object = {}): Promise<Buffer> {
-  const slash = path.lastIndexOf('/');
-  const dir = slash < 0 ? '' : path.slice(0, slash);
-  const name = path.slice(slash + 1);
-  const { tree } = await git.readTree({ fs, gitdir, oid: commit, filepath: dir, cache });
-  const entry = tree.find((e) => e.path === name);
+export async function readRepoFile(store: ObjectStore, commit: string, path: string): Promise<Buffer> {
+  const entry = await store.resolvePath(commit, path);
   if (!entry) throw new Error(`${path} does not exist at this commit`);
   if (entry.mode === '120000') throw new Error(`${path} is a symlink`);
   if (entry.type !== 'blob') throw new Error(`${path} is not a file`);
-  const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache });
-  return Buffer.from(blob);
+  return store.readBlob(entry.oid);
 }

@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import git from 'isomorphic-git';
 import type { GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
 
@@ -20,20 +18,21 @@ export async function readFleet(repo: GitRepo, branch: string, now: Date): Promi
   if (!tip) return { rows: [], unreadable: [] };
   // The branch may move between the two requests: read what was fetched.
   if (!(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
-  const cache = {};
   const rows: FleetRow[] = [];
   const unreadable: string[] = [];
   let hosts: Array<{ path: string; oid: string; type: string }> = [];
   try {
-    hosts = (await git.readTree({ fs, gitdir: repo.gitdir, oid: tip, filepath: 'hosts', cache })).tree;
+    const dir = await repo.objects.resolvePath(tip, 'hosts');
+    if (dir?.type === 'tree') hosts = await repo.objects.readTree(dir.oid);
   } catch {
     return { tip, rows, unreadable };
   }
   for (const h of hosts) {
     if (h.type !== 'tree') continue;
     try {
-      const { blob } = await git.readBlob({ fs, gitdir: repo.gitdir, oid: h.oid, filepath: 'status.json', cache });
-      const doc = JSON.parse(Buffer.from(blob).toString('utf8')) as HostStatus;
+      const file = (await repo.objects.readTree(h.oid)).find((e) => e.path === 'status.json' && e.type === 'blob');
+      if (!file) throw new Error('no status.json');
+      const doc = JSON.parse((await repo.objects.readBlob(file.oid)).toString('utf8')) as HostStatus;
       const ageSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(doc.updatedAt)) / 1000));
       rows.push({
         host: doc.host,

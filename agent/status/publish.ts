@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import git from 'isomorphic-git';
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { MissingObjectError, type TreeEntry } from '../source/objects.js';
 import { MAX_PACKS, type GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
 import { commitMessage } from './report.js';
@@ -24,7 +25,6 @@ export interface PublishResult {
  */
 export const DEFAULT_HISTORY_LIMIT = 5000;
 
-type TreeEntry = { mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit' };
 
 /** Backoff between attempts: full jitter, doubling from BACKOFF_BASE_MS up to BACKOFF_CAP_MS. */
 export const BACKOFF_BASE_MS = 250;
@@ -67,10 +67,10 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
         if (tip && !(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
       }
       refused = false;
-      const built = await repo.exclusive(() => buildCommit(repo.gitdir, repo.cache, branch, tip, path, text, doc, squashRefused ? Infinity : historyLimit)).catch((err: unknown) => {
+      const built = await repo.exclusive(() => buildCommit(repo, branch, tip, path, text, doc, squashRefused ? Infinity : historyLimit)).catch((err: unknown) => {
         // The tip's objects are not here after all (seen once in CI, in the squash test, cause
         // not found): the local store is behind the branch. Fetch again, as after a refusal.
-        if ((err as { code?: string }).code === 'NotFoundError') throw new StewardError('E_STATUS_PUSH', `the tip ${tip?.slice(0, 7)} is not in the local store: ${(err as Error).message}`, { retry: 'transient', cause: err });
+        if (err instanceof MissingObjectError) throw new StewardError('E_STATUS_PUSH', `the tip ${tip?.slice(0, 7)} is not in the local store: ${(err as Error).message}`, { retry: 'transient', cause: err });
         throw err;
       });
       if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
@@ -114,12 +114,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Commits the new document on top of `tip`; undefined when the tip already holds it. `objects`
  * are the ones the server lacks: the blob, the rewritten trees and the commit.
  */
-async function buildCommit(gitdir: string, cache: object, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
+async function buildCommit(repo: GitRepo, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
+  const gitdir = repo.gitdir;
   const blob = await git.writeBlob({ fs, gitdir, blob: Buffer.from(text) });
-  const parent = tip ? (await git.readCommit({ fs, gitdir, oid: tip, cache })).commit : undefined;
+  const parent = tip ? await repo.objects.readCommit(tip) : undefined;
   const rootOid = parent?.tree;
   const objects = [blob];
-  const tree = await splice(gitdir, cache, rootOid, path, blob, objects);
+  const tree = await splice(repo, rootOid, path, blob, objects);
   if (tree === rootOid) return undefined;
   const seq = (parent ? sequenceOf(parent.message) : 0) + 1;
   const squash = tip !== undefined && seq > historyLimit;
@@ -138,21 +139,21 @@ export function sequenceOf(message: string): number {
 }
 
 /** Returns the oid of `treeOid` with `blob` placed at `path` (trees created as needed, and added to `written`). */
-async function splice(gitdir: string, cache: object, treeOid: string | undefined, path: string[], blob: string, written: string[]): Promise<string> {
+async function splice(repo: GitRepo, treeOid: string | undefined, path: string[], blob: string, written: string[]): Promise<string> {
   const [name, ...rest] = path as [string, ...string[]];
-  const entries: TreeEntry[] = treeOid ? ((await git.readTree({ fs, gitdir, oid: treeOid, cache })).tree as TreeEntry[]) : [];
+  const entries: TreeEntry[] = treeOid ? await repo.objects.readTree(treeOid) : [];
   const existing = entries.find((e) => e.path === name);
   let entry: TreeEntry;
   if (rest.length === 0) {
     if (existing?.oid === blob && existing.type === 'blob') return treeOid!;
     entry = { mode: '100644', path: name, oid: blob, type: 'blob' };
   } else {
-    const sub = await splice(gitdir, cache, existing?.type === 'tree' ? existing.oid : undefined, rest, blob, written);
+    const sub = await splice(repo, existing?.type === 'tree' ? existing.oid : undefined, rest, blob, written);
     if (existing?.oid === sub) return treeOid!;
     entry = { mode: '040000', path: name, oid: sub, type: 'tree' };
   }
   const next = entries.filter((e) => e.path !== name).concat(entry);
-  const oid = await git.writeTree({ fs, gitdir, tree: next });
+  const oid = await git.writeTree({ fs, gitdir: repo.gitdir, tree: next });
   written.push(oid);
   return oid;
 }

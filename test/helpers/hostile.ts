@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import { deflateSync } from 'node:zlib';
 
 /**
  * Git servers that misbehave on purpose, on loopback: what a real Git server cannot be made to
@@ -10,7 +12,13 @@ export type Fault =
   /** The ls-refs answer drips one byte every 50 ms and never ends: only a deadline stops it. */
   | 'drip-refs'
   /** The branch exists; the fetch answer is a well-formed start, then side-band junk without end. */
-  | 'junk-pack';
+  | 'junk-pack'
+  /**
+   * The branch exists; the fetch answer is a valid pack of one blob that inflates to 1 GiB of
+   * zeros (1 MiB on the wire): a zip bomb. git itself never sends a blob larger than the pack
+   * limit, so only a fake can.
+   */
+  | 'bomb-pack';
 
 export interface HostileServer {
   url: string;
@@ -61,8 +69,17 @@ export async function startHostileServer(fault: Fault, opts: { limitBytes?: numb
         res.end(Buffer.concat([pkt(`${FAKE_OID} refs/heads/main\n`), Buffer.from('0000')]));
         return;
       }
-      // The fetch: a shallow answer, NAK, then junk on the pack band.
       res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-result' });
+      if (fault === 'bomb-pack') {
+        res.end(Buffer.concat([pkt('packfile\n'), ...sideBand(zipBomb()), Buffer.from('0000')]));
+        return;
+      }
+      if (body.includes('command=fetch')) {
+        // Protocol v2: the packfile section, then junk on the pack band.
+        res.write(Buffer.concat([pkt('packfile\n'), pkt(Buffer.concat([Buffer.from([1]), Buffer.from('PACK\0\0\0\x02\0\0\0\x05', 'latin1')]))]));
+        return pump(res, pkt(Buffer.concat([Buffer.from([1]), Buffer.alloc(65515, 0x5a)])));
+      }
+      // The v1 fetch: a shallow answer, NAK, then junk on the pack band.
       res.write(Buffer.concat([pkt(`shallow ${FAKE_OID}\n`), Buffer.from('0000'), pkt('NAK\n'), pkt(Buffer.concat([Buffer.from([1]), Buffer.from('PACK\0\0\0\x02\0\0\0\x05', 'latin1')]))]));
       pump(res, pkt(Buffer.concat([Buffer.from([1]), Buffer.alloc(65515, 0x5a)])));
     });
@@ -81,4 +98,24 @@ export async function startHostileServer(fault: Fault, opts: { limitBytes?: numb
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/** A pack of one blob of 64 MiB of zeros, deflated (65 KiB), with a correct checksum. */
+function zipBomb(): Buffer {
+  const size = 64 * 1024 * 1024;
+  const head = [0x30 | (size & 15)];
+  for (let rest = Math.floor(size / 16); rest > 0; rest = Math.floor(rest / 128)) {
+    head[head.length - 1]! |= 0x80;
+    head.push(rest & 0x7f);
+  }
+  const header = Buffer.from('PACK\0\0\0\x02\0\0\0\x01', 'latin1');
+  const body = Buffer.concat([header, Buffer.from(head), deflateSync(Buffer.alloc(size))]);
+  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
+}
+
+/** Data on side-band 1, in packets of at most 65515 bytes. */
+function sideBand(data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < data.length; at += 65515) out.push(pkt(Buffer.concat([Buffer.from([1]), data.subarray(at, at + 65515)])));
+  return out;
 }

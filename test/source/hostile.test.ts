@@ -109,6 +109,17 @@ t.test('a pack over source.maxPackSize is cut off and leaves nothing in source.g
   }),
 );
 
+t.test('a zip bomb (a 65 KiB pack of a blob that inflates to 64 MiB) is refused before it is inflated, and nothing is kept', (t) =>
+  withServer('bomb-pack', async (url) => {
+    const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n');
+    const r = await once(config);
+    t.equal(r.signal, null, 'ended by itself');
+    t.ok(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `E_GIT_TOO_LARGE (${codes(r.stdout).join(', ')})`);
+    t.match(r.stdout, /67108864 bytes, more than the limit of 8388608 \(source\.maxPackSize\)/, 'the message names the object size, the limit and the setting');
+    t.same(await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []), [], 'no pack left behind');
+  }),
+);
+
 t.test('a pack download is capped at source.maxPackSize, not at the small-answer limit', (t) =>
   withServer(
     'junk-pack',

@@ -113,7 +113,7 @@ t.test('compaction keeps the object store bounded and the kept commits readable'
   const files = await readdir(join(repo.gitdir, 'objects', 'pack'));
   t.same(files.filter((f) => f.startsWith('tmp-')), [], 'no temp files left');
   const { readManifests } = await import('../../agent/source/tree.js');
-  const read = await readManifests(repo.gitdir, head, ['hosts/a']);
+  const read = await readManifests(repo.objects, head, ['hosts/a']);
   t.same(read.files.map((f) => f.text), [`n: ${3 * MAX_PACKS - 3}\n`, `n: ${3 * MAX_PACKS - 2}\n`, `n: ${3 * MAX_PACKS - 1}\n`]);
   // a fetch after compaction still works on top of the rewritten shallow store
   const next = await fleet.commit({ 'hosts/a/f0.yaml': 'n: last\n' });
