@@ -12,7 +12,7 @@ import { createHttpClient, type HttpStats } from '../agent/source/http.js';
 import { GitRepo } from '../agent/source/repo.js';
 import { readFleet } from '../agent/status/fleet.js';
 import { publishStatus } from '../agent/status/publish.js';
-import { buildStatus } from '../agent/status/report.js';
+import { buildStatus } from '../agent/reconcile/report.js';
 import { emptyState } from '../agent/reconcile/state.js';
 import { StewardError } from '../agent/errors.js';
 import { memoryLogger } from '../test/helpers/agent.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createHttpClient } from '../agent/source/http.js';
 import { GitRepo } from '../agent/source/repo.js';
 import { publishStatus } from '../agent/status/publish.js';
-import { buildStatus } from '../agent/status/report.js';
+import { buildStatus } from '../agent/reconcile/report.js';
 import { emptyState } from '../agent/reconcile/state.js';
 import { memoryLogger } from '../test/helpers/agent.js';
 import { createFleetRepo, gitOut, showFile, startGitServer } from '../test/helpers/git.js';

@@ -5,7 +5,7 @@ import { runLoop } from '../daemon/loop.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Notifier } from '../daemon/notify.js';
 import { createContext, gitRemote, statusRepo } from '../reconcile/context.js';
-import { reportStopped, STOP_REPORT_MS } from '../status/offline.js';
+import { reportStopped, STOP_REPORT_MS } from '../daemon/offline.js';
 import type { AgentContext } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 

@@ -8,7 +8,7 @@ import { parseDocuments } from '../manifest/parse.js';
 import { decodeManifest } from '../manifest/text.js';
 import { checkSchema } from '../manifest/schema.js';
 import type { AgentConfigFile } from '../types/agent-config.js';
-import { parseDuration, parseSize } from './duration.js';
+import { parseDuration, parseSize } from '../duration.js';
 import { Secret } from './secret.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/steward/agent.yaml';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from '../duration.js';
 import { schemasDir } from '../paths.js';
 
 /** The schema files, by the name used in `schemas/<name>.schema.json`. */

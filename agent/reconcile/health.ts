@@ -1,4 +1,4 @@
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from '../duration.js';
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bundle, Desired } from '../manifest/bundle.js';

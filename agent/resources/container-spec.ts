@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { ContainerSpec } from '../types/container.js';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from '../duration.js';
 
 /** The spec fields that shape a container; a change in any of them recreates it. */
 export const SHAPING_FIELDS = ['image', 'command', 'entrypoint', 'env', 'ports', 'volumes', 'restart', 'user', 'workingDir', 'labels', 'healthcheck', 'memory', 'cpus', 'networkMode'] as const;

@@ -5,7 +5,7 @@ import { faultPoint } from '../host/fs.js';
 import type { DesiredContainer } from '../manifest/bundle.js';
 import { fieldHashes, LABEL, SHAPING_FIELDS, specHash, toCreateOptions } from './container-spec.js';
 import type { Change, Health, InventoryEntry, Owned, ResourceDriver } from './driver.js';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from '../duration.js';
 import { probeOnce } from '../host/probe.js';
 
 /** One container as the engine lists it. */

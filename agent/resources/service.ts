@@ -8,7 +8,7 @@ import type { Systemd, UnitState } from '../host/systemd.js';
 import type { DesiredService } from '../manifest/bundle.js';
 import { canonical, sha } from './container-spec.js';
 import type { Change, Health, InventoryEntry, Owned, ResourceDriver } from './driver.js';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from '../duration.js';
 import { hostExecProbe, probeOnce } from '../host/probe.js';
 
 export interface ObservedService {

@@ -1,7 +1,8 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inflateSync } from 'node:zlib';
-import { applyDelta, inflateAt, PackFile, PackFormatError, PackIndex, PackTooLargeError, readEntryHeader, type GitObject, type ObjectType } from './pack.js';
+import { deflateSync, inflateSync } from 'node:zlib';
+import { applyDelta, inflateAt, objectId, PackFile, PackFormatError, PackIndex, PackTooLargeError, readEntryHeader, type GitObject, type ObjectType } from './pack.js';
 
 export interface TreeEntry {
   mode: string;
@@ -14,6 +15,13 @@ export interface Commit {
   tree: string;
   parents: string[];
   message: string;
+}
+
+export interface Signature {
+  name: string;
+  email: string;
+  /** Seconds since the epoch (UTC). */
+  timestamp: number;
 }
 
 /** The object is in no pack and not loose: the store is behind the branch, or the history was cut here. */
@@ -132,6 +140,37 @@ export class ObjectStore {
       entry = found;
     }
     return entry;
+  }
+
+  /** Writes a loose object (unless it is already loose) and returns its id. */
+  async write(type: ObjectType, data: Buffer): Promise<string> {
+    const oid = objectId(type, data);
+    const dir = join(this.gitdir, 'objects', oid.slice(0, 2));
+    const path = join(dir, oid.slice(2));
+    if (await stat(path).then(() => true, () => false)) return oid;
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, `tmp-${randomBytes(4).toString('hex')}`);
+    await writeFile(tmp, deflateSync(Buffer.concat([Buffer.from(`${type} ${data.length}\0`), data])));
+    await rename(tmp, path);
+    return oid;
+  }
+
+  writeBlob(data: Buffer): Promise<string> {
+    return this.write('blob', data);
+  }
+
+  /** A tree of `entries`, in Git's order (a directory sorts as if its name ended with "/"). */
+  writeTree(entries: TreeEntry[]): Promise<string> {
+    const key = (e: TreeEntry) => Buffer.from(e.type === 'tree' ? `${e.path}/` : e.path);
+    const sorted = [...entries].sort((a, b) => Buffer.compare(key(a), key(b)));
+    const parts = sorted.map((e) => Buffer.concat([Buffer.from(`${e.mode === '040000' ? '40000' : e.mode} ${e.path}\0`), Buffer.from(e.oid, 'hex')]));
+    return this.write('tree', Buffer.concat(parts));
+  }
+
+  writeCommit(c: { tree: string; parents: string[]; author: Signature; message: string }): Promise<string> {
+    const who = `${c.author.name} <${c.author.email}> ${c.author.timestamp} +0000`;
+    const head = [`tree ${c.tree}`, ...c.parents.map((p) => `parent ${p}`), `author ${who}`, `committer ${who}`];
+    return this.write('commit', Buffer.from(`${head.join('\n')}\n\n${c.message}`));
   }
 
   async #typed(oid: string, type: ObjectType): Promise<Buffer> {

@@ -1,11 +1,8 @@
-import * as fs from 'node:fs';
-import git from 'isomorphic-git';
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MissingObjectError, type TreeEntry } from '../source/objects.js';
 import { MAX_PACKS, type GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
-import { commitMessage } from './report.js';
 import { faultPoint } from '../host/fs.js';
 
 export interface PublishResult {
@@ -67,7 +64,7 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
         if (tip && !(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
       }
       refused = false;
-      const built = await repo.exclusive(() => buildCommit(repo, branch, tip, path, text, doc, squashRefused ? Infinity : historyLimit)).catch((err: unknown) => {
+      const built = await repo.exclusive(() => buildCommit(repo, tip, path, text, doc, squashRefused ? Infinity : historyLimit)).catch((err: unknown) => {
         // The tip's objects are not here after all (seen once in CI, in the squash test, cause
         // not found): the local store is behind the branch. Fetch again, as after a refusal.
         if (err instanceof MissingObjectError) throw new StewardError('E_STATUS_PUSH', `the tip ${tip?.slice(0, 7)} is not in the local store: ${(err as Error).message}`, { retry: 'transient', cause: err });
@@ -114,9 +111,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Commits the new document on top of `tip`; undefined when the tip already holds it. `objects`
  * are the ones the server lacks: the blob, the rewritten trees and the commit.
  */
-async function buildCommit(repo: GitRepo, branch: string, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
-  const gitdir = repo.gitdir;
-  const blob = await git.writeBlob({ fs, gitdir, blob: Buffer.from(text) });
+async function buildCommit(repo: GitRepo, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
+  const blob = await repo.objects.writeBlob(Buffer.from(text));
   const parent = tip ? await repo.objects.readCommit(tip) : undefined;
   const rootOid = parent?.tree;
   const objects = [blob];
@@ -125,9 +121,9 @@ async function buildCommit(repo: GitRepo, branch: string, tip: string | undefine
   const seq = (parent ? sequenceOf(parent.message) : 0) + 1;
   const squash = tip !== undefined && seq > historyLimit;
   const when = Math.floor(Date.parse(doc.updatedAt) / 1000);
-  const author = { name: doc.host, email: `${doc.host}@steward.invalid`, timestamp: when, timezoneOffset: 0 };
+  const author = { name: doc.host, email: `${doc.host}@steward.invalid`, timestamp: when };
   const message = `${commitMessage(doc)}\nSteward-Seq: ${squash ? 1 : seq}\n`;
-  const commit = await git.commit({ fs, gitdir, ref: `refs/heads/${branch}`, tree, parent: tip && !squash ? [tip] : [], message, author, committer: author });
+  const commit = await repo.objects.writeCommit({ tree, parents: tip && !squash ? [tip] : [], message, author });
   objects.push(commit);
   return { commit, squash, objects };
 }
@@ -153,7 +149,12 @@ async function splice(repo: GitRepo, treeOid: string | undefined, path: string[]
     entry = { mode: '040000', path: name, oid: sub, type: 'tree' };
   }
   const next = entries.filter((e) => e.path !== name).concat(entry);
-  const oid = await git.writeTree({ fs, gitdir: repo.gitdir, tree: next });
+  const oid = await repo.objects.writeTree(next);
   written.push(oid);
   return oid;
+}
+
+/** `steward(<host>): <phase> at <short sha> — <n> changed, <n> failed` */
+export function commitMessage(doc: HostStatus): string {
+  return `steward(${doc.host}): ${doc.phase} at ${(doc.appliedRevision ?? doc.desiredRevision)?.slice(0, 7) ?? 'nothing'} — ${doc.lastRun.counts.changed} changed, ${doc.lastRun.counts.failed} failed\n`;
 }

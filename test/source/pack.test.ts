@@ -204,3 +204,30 @@ t.test('a fetch over protocol v2 streams the pack to disk: git fsck accepts the 
   await exec('git', ['--git-dir', repo.gitdir, 'fsck', '--no-dangling', c2]);
   t.pass('git fsck accepts the compacted store');
 });
+
+t.test('objects written by the store are what git writes: same ids, git fsck clean, tree order as git sorts it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'steward-write-'));
+  await exec('git', ['init', '-q', '--bare', dir]);
+  const store = new ObjectStore(dir, MiB);
+  const gitHash = async (text: string) => (await exec('sh', ['-c', `printf '%s' "$1" | git --git-dir "$2" hash-object -w --stdin`, 'sh', text, dir])).stdout.trim();
+  const blob = await store.writeBlob(Buffer.from('{"a": 1}\n'));
+  t.equal(blob, await gitHash('{"a": 1}\n'), 'a blob has the id git gives it');
+  const sub = await store.writeTree([{ mode: '100644', path: 'status.json', oid: blob, type: 'blob' }]);
+  // "a.b" (a file) sorts before "a" (a directory, compared as "a/"), which sorts before "a0".
+  const root = await store.writeTree([
+    { mode: '100644', path: 'a0', oid: blob, type: 'blob' },
+    { mode: '040000', path: 'a', oid: sub, type: 'tree' },
+    { mode: '100644', path: 'a.b', oid: blob, type: 'blob' },
+  ]);
+  const commit = await store.writeCommit({ tree: root, parents: [], author: { name: 'host-1', email: 'host-1@steward.invalid', timestamp: 1700000000 }, message: 'steward(host-1): Ready\n' });
+  await exec('git', ['--git-dir', dir, 'update-ref', 'refs/heads/main', commit]);
+  await exec('git', ['--git-dir', dir, 'fsck', '--strict']);
+  t.pass('git fsck --strict accepts the tree and the commit');
+  t.equal((await exec('git', ['--git-dir', dir, 'ls-tree', '--name-only', 'main'])).stdout, 'a.b\na\na0\n', "git's tree order");
+  t.equal((await exec('git', ['--git-dir', dir, 'log', '-1', '--format=%an <%ae> %at %s', 'main'])).stdout.trim(), 'host-1 <host-1@steward.invalid> 1700000000 steward(host-1): Ready');
+  t.same(await store.readTree(root), [
+    { mode: '100644', path: 'a.b', oid: blob, type: 'blob' },
+    { mode: '040000', path: 'a', oid: sub, type: 'tree' },
+    { mode: '100644', path: 'a0', oid: blob, type: 'blob' },
+  ], 'and it reads back');
+});

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createHttpClient, withHead, type HttpStats } from '../../agent/source/http.js';
 import { GitRepo, MAX_PACKS } from '../../agent/source/repo.js';
 import { publishStatus } from '../../agent/status/publish.js';
-import { buildStatus } from '../../agent/status/report.js';
+import { buildStatus } from '../../agent/reconcile/report.js';
 import { readFleet } from '../../agent/status/fleet.js';
 import { emptyState } from '../../agent/reconcile/state.js';
 import { memoryLogger } from '../helpers/agent.js';

@@ -9,7 +9,7 @@ import { createHttpClient } from '../../agent/source/http.js';
 import { GitRepo } from '../../agent/source/repo.js';
 import { publishStatus } from '../../agent/status/publish.js';
 import { readFleet } from '../../agent/status/fleet.js';
-import { buildStatus, type RunOutcome } from '../../agent/status/report.js';
+import { buildStatus, type RunOutcome } from '../../agent/reconcile/report.js';
 import { emptyState } from '../../agent/reconcile/state.js';
 import { StewardError } from '../../agent/errors.js';
 import { containerDoc, makeAgent, memoryLogger, type TestAgent } from '../helpers/agent.js';

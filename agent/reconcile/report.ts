@@ -1,6 +1,6 @@
 import type { StewardError } from '../errors.js';
-import type { ResourceResult } from '../reconcile/apply.js';
-import type { AgentState } from '../reconcile/state.js';
+import type { ResourceResult } from './apply.js';
+import type { AgentState } from './state.js';
 import type { HostStatus } from '../types/host-status.js';
 import { canonical, sha } from '../resources/container-spec.js';
 
@@ -136,9 +136,4 @@ export function fingerprint(doc: HostStatus): string {
 
 function short(rev: string | null): string {
   return rev ? rev.slice(0, 7) : 'nothing';
-}
-
-/** `steward(<host>): <phase> at <short sha> — <n> changed, <n> failed` */
-export function commitMessage(doc: HostStatus): string {
-  return `steward(${doc.host}): ${doc.phase} at ${short(doc.appliedRevision ?? doc.desiredRevision)} — ${doc.lastRun.counts.changed} changed, ${doc.lastRun.counts.failed} failed\n`;
 }

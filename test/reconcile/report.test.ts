@@ -1,5 +1,6 @@
 import t from 'tap';
-import { buildStatus, commitMessage, fingerprint, type RunOutcome } from '../../agent/status/report.js';
+import { buildStatus, fingerprint, type RunOutcome } from '../../agent/reconcile/report.js';
+import { commitMessage } from '../../agent/status/publish.js';
 import { emptyState } from '../../agent/reconcile/state.js';
 import { checkSchema } from '../../agent/manifest/schema.js';
 import { StewardError } from '../../agent/errors.js';

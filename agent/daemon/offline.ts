@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { AgentConfig } from '../config/load.js';
-import { acquireLock } from '../daemon/lock.js';
+import { acquireLock } from './lock.js';
 import { toStewardError } from '../errors.js';
 import { readJson } from '../host/fs.js';
 import type { Logger } from '../log.js';
@@ -8,7 +8,7 @@ import { matchesSchema } from '../manifest/schema.js';
 import { loadState, saveState } from '../reconcile/state.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
-import { publishStatus } from './publish.js';
+import { publishStatus } from '../status/publish.js';
 
 /** How long a stopping agent may spend telling the status branch (systemd waits 90 s by default). */
 export const STOP_REPORT_MS = 5000;

@@ -1,7 +1,7 @@
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { AgentState } from '../reconcile/state.js';
-import { MAX_PACKS, type GitRepo } from './repo.js';
+import type { AgentState } from './state.js';
+import { MAX_PACKS, type GitRepo } from '../source/repo.js';
 
 export interface SyncResult {
   /** The head to reconcile: the branch's commit, or the last fetched one when Git failed. */
