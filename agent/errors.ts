@@ -104,7 +104,12 @@ export function formatError(e: StewardError): string {
 }
 
 /** Wraps anything thrown into a StewardError, keeping one already typed as it is. */
-export function toStewardError(err: unknown, code: ErrorCode, message?: string, detail: ErrorDetail & { retry?: Retry } = {}): StewardError {
+export function toStewardError(
+  err: unknown,
+  code: ErrorCode,
+  message?: string,
+  detail: ErrorDetail & { retry?: Retry } = {},
+): StewardError {
   if (err instanceof StewardError) return err;
   const text = err instanceof Error ? err.message : String(err);
   return new StewardError(code, message ? `${message}: ${text}` : text, { ...detail, cause: err });

@@ -30,7 +30,16 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: {
-        paths: ['token', '*.token', 'password', '*.password', 'headers.authorization', 'headers.Authorization', 'env', '*.env'],
+        paths: [
+          'token',
+          '*.token',
+          'password',
+          '*.password',
+          'headers.authorization',
+          'headers.Authorization',
+          'env',
+          '*.env',
+        ],
         censor: '[redacted]',
       },
     },

@@ -27,7 +27,45 @@ const configs = [
   `host: edge-1\nlabels: { site: berlin, role: kiosk }\nsource:\n  url: https://git.example.com/fleet.git\n  branch: main\n  paths: [hosts/\${host}, groups/\${labels.role}]\n  auth: { username: steward, tokenFile: /etc/steward/token }\n  interval: 60s\n  jitter: 10s\nstatus: { branch: steward-status, heartbeat: 15m }\nfiles: { roots: [/etc/kiosk, /opt/kiosk] }\nrollback: auto\n`,
   `source: { url: "https://u:p@g/f.git", schedule: "*/5 * * * *", timeout: 2s, maxPackSize: 64MiB }\nstateDir: /var/lib/steward\n`,
 ];
-const tokens = ['&a ', '*a', '*b', '<<: *a\n', '\n---\n', '? [x, y]\n: z\n', '[', ']', '{', '}', '"', "'", ':', '- ', '\n  ', '\0', '\xff\xfe', '!!binary ', '!!js/function ', '!!str ', '%YAML 1.1\n', '#', '|\n  ', '>\n  ', '${host}', '${labels.x}', '../', '/etc/steward/agent.yaml', '\\u0000', '1e999', '-0', '0x1F', '~', 'null', '.inf', 'dependsOn: [File/cfg]', 'restartOn: [Service/kiosk]'];
+const tokens = [
+  '&a ',
+  '*a',
+  '*b',
+  '<<: *a\n',
+  '\n---\n',
+  '? [x, y]\n: z\n',
+  '[',
+  ']',
+  '{',
+  '}',
+  '"',
+  "'",
+  ':',
+  '- ',
+  '\n  ',
+  '\0',
+  '\xff\xfe',
+  '!!binary ',
+  '!!js/function ',
+  '!!str ',
+  '%YAML 1.1\n',
+  '#',
+  '|\n  ',
+  '>\n  ',
+  '${host}',
+  '${labels.x}',
+  '../',
+  '/etc/steward/agent.yaml',
+  '\\u0000',
+  '1e999',
+  '-0',
+  '0x1F',
+  '~',
+  'null',
+  '.inf',
+  'dependsOn: [File/cfg]',
+  'restartOn: [Service/kiosk]',
+];
 
 /** mulberry32: small, fast, seeded. */
 function rng(s: number): () => number {
@@ -47,14 +85,30 @@ function mutate(base: string, r: () => number): Buffer {
   for (let k = 0; k < steps; k++) {
     const at = Math.floor(r() * (b.length + 1));
     const op = Math.floor(r() * 7);
-    if (op === 0) b = Buffer.concat([b.subarray(0, at), Buffer.from(tokens[Math.floor(r() * tokens.length)]!, 'latin1'), b.subarray(at)]);
+    if (op === 0)
+      b = Buffer.concat([
+        b.subarray(0, at),
+        Buffer.from(tokens[Math.floor(r() * tokens.length)]!, 'latin1'),
+        b.subarray(at),
+      ]);
     else if (op === 1 && b.length > 0) b[Math.min(at, b.length - 1)] = Math.floor(r() * 256);
-    else if (op === 2) b = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + Math.floor(r() * 40)))]);
-    else if (op === 3) b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + Math.floor(r() * 80)), b.subarray(at)]);
-    else if (op === 4) b = Buffer.concat([b.subarray(0, at), Buffer.from('['.repeat(1 + Math.floor(r() * 200))), b.subarray(at)]);
+    else if (op === 2)
+      b = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + Math.floor(r() * 40)))]);
+    else if (op === 3)
+      b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + Math.floor(r() * 80)), b.subarray(at)]);
+    else if (op === 4)
+      b = Buffer.concat([b.subarray(0, at), Buffer.from('['.repeat(1 + Math.floor(r() * 200))), b.subarray(at)]);
     else if (op === 5) {
       const n = 2 + Math.floor(r() * 5);
-      b = Buffer.concat([Buffer.from(Array.from({ length: n }, (_, i) => `l${i}: &l${i} [${Array.from({ length: 9 }, () => (i === 0 ? 'x' : `*l${i - 1}`)).join(', ')}]`).join('\n') + '\n'), b]);
+      b = Buffer.concat([
+        Buffer.from(
+          Array.from(
+            { length: n },
+            (_, i) => `l${i}: &l${i} [${Array.from({ length: 9 }, () => (i === 0 ? 'x' : `*l${i - 1}`)).join(', ')}]`,
+          ).join('\n') + '\n',
+        ),
+        b,
+      ]);
     } else b = Buffer.concat([b, Buffer.from('\n'), Buffer.from(manifests[Math.floor(r() * manifests.length)]!)]);
   }
   return b;
@@ -66,7 +120,10 @@ const readRepoFile = async (path: string) => {
   throw new Error(`${path} does not exist at this commit`);
 };
 
-interface Result { crashed?: string; ms: number }
+interface Result {
+  crashed?: string;
+  ms: number;
+}
 async function runOne(i: number): Promise<{ kind: string; input: Buffer; result: Result }> {
   const r = rng(seed * 1_000_003 + i);
   const isConfig = r() < 0.25;
@@ -94,14 +151,22 @@ async function runOne(i: number): Promise<{ kind: string; input: Buffer; result:
   } catch (err) {
     crashed = `${(err as Error).name}: ${(err as Error).message.slice(0, 200)}`;
   }
-  return { kind: isConfig ? 'config' : 'manifest', input, result: { ...(crashed ? { crashed } : {}), ms: performance.now() - t0 } };
+  return {
+    kind: isConfig ? 'config' : 'manifest',
+    input,
+    result: { ...(crashed ? { crashed } : {}), ms: performance.now() - t0 },
+  };
 }
 
 if (replay !== undefined) {
   const { kind, input, result } = await runOne(replay);
-  console.log(`input ${replay} (seed ${seed}, ${kind}, ${input.length} bytes):\n${JSON.stringify(input.toString('latin1'))}\n-> ${result.crashed ?? 'no crash'} (${result.ms.toFixed(2)} ms)`);
+  console.log(
+    `input ${replay} (seed ${seed}, ${kind}, ${input.length} bytes):\n${JSON.stringify(input.toString('latin1'))}\n-> ${result.crashed ?? 'no crash'} (${result.ms.toFixed(2)} ms)`,
+  );
 } else {
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; inputs ${from}..${from + total - 1}, seed ${seed}`);
+  console.log(
+    `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; inputs ${from}..${from + total - 1}, seed ${seed}`,
+  );
   const crashes: Array<{ i: number; crashed: string }> = [];
   let slowest = { i: -1, ms: 0, kind: '' };
   const t0 = performance.now();
@@ -109,9 +174,14 @@ if (replay !== undefined) {
     const { kind, result } = await runOne(i);
     if (result.crashed) crashes.push({ i, crashed: result.crashed });
     if (result.ms > slowest.ms) slowest = { i, ms: result.ms, kind };
-    if ((i + 1 - from) % 100_000 === 0) console.log(`  ${i + 1 - from} inputs, ${crashes.length} crashes, ${Math.round((i + 1 - from) / ((performance.now() - t0) / 1000))} inputs/s`);
+    if ((i + 1 - from) % 100_000 === 0)
+      console.log(
+        `  ${i + 1 - from} inputs, ${crashes.length} crashes, ${Math.round((i + 1 - from) / ((performance.now() - t0) / 1000))} inputs/s`,
+      );
   }
   const s = (performance.now() - t0) / 1000;
-  console.log(`${total} inputs in ${s.toFixed(0)} s: ${Math.round(total / s)} inputs/s; crashes: ${crashes.length}; slowest input: #${slowest.i} (${slowest.kind}) ${slowest.ms.toFixed(1)} ms (replay: --replay ${slowest.i} ${seed})`);
+  console.log(
+    `${total} inputs in ${s.toFixed(0)} s: ${Math.round(total / s)} inputs/s; crashes: ${crashes.length}; slowest input: #${slowest.i} (${slowest.kind}) ${slowest.ms.toFixed(1)} ms (replay: --replay ${slowest.i} ${seed})`,
+  );
   for (const c of crashes.slice(0, 20)) console.log(`  crash #${c.i}: ${c.crashed}`);
 }

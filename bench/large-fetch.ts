@@ -14,17 +14,24 @@ import { createFleetRepo, startGitServer } from '../test/helpers/git.js';
 
 const main = process.env.STEWARD_MAIN ?? fileURLToPath(new URL('../dist/agent/main.js', import.meta.url));
 const packMiB = Number(process.env.PACK_MIB ?? 50);
-console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${main}`);
+console.log(
+  `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${main}`,
+);
 const server = await startGitServer();
 const fleet = await createFleetRepo(server, 'large');
 const dir = await mkdtemp(join(tmpdir(), 'steward-bench-large-'));
 const outDir = await mkdtemp(join(tmpdir(), 'steward-bench-large-out-'));
 const files: Record<string, string | Buffer> = {};
 for (let i = 0; i < packMiB; i++) files[`assets/blob-${i}.bin`] = randomBytes(1024 * 1024);
-for (let i = 0; i < 10; i++) files[`hosts/bench/file-${i}.yaml`] = `apiVersion: steward/v1\nkind: File\nmetadata: { name: f${i} }\nspec:\n  path: ${join(outDir, `f${i}.txt`)}\n  content: "file ${i}\\n"\n`;
+for (let i = 0; i < 10; i++)
+  files[`hosts/bench/file-${i}.yaml`] =
+    `apiVersion: steward/v1\nkind: File\nmetadata: { name: f${i} }\nspec:\n  path: ${join(outDir, `f${i}.txt`)}\n  content: "file ${i}\\n"\n`;
 await fleet.commit(files);
 const config = join(dir, 'agent.yaml');
-await writeFile(config, `host: bench\nsource:\n  url: ${server.url('large')}\n  paths: [hosts/bench]\n  timeout: 30s\n  maxPackSize: ${packMiB + 16}MiB\nstateDir: ${join(dir, 'state')}\nfiles: { roots: [${outDir}] }\nstatus: { enabled: false }\n`);
+await writeFile(
+  config,
+  `host: bench\nsource:\n  url: ${server.url('large')}\n  paths: [hosts/bench]\n  timeout: 30s\n  maxPackSize: ${packMiB + 16}MiB\nstateDir: ${join(dir, 'state')}\nfiles: { roots: [${outDir}] }\nstatus: { enabled: false }\n`,
+);
 
 async function once(label: string): Promise<void> {
   const t0 = Date.now();
@@ -39,14 +46,27 @@ async function once(label: string): Promise<void> {
   }, 10);
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   clearInterval(sample);
-  const packs = (await readdir(join(dir, 'state', 'source.git', 'objects', 'pack')).catch(() => [])).filter((f) => f.endsWith('.pack'));
+  const packs = (await readdir(join(dir, 'state', 'source.git', 'objects', 'pack')).catch(() => [])).filter((f) =>
+    f.endsWith('.pack'),
+  );
   const written = (await readdir(outDir).catch(() => [])).length;
-  console.log(`${label}: exit ${code} after ${Date.now() - t0} ms, peak RSS ${Math.round(peak)} MiB, packs ${packs.length}, files written ${written}`);
-  if (code !== 0) console.log(out.split("\n").filter((l) => l.includes("error")).slice(0, 3).join("\n"));
+  console.log(
+    `${label}: exit ${code} after ${Date.now() - t0} ms, peak RSS ${Math.round(peak)} MiB, packs ${packs.length}, files written ${written}`,
+  );
+  if (code !== 0)
+    console.log(
+      out
+        .split('\n')
+        .filter((l) => l.includes('error'))
+        .slice(0, 3)
+        .join('\n'),
+    );
 }
 
 await once(`first run, ${packMiB} MiB pack`);
-await fleet.commit({ 'hosts/bench/file-0.yaml': files['hosts/bench/file-0.yaml']!.toString().replace('file 0', 'file 0 changed') });
+await fleet.commit({
+  'hosts/bench/file-0.yaml': files['hosts/bench/file-0.yaml']!.toString().replace('file 0', 'file 0 changed'),
+});
 await once('second run, one manifest changed');
 await once('third run, nothing changed');
 await server.stop();

@@ -31,12 +31,44 @@ function report(host: string, n: number): string {
   const results = new Map(
     ['Container/web', 'Container/agent', 'File/config', 'File/page', 'Service/kiosk'].map((id, i) => [
       id,
-      { id, action: 'none' as const, status: n % 97 === i ? ('Failed' as const) : ('Ready' as const), message: n % 97 === i ? 'cannot pull image' : 'up to date', drift: false, ...(n % 97 === i ? { error: new StewardError('E_IMAGE_PULL', 'cannot pull image') } : {}) },
+      {
+        id,
+        action: 'none' as const,
+        status: n % 97 === i ? ('Failed' as const) : ('Ready' as const),
+        message: n % 97 === i ? 'cannot pull image' : 'up to date',
+        drift: false,
+        ...(n % 97 === i ? { error: new StewardError('E_IMAGE_PULL', 'cannot pull image') } : {}),
+      },
     ]),
   );
   const doc = buildStatus(
-    { host, labels: { site: `site-${n % 7}`, role: 'kiosk' }, agentVersion: '0.1.0', heartbeatSeconds: 900, facts: { os: 'Debian GNU/Linux 12', kernel: '6.1.0', arch: 'x64', cpu: 'ARM Cortex-A72', cpus: 4, memoryBytes: 4 << 30, dockerVersion: '20.10.24', nodeVersion: '26.10.0' } },
-    { startedAt: now, durationMs: 40 + (n % 50), desiredRevision: rev, appliedRevision: rev, lastGoodRevision: rev, phase: n % 97 < 5 ? 'Failed' : 'Converged', bundleErrors: [], results, notes: [] },
+    {
+      host,
+      labels: { site: `site-${n % 7}`, role: 'kiosk' },
+      agentVersion: '0.1.0',
+      heartbeatSeconds: 900,
+      facts: {
+        os: 'Debian GNU/Linux 12',
+        kernel: '6.1.0',
+        arch: 'x64',
+        cpu: 'ARM Cortex-A72',
+        cpus: 4,
+        memoryBytes: 4 << 30,
+        dockerVersion: '20.10.24',
+        nodeVersion: '26.10.0',
+      },
+    },
+    {
+      startedAt: now,
+      durationMs: 40 + (n % 50),
+      desiredRevision: rev,
+      appliedRevision: rev,
+      lastGoodRevision: rev,
+      phase: n % 97 < 5 ? 'Failed' : 'Converged',
+      bundleErrors: [],
+      results,
+      notes: [],
+    },
     emptyState(),
     now,
   );
@@ -49,9 +81,13 @@ async function fastImport(bare: string, count: number, start = 0): Promise<void>
   for (let n = start + 1; n <= start + count; n++) {
     const host = `host-${String(n % hostCount).padStart(4, '0')}`;
     const body = Buffer.from(report(host, n));
-    const msg = Buffer.from(`steward(${host}): Converged at ${(n * 7919).toString(16).padStart(40, '0').slice(0, 7)} — 0 changed, 0 failed\n\nSteward-Seq: ${n}\n`);
+    const msg = Buffer.from(
+      `steward(${host}): Converged at ${(n * 7919).toString(16).padStart(40, '0').slice(0, 7)} — 0 changed, 0 failed\n\nSteward-Seq: ${n}\n`,
+    );
     const when = 1767225600 + n * 60;
-    w(`commit refs/heads/steward-status\ncommitter ${host} <${host}@steward.invalid> ${when} +0000\ndata ${msg.length}\n`);
+    w(
+      `commit refs/heads/steward-status\ncommitter ${host} <${host}@steward.invalid> ${when} +0000\ndata ${msg.length}\n`,
+    );
     w(msg);
     w('\n');
     // Continuing an existing branch: fast-import starts from its tip only when told.
@@ -76,7 +112,12 @@ const size = async (bare: string) => {
  */
 async function afterEveryHostReported(url: string, bare: string): Promise<string> {
   const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
-  const repo = new GitRepo({ gitdir: join(await mkdtemp(join(tmpdir(), 'steward-growth-')), 'status.git'), url, headers: {}, http: createHttpClient({ timeoutMs: 120_000, stats }) });
+  const repo = new GitRepo({
+    gitdir: join(await mkdtemp(join(tmpdir(), 'steward-growth-')), 'status.git'),
+    url,
+    headers: {},
+    http: createHttpClient({ timeoutMs: 120_000, stats }),
+  });
   await publishStatus(repo, 'steward-status', JSON.parse(report('host-0001', reports + 2)), log);
   await fastImport(bare, hostCount, reports + 2);
   const before = { ...stats };
@@ -89,7 +130,12 @@ async function afterEveryHostReported(url: string, bare: string): Promise<string
 
 async function readAsAgent(url: string): Promise<string> {
   const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
-  const repo = new GitRepo({ gitdir: join(await mkdtemp(join(tmpdir(), 'steward-growth-')), 'status.git'), url, headers: {}, http: createHttpClient({ timeoutMs: 120_000, stats }) });
+  const repo = new GitRepo({
+    gitdir: join(await mkdtemp(join(tmpdir(), 'steward-growth-')), 'status.git'),
+    url,
+    headers: {},
+    http: createHttpClient({ timeoutMs: 120_000, stats }),
+  });
   await repo.init();
   const t0 = performance.now();
   const { rows } = await readFleet(repo, 'steward-status', new Date());
@@ -115,7 +161,17 @@ try {
   // What the history limit does: the host past it writes a root commit with the tip's tree.
   const tip = (await exec('git', ['--git-dir', fleet.bare, 'rev-parse', 'steward-status'])).stdout.trim();
   const tree = (await exec('git', ['--git-dir', fleet.bare, 'rev-parse', `${tip}^{tree}`])).stdout.trim();
-  const root = (await exec('git', ['--git-dir', fleet.bare, 'commit-tree', tree, '-m', 'squash\n\nSteward-Seq: 1'], { env: { ...process.env, GIT_AUTHOR_NAME: 'h', GIT_AUTHOR_EMAIL: 'h@x', GIT_COMMITTER_NAME: 'h', GIT_COMMITTER_EMAIL: 'h@x' } })).stdout.trim();
+  const root = (
+    await exec('git', ['--git-dir', fleet.bare, 'commit-tree', tree, '-m', 'squash\n\nSteward-Seq: 1'], {
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 'h',
+        GIT_AUTHOR_EMAIL: 'h@x',
+        GIT_COMMITTER_NAME: 'h',
+        GIT_COMMITTER_EMAIL: 'h@x',
+      },
+    })
+  ).stdout.trim();
   await exec('git', ['--git-dir', fleet.bare, 'update-ref', 'refs/heads/steward-status', root]);
   await exec('git', ['--git-dir', fleet.bare, 'reflog', 'expire', '--expire=now', '--all']);
   await exec('git', ['--git-dir', fleet.bare, 'gc', '--quiet', '--prune=now']);

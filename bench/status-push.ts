@@ -24,7 +24,8 @@ type ToWorker = { round: number };
 type FromWorker = { ready: true } | { latencies: number[]; attempts: number[]; requests: number };
 
 const REV = 'd'.repeat(40);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 if (process.env.BENCH_WORKER) await worker(JSON.parse(process.env.BENCH_WORKER) as { url: string; names: string[] });
 else await main();
@@ -34,19 +35,29 @@ async function main(): Promise<void> {
   const sizes = counts.length > 0 ? counts : [10, 50, 200];
   const rounds = Number(process.env.ROUNDS ?? 2);
   const workers = Number(process.env.WORKERS ?? 1);
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, Node ${process.version}; server: git http-backend per request on 127.0.0.1; hosts in ${workers} process(es); ${process.env.SPREAD_MS ? `starts spread over ${process.env.SPREAD_MS} ms` : 'all start at the same instant'}`);
+  console.log(
+    `machine: ${cpus().length} x ${cpus()[0]?.model}, Node ${process.version}; server: git http-backend per request on 127.0.0.1; hosts in ${workers} process(es); ${process.env.SPREAD_MS ? `starts spread over ${process.env.SPREAD_MS} ms` : 'all start at the same instant'}`,
+  );
   const server = await startGitServer();
   try {
     for (const n of sizes) {
       const fleet = await createFleetRepo(server, `fleet-${n}`);
       await fleet.commit({ 'README.md': 'x\n' });
       const names = Array.from({ length: n }, (_, i) => `host-${String(i).padStart(3, '0')}`);
-      const groups = Array.from({ length: Math.min(workers, n) }, (_, w) => names.filter((_, i) => i % Math.min(workers, n) === w));
-      const children = groups.map((g) => fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, BENCH_WORKER: JSON.stringify({ url: server.url(`fleet-${n}`), names: g }) }, execArgv: process.execArgv }));
-      const next = (c: (typeof children)[number]) => new Promise<FromWorker>((resolve, reject) => {
-        c.once('message', (m) => resolve(m as FromWorker));
-        c.once('exit', (code) => reject(new Error(`bench worker exited with ${code}`)));
-      });
+      const groups = Array.from({ length: Math.min(workers, n) }, (_, w) =>
+        names.filter((_, i) => i % Math.min(workers, n) === w),
+      );
+      const children = groups.map((g) =>
+        fork(fileURLToPath(import.meta.url), [], {
+          env: { ...process.env, BENCH_WORKER: JSON.stringify({ url: server.url(`fleet-${n}`), names: g }) },
+          execArgv: process.execArgv,
+        }),
+      );
+      const next = (c: (typeof children)[number]) =>
+        new Promise<FromWorker>((resolve, reject) => {
+          c.once('message', (m) => resolve(m as FromWorker));
+          c.once('exit', (code) => reject(new Error(`bench worker exited with ${code}`)));
+        });
       await Promise.all(children.map(next));
       const latencies: number[] = [];
       const attempts: number[] = [];
@@ -62,11 +73,15 @@ async function main(): Promise<void> {
           attempts.push(...r.attempts);
           requests += r.requests;
         }
-        console.log(`  ${n} hosts, round ${round}: ${((performance.now() - r0) / 1000).toFixed(1)} s until the last report landed`);
+        console.log(
+          `  ${n} hosts, round ${round}: ${((performance.now() - r0) / 1000).toFixed(1)} s until the last report landed`,
+        );
       }
       const wall = performance.now() - t0;
       for (const c of children) c.kill();
-      console.log(`${n} hosts at once (x${rounds} rounds): push latency p50 ${pct(latencies, 50).toFixed(0)} ms, p95 ${pct(latencies, 95).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms; attempts p50 ${pct(attempts, 50)}, p95 ${pct(attempts, 95)}, max ${Math.max(...attempts)}; ${(requests / (n * rounds)).toFixed(1)} requests per report; ${(wall / (n * rounds)).toFixed(0)} ms of wall time per report`);
+      console.log(
+        `${n} hosts at once (x${rounds} rounds): push latency p50 ${pct(latencies, 50).toFixed(0)} ms, p95 ${pct(latencies, 95).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms; attempts p50 ${pct(attempts, 50)}, p95 ${pct(attempts, 95)}, max ${Math.max(...attempts)}; ${(requests / (n * rounds)).toFixed(1)} requests per report; ${(wall / (n * rounds)).toFixed(0)} ms of wall time per report`,
+      );
     }
   } finally {
     await server.stop();
@@ -79,7 +94,12 @@ async function worker(opts: { url: string; names: string[] }): Promise<void> {
   const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
   const hosts = await Promise.all(
     opts.names.map(async (name) => {
-      const repo = new GitRepo({ gitdir: join(await mkdtemp(join(tmpdir(), 'steward-bench-')), 'status.git'), url: opts.url, headers: {}, http: createHttpClient({ timeoutMs: 60_000, stats }) });
+      const repo = new GitRepo({
+        gitdir: join(await mkdtemp(join(tmpdir(), 'steward-bench-')), 'status.git'),
+        url: opts.url,
+        headers: {},
+        http: createHttpClient({ timeoutMs: 60_000, stats }),
+      });
       await repo.init();
       return { name, repo };
     }),
@@ -92,7 +112,22 @@ async function worker(opts: { url: string; names: string[] }): Promise<void> {
       hosts.map(async (h) => {
         await new Promise((r) => setTimeout(r, Math.random() * Number(process.env.SPREAD_MS ?? 0)));
         const now = new Date();
-        const doc = buildStatus({ host: h.name, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 900, facts: {} }, { startedAt: now, durationMs: m.round, desiredRevision: REV, appliedRevision: REV, lastGoodRevision: REV, phase: 'Converged', bundleErrors: [], results: new Map(), notes: [] }, emptyState(), now);
+        const doc = buildStatus(
+          { host: h.name, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 900, facts: {} },
+          {
+            startedAt: now,
+            durationMs: m.round,
+            desiredRevision: REV,
+            appliedRevision: REV,
+            lastGoodRevision: REV,
+            phase: 'Converged',
+            bundleErrors: [],
+            results: new Map(),
+            notes: [],
+          },
+          emptyState(),
+          now,
+        );
         const s = performance.now();
         // No deadline here: the figure is how long the last of them takes, however long that is.
         const r = await publishStatus(h.repo, 'steward-status', doc, log, { attempts: 1000, deadlineMs: 3_600_000 });

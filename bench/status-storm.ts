@@ -16,14 +16,21 @@ import { createFleetRepo, gitOut, showFile, startGitServer } from '../test/helpe
 const n = Number(process.argv[2] ?? 50);
 const rounds = Number(process.argv[3] ?? 10);
 const REV = 'c'.repeat(40);
-console.log(`machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${n} hosts x ${rounds} rounds`);
+console.log(
+  `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${n} hosts x ${rounds} rounds`,
+);
 const server = await startGitServer();
 try {
   const own = await createFleetRepo(server, 'storm');
   await own.commit({ 'README.md': 'x\n' });
   const hosts = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
-      const repo = new GitRepo({ gitdir: join(await mkdtemp(join(tmpdir(), 'steward-storm-')), 'status.git'), url: server.url('storm'), headers: {}, http: createHttpClient({ timeoutMs: 60_000 }) });
+      const repo = new GitRepo({
+        gitdir: join(await mkdtemp(join(tmpdir(), 'steward-storm-')), 'status.git'),
+        url: server.url('storm'),
+        headers: {},
+        http: createHttpClient({ timeoutMs: 60_000 }),
+      });
       await repo.init();
       return { name: `h${String(i).padStart(3, '0')}`, repo };
     }),
@@ -37,17 +44,45 @@ try {
     const now = new Date();
     const results = await Promise.all(
       hosts.map((h) =>
-        publishStatus(h.repo, 'steward-status', buildStatus({ host: h.name, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} }, { startedAt: now, durationMs: round, desiredRevision: REV, appliedRevision: REV, lastGoodRevision: REV, phase: 'Converged', bundleErrors: [], results: new Map(), notes: [] }, emptyState(), now), log).catch(() => undefined),
+        publishStatus(
+          h.repo,
+          'steward-status',
+          buildStatus(
+            { host: h.name, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} },
+            {
+              startedAt: now,
+              durationMs: round,
+              desiredRevision: REV,
+              appliedRevision: REV,
+              lastGoodRevision: REV,
+              phase: 'Converged',
+              bundleErrors: [],
+              results: new Map(),
+              notes: [],
+            },
+            emptyState(),
+            now,
+          ),
+          log,
+        ).catch(() => undefined),
       ),
     );
     failed += results.filter((r) => r?.outcome !== 'pushed').length;
     maxAttempts = Math.max(maxAttempts, ...results.map((r) => r?.attempts ?? 0));
-    const seen = await Promise.all(hosts.map(async (h) => JSON.parse((await showFile(own.bare, 'steward-status', `hosts/${h.name}/status.json`)) ?? '{"lastRun":{}}').lastRun.durationMs));
+    const seen = await Promise.all(
+      hosts.map(
+        async (h) =>
+          JSON.parse((await showFile(own.bare, 'steward-status', `hosts/${h.name}/status.json`)) ?? '{"lastRun":{}}')
+            .lastRun.durationMs,
+      ),
+    );
     lost += seen.filter((r) => r !== round).length;
     console.log(`round ${round}: ${Math.round(performance.now() - t0)} ms`);
   }
   const commits = Number(await gitOut(own.bare, 'rev-list', '--count', 'steward-status'));
-  console.log(`most attempts for one push: ${maxAttempts}; pushes that failed: ${failed}; lost updates: ${lost}; commits: ${commits} (expected ${n * rounds})`);
+  console.log(
+    `most attempts for one push: ${maxAttempts}; pushes that failed: ${failed}; lost updates: ${lost}; commits: ${commits} (expected ${n * rounds})`,
+  );
 } finally {
   await server.stop();
 }

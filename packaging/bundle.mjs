@@ -18,13 +18,17 @@ await build({
   target: 'node20',
   minify: false,
   legalComments: 'none',
-  banner: { js: "import { createRequire as __stewardRequire } from 'node:module'; const require = __stewardRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __stewardRequire } from 'node:module'; const require = __stewardRequire(import.meta.url);",
+  },
   plugins: [
     {
       name: 'stubs',
       setup(b) {
         b.onResolve({ filter: /^ssh2$/ }, () => ({ path: 'ssh2', namespace: 'stub' }));
-        b.onResolve({ filter: /^\.\/session$/ }, (args) => (args.importer.includes('dockerode') ? { path: 'dockerode-session', namespace: 'stub' } : undefined));
+        b.onResolve({ filter: /^\.\/session$/ }, (args) =>
+          args.importer.includes('dockerode') ? { path: 'dockerode-session', namespace: 'stub' } : undefined,
+        );
         b.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({ contents: stub(args.path), loader: 'js' }));
       },
     },

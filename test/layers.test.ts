@@ -40,8 +40,14 @@ async function sources(dir: string): Promise<string[]> {
 /** Every module an agent file imports: relative ones as agent paths, packages by name. */
 async function importsOf(file: string): Promise<Array<{ spec: string; target?: string }>> {
   const text = await readFile(file, 'utf8');
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\('([^']+)'\)/g)].map((m) => m[1] ?? m[2]!);
-  return specs.map((spec) => (spec.startsWith('.') ? { spec, target: relative(agent, resolve(dirname(file), spec)).replace(/\.js$/, '.ts') } : { spec }));
+  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\('([^']+)'\)/g)].map(
+    (m) => m[1] ?? m[2]!,
+  );
+  return specs.map((spec) =>
+    spec.startsWith('.')
+      ? { spec, target: relative(agent, resolve(dirname(file), spec)).replace(/\.js$/, '.ts') }
+      : { spec },
+  );
 }
 
 t.test('layers point down: no module of agent/ imports from a layer above its own', async (t) => {
@@ -62,7 +68,8 @@ t.test('source/ is the only door to Git: nothing else imports isomorphic-git', a
   for (const file of await sources(agent)) {
     const from = relative(agent, file);
     if (from.startsWith('source/')) continue;
-    if ((await importsOf(file)).some((i) => i.spec === 'isomorphic-git' || i.spec.startsWith('isomorphic-git/'))) outside.push(from);
+    if ((await importsOf(file)).some((i) => i.spec === 'isomorphic-git' || i.spec.startsWith('isomorphic-git/')))
+      outside.push(from);
   }
   t.same(outside, [], 'isomorphic-git is imported only under source/');
 });

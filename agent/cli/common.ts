@@ -21,7 +21,8 @@ export const stdio: Io = {
 export function args<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, positionals = 0) {
   try {
     const parsed = parseArgs({ args: argv, options, allowPositionals: positionals > 0, strict: true });
-    if (parsed.positionals.length > positionals) throw new Error(`unexpected argument "${parsed.positionals[positionals]}"`);
+    if (parsed.positionals.length > positionals)
+      throw new Error(`unexpected argument "${parsed.positionals[positionals]}"`);
     return parsed;
   } catch (err) {
     throw new StewardError('E_ARGS', (err as Error).message);

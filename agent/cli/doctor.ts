@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { args, configFrom, configOption, type ExitCode, type Io } from './common.js';
 
-export const help = 'steward doctor [--config FILE]   check this host: config, Git credentials, Docker socket, systemd, file roots';
+export const help =
+  'steward doctor [--config FILE]   check this host: config, Git credentials, Docker socket, systemd, file roots';
 
 type Check = [name: string, run: () => Promise<string>];
 
@@ -19,57 +20,87 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
   let config: AgentConfig;
   try {
     config = await configFrom(values);
-    io.out(`ok    config      ${config.file} (host ${config.host}, ${config.source.url} ${config.source.branch}, paths ${config.source.paths.join(', ')})`);
-    if (config.source.urlPassword) io.out('warn  config      source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile');
+    io.out(
+      `ok    config      ${config.file} (host ${config.host}, ${config.source.url} ${config.source.branch}, paths ${config.source.paths.join(', ')})`,
+    );
+    if (config.source.urlPassword)
+      io.out(
+        'warn  config      source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile',
+      );
   } catch (err) {
     io.out(`FAIL  config      ${(err as Error).message.split('\n').join('; ')}`);
     return 1;
   }
   const checks: Check[] = [
-    ['git', async () => {
-      const creds = await readCredentials(config);
-      const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
-      try {
-        const repo = new GitRepo({ gitdir: join(dir, 'x.git'), url: config.source.url, ...gitRemote(config, creds, { signal }) });
-        await repo.init();
-        const head = await repo.remoteHead(config.source.branch);
-        if (!head) throw new Error(`reachable${creds.token ? ' with the credentials' : ''}, but branch "${config.source.branch}" does not exist`);
-        return `reachable${creds.token ? ' with the credentials' : ''}; ${config.source.branch} at ${head.slice(0, 7)}`;
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    }],
-    ['docker', async () => {
-      const v = await createDocker(config.docker.socket).version();
-      return `${config.docker.socket}: engine ${v.Version} (API ${v.ApiVersion})`;
-    }],
-    ['systemd', async () => {
-      if (!existsSync('/run/systemd/system')) throw new Error('this host was not booted with systemd: Service resources cannot be applied');
-      const out = await new Promise<string>((res, rej) => execFile('systemctl', ['--version'], (e, o) => (e ? rej(e) : res(o))));
-      return out.split('\n')[0] ?? 'present';
-    }],
-    ['state', async () => {
-      await mkdir(config.stateDir, { recursive: true });
-      await access(config.stateDir, constants.W_OK);
-      return `${config.stateDir} writable`;
-    }],
-    ['file roots', async () => {
-      if (config.files.roots.length === 0) return 'none configured (File resources cannot write anywhere)';
-      const notes: string[] = [];
-      for (const root of config.files.roots) {
-        const st = await lstat(root).catch(() => undefined);
-        if (!st) notes.push(`${root} missing (created on first write)`);
-        else if (st.isSymbolicLink()) throw new Error(`${root} is a symlink; Steward does not follow symlinks`);
-        else if (!st.isDirectory()) throw new Error(`${root} is not a directory`);
-        else {
-          await access(root, constants.W_OK).catch(() => {
-            throw new Error(`${root} is not writable`);
+    [
+      'git',
+      async () => {
+        const creds = await readCredentials(config);
+        const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
+        try {
+          const repo = new GitRepo({
+            gitdir: join(dir, 'x.git'),
+            url: config.source.url,
+            ...gitRemote(config, creds, { signal }),
           });
-          notes.push(`${root} writable`);
+          await repo.init();
+          const head = await repo.remoteHead(config.source.branch);
+          if (!head)
+            throw new Error(
+              `reachable${creds.token ? ' with the credentials' : ''}, but branch "${config.source.branch}" does not exist`,
+            );
+          return `reachable${creds.token ? ' with the credentials' : ''}; ${config.source.branch} at ${head.slice(0, 7)}`;
+        } finally {
+          await rm(dir, { recursive: true, force: true });
         }
-      }
-      return notes.join(', ');
-    }],
+      },
+    ],
+    [
+      'docker',
+      async () => {
+        const v = await createDocker(config.docker.socket).version();
+        return `${config.docker.socket}: engine ${v.Version} (API ${v.ApiVersion})`;
+      },
+    ],
+    [
+      'systemd',
+      async () => {
+        if (!existsSync('/run/systemd/system'))
+          throw new Error('this host was not booted with systemd: Service resources cannot be applied');
+        const out = await new Promise<string>((res, rej) =>
+          execFile('systemctl', ['--version'], (e, o) => (e ? rej(e) : res(o))),
+        );
+        return out.split('\n')[0] ?? 'present';
+      },
+    ],
+    [
+      'state',
+      async () => {
+        await mkdir(config.stateDir, { recursive: true });
+        await access(config.stateDir, constants.W_OK);
+        return `${config.stateDir} writable`;
+      },
+    ],
+    [
+      'file roots',
+      async () => {
+        if (config.files.roots.length === 0) return 'none configured (File resources cannot write anywhere)';
+        const notes: string[] = [];
+        for (const root of config.files.roots) {
+          const st = await lstat(root).catch(() => undefined);
+          if (!st) notes.push(`${root} missing (created on first write)`);
+          else if (st.isSymbolicLink()) throw new Error(`${root} is a symlink; Steward does not follow symlinks`);
+          else if (!st.isDirectory()) throw new Error(`${root} is not a directory`);
+          else {
+            await access(root, constants.W_OK).catch(() => {
+              throw new Error(`${root} is not writable`);
+            });
+            notes.push(`${root} writable`);
+          }
+        }
+        return notes.join(', ');
+      },
+    ],
   ];
   let failed = false;
   for (const [name, check] of checks) {

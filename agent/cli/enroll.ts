@@ -8,7 +8,8 @@ import { StewardError } from '../errors.js';
 import { writeFileAtomic } from '../host/fs.js';
 import { args, type ExitCode, type Io } from './common.js';
 
-export const help = 'steward enroll --url URL [--host NAME] [--token-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
+export const help =
+  'steward enroll --url URL [--host NAME] [--token-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
 
 /**
  * Writes the agent config file. The file is validated exactly as the agent will load it before
@@ -47,7 +48,9 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
       url: values.url,
       ...(values.branch ? { branch: values.branch } : {}),
       ...(values.path ? { paths: values.path } : {}),
-      ...(values['token-file'] ? { auth: { ...(values.username ? { username: values.username } : {}), tokenFile: values['token-file'] } } : {}),
+      ...(values['token-file']
+        ? { auth: { ...(values.username ? { username: values.username } : {}), tokenFile: values['token-file'] } }
+        : {}),
       ...(values.interval ? { interval: values.interval } : {}),
     },
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),

@@ -15,7 +15,20 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
   const { outcome, plan } = await runOnce(ctx, { apply: false, signal }).finally(release);
   const errors = [...(outcome.sourceError ? [outcome.sourceError] : []), ...outcome.bundleErrors];
   if (values.json) {
-    io.out(JSON.stringify({ revision: outcome.desiredRevision, phase: outcome.phase, changes: plan?.changes.map(toJson) ?? [], unchanged: plan?.unchanged ?? [], notes: outcome.notes, errors: errors.map((e) => e.toJSON()) }, null, 2));
+    io.out(
+      JSON.stringify(
+        {
+          revision: outcome.desiredRevision,
+          phase: outcome.phase,
+          changes: plan?.changes.map(toJson) ?? [],
+          unchanged: plan?.unchanged ?? [],
+          notes: outcome.notes,
+          errors: errors.map((e) => e.toJSON()),
+        },
+        null,
+        2,
+      ),
+    );
   } else {
     for (const e of errors) io.err(formatError(e));
     if (plan) io.out(renderPlan(plan));
@@ -25,13 +38,25 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
 }
 
 function toJson(c: Plan['changes'][number]) {
-  return { id: c.id, action: c.action, reasons: c.reasons, drift: c.drift, ...(c.blocked ? { blocked: c.blocked.toJSON() } : {}) };
+  return {
+    id: c.id,
+    action: c.action,
+    reasons: c.reasons,
+    drift: c.drift,
+    ...(c.blocked ? { blocked: c.blocked.toJSON() } : {}),
+  };
 }
 
 /** A table: resource, action, reasons; then the unchanged count and the notes. */
 export function renderPlan(plan: Plan): string {
-  const rows = plan.changes.map((c) => [c.id, c.blocked ? `${c.action} (blocked)` : c.action, [...c.reasons, ...(c.blocked ? [c.blocked.message] : []), ...(c.drift ? ['drift'] : [])].join('; ')]);
-  const lines = [`revision ${plan.revision.slice(0, 12)}: ${plan.changes.length} change(s), ${plan.unchanged.length} unchanged`];
+  const rows = plan.changes.map((c) => [
+    c.id,
+    c.blocked ? `${c.action} (blocked)` : c.action,
+    [...c.reasons, ...(c.blocked ? [c.blocked.message] : []), ...(c.drift ? ['drift'] : [])].join('; '),
+  ]);
+  const lines = [
+    `revision ${plan.revision.slice(0, 12)}: ${plan.changes.length} change(s), ${plan.unchanged.length} unchanged`,
+  ];
   if (rows.length > 0) {
     const head = ['RESOURCE', 'ACTION', 'REASONS'];
     const w = [0, 1].map((i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));

@@ -52,8 +52,20 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   };
   process.on('SIGHUP', reload);
   if (process.env.STEWARD_FAULT === 'block-on-usr2') process.on('SIGUSR2', block);
-  log().info({ host: config.host, url: config.source.url, branch: config.source.branch, paths: config.source.paths, metrics: config.metrics?.listen }, 'steward started');
-  if (config.source.urlPassword) log().warn('source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile');
+  log().info(
+    {
+      host: config.host,
+      url: config.source.url,
+      branch: config.source.branch,
+      paths: config.source.paths,
+      metrics: config.metrics?.listen,
+    },
+    'steward started',
+  );
+  if (config.source.urlPassword)
+    log().warn(
+      'source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile',
+    );
   await notify.ready(`started; polling ${config.source.url}`);
   notify.startWatchdog(() => runStarted === 0 || Date.now() - runStarted < STUCK_RUN_MS);
   try {
@@ -70,13 +82,19 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
         runStarted = 0;
         metrics.record(report);
         const o = report.outcome;
-        void notify.status(`${o.phase} at ${o.appliedRevision?.slice(0, 7) ?? 'nothing'}${o.sourceError ? ` (${o.sourceError.code})` : ''}`);
+        void notify.status(
+          `${o.phase} at ${o.appliedRevision?.slice(0, 7) ?? 'nothing'}${o.sourceError ? ` (${o.sourceError.code})` : ''}`,
+        );
       },
     });
     if (signal.aborted) {
       // Stopped (SIGTERM): say so on the status branch. The running context's Git client was
       // aborted with the signal; a fresh one, bounded by STOP_REPORT_MS, does this last push.
-      await reportStopped(ctx.config, statusRepo(ctx.config, gitRemote(ctx.config, ctx.creds, { signal: AbortSignal.timeout(STOP_REPORT_MS) })), log());
+      await reportStopped(
+        ctx.config,
+        statusRepo(ctx.config, gitRemote(ctx.config, ctx.creds, { signal: AbortSignal.timeout(STOP_REPORT_MS) })),
+        log(),
+      );
     }
   } finally {
     process.off('SIGHUP', reload);

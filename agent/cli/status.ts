@@ -10,7 +10,8 @@ import { agentVersion } from '../version.js';
 import { readFile } from 'node:fs/promises';
 import { args, type ExitCode, type Io } from './common.js';
 
-export const help = 'steward status [--config FILE | --url URL [--token-file F]] [--branch B] [--selector k=v] [--host NAME] [--json]';
+export const help =
+  'steward status [--config FILE | --url URL [--token-file F]] [--branch B] [--selector k=v] [--host NAME] [--json]';
 
 /** Prints the fleet from the status branch. Exit 1 when a selected host is not converged or is stale. */
 export async function status(argv: string[], io: Io, signal: AbortSignal): Promise<ExitCode> {
@@ -37,9 +38,11 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     timeoutMs = config.source.timeoutMs;
     token = (await readCredentials(config)).token?.reveal();
   } else if (values['token-file']) {
-    token = (await readFile(values['token-file'], 'utf8').catch(() => {
-      throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${values['token-file']}`);
-    })).trim();
+    token = (
+      await readFile(values['token-file'], 'utf8').catch(() => {
+        throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${values['token-file']}`);
+      })
+    ).trim();
   }
   const selectors = (values.selector ?? []).map((s) => {
     const m = /^([^=]+)=(.*)$/.exec(s);
@@ -53,9 +56,13 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     const repo = new GitRepo({ gitdir, url, headers, http: createHttpClient({ timeoutMs, signal }) });
     await repo.init();
     const { rows } = await readFleet(repo, branch ?? 'steward-status', new Date());
-    const selected = rows.filter((r) => (!values.host || r.host === values.host) && selectors.every(([k, v]) => r.doc.labels?.[k] === v));
-    if (values.host && selected.length === 0) throw new StewardError('E_ARGS', `no status for host "${values.host}" on the status branch`);
-    if (values.json) io.out(JSON.stringify(values.host ? selected[0]!.doc : selected.map(({ doc: _d, ...r }) => r), null, 2));
+    const selected = rows.filter(
+      (r) => (!values.host || r.host === values.host) && selectors.every(([k, v]) => r.doc.labels?.[k] === v),
+    );
+    if (values.host && selected.length === 0)
+      throw new StewardError('E_ARGS', `no status for host "${values.host}" on the status branch`);
+    if (values.json)
+      io.out(JSON.stringify(values.host ? selected[0]!.doc : selected.map(({ doc: _d, ...r }) => r), null, 2));
     else io.out(values.host ? detail(selected[0]!) : table(selected));
     return selected.some((r) => r.phase !== 'Converged' || r.stale) ? 1 : 0;
   } finally {
@@ -65,7 +72,14 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
 
 function table(rows: FleetRow[]): string {
   const head = ['HOST', 'PHASE', 'APPLIED', 'AGE', 'STALE', 'FAILING'];
-  const body = rows.map((r) => [r.host, r.phase, r.appliedRevision?.slice(0, 7) ?? '-', formatAge(r.ageSeconds), r.stale ? 'stale' : '-', r.failing.join(',') || '-']);
+  const body = rows.map((r) => [
+    r.host,
+    r.phase,
+    r.appliedRevision?.slice(0, 7) ?? '-',
+    formatAge(r.ageSeconds),
+    r.stale ? 'stale' : '-',
+    r.failing.join(',') || '-',
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   return [head, ...body].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n');
 }
@@ -73,15 +87,37 @@ function table(rows: FleetRow[]): string {
 function detail(r: FleetRow): string {
   const d = r.doc;
   const lines = [
-    `host:      ${d.host}${Object.keys(d.labels).length ? ` (${Object.entries(d.labels).map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}`,
+    `host:      ${d.host}${
+      Object.keys(d.labels).length
+        ? ` (${Object.entries(d.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ')})`
+        : ''
+    }`,
     `phase:     ${d.phase}${r.stale ? ' (stale: no report for 3 heartbeats)' : ''}`,
     `revisions: desired ${d.desiredRevision?.slice(0, 7) ?? '-'}, applied ${d.appliedRevision?.slice(0, 7) ?? '-'}, last good ${d.lastGoodRevision?.slice(0, 7) ?? '-'}`,
     `updated:   ${d.updatedAt} (${formatAge(r.ageSeconds)} ago), agent ${d.agentVersion}`,
     'resources:',
-    ...Object.entries(d.resources).flatMap(([id, x]) => !x ? [] : [ `  ${id.padEnd(28)} ${x.status.padEnd(8)} ${x.action.padEnd(8)} ${x.message}${x.driftCorrected ? ' (drift corrected)' : ''}`]),
-    ...(d.errors.length ? ['errors:', ...d.errors.map((e) => `  ${e.code} ${[e.file, e.line].filter(Boolean).join(':')} ${e.pointer ?? ''} ${e.message}`)] : []),
+    ...Object.entries(d.resources).flatMap(([id, x]) =>
+      !x
+        ? []
+        : [
+            `  ${id.padEnd(28)} ${x.status.padEnd(8)} ${x.action.padEnd(8)} ${x.message}${x.driftCorrected ? ' (drift corrected)' : ''}`,
+          ],
+    ),
+    ...(d.errors.length
+      ? [
+          'errors:',
+          ...d.errors.map(
+            (e) => `  ${e.code} ${[e.file, e.line].filter(Boolean).join(':')} ${e.pointer ?? ''} ${e.message}`,
+          ),
+        ]
+      : []),
     'recent runs:',
-    ...(d.recentRuns ?? []).map((x) => `  ${x.startedAt}  ${x.result.padEnd(10)} ${x.revision?.slice(0, 7) ?? '-'}  ${x.counts.changed} changed, ${x.counts.failed} failed, ${x.durationMs}ms`),
+    ...(d.recentRuns ?? []).map(
+      (x) =>
+        `  ${x.startedAt}  ${x.result.padEnd(10)} ${x.revision?.slice(0, 7) ?? '-'}  ${x.counts.changed} changed, ${x.counts.failed} failed, ${x.durationMs}ms`,
+    ),
   ];
   return lines.join('\n');
 }

@@ -7,7 +7,8 @@ import { decodeManifest, MAX_MANIFEST_BYTES } from '../manifest/text.js';
 import { MANIFEST_RE, type ManifestFile } from '../source/tree.js';
 import { args, type ExitCode, type Io } from './common.js';
 
-export const help = 'steward validate [DIR] [--path P]...   check the manifests of a checkout (exit 0, or 2 with the errors)';
+export const help =
+  'steward validate [DIR] [--path P]...   check the manifests of a checkout (exit 0, or 2 with the errors)';
 
 /**
  * The same checks a host runs on a commit, on a checkout: every manifest under DIR (or under the
@@ -15,7 +16,11 @@ export const help = 'steward validate [DIR] [--path P]...   check the manifests 
  * dependencies must exist. Symlinks are refused as they are in Git.
  */
 export async function validate(argv: string[], io: Io): Promise<ExitCode> {
-  const { values, positionals } = args(argv, { path: { type: 'string', multiple: true }, json: { type: 'boolean' } }, 1);
+  const { values, positionals } = args(
+    argv,
+    { path: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    1,
+  );
   const dir = resolve(positionals[0] ?? '.');
   const roots = (values.path ?? ['']).map((p) => {
     try {
@@ -29,7 +34,19 @@ export async function validate(argv: string[], io: Io): Promise<ExitCode> {
   for (const root of roots) await walk(dir, join(dir, root), files, errors);
   const { bundle, errors: bundleErrors } = buildBundle('0'.repeat(40), files);
   errors.push(...bundleErrors);
-  if (values.json) io.out(JSON.stringify({ valid: errors.length === 0, files: files.length, resources: bundle?.resources.map((r) => r.id) ?? [], errors: errors.map((e) => e.toJSON()) }, null, 2));
+  if (values.json)
+    io.out(
+      JSON.stringify(
+        {
+          valid: errors.length === 0,
+          files: files.length,
+          resources: bundle?.resources.map((r) => r.id) ?? [],
+          errors: errors.map((e) => e.toJSON()),
+        },
+        null,
+        2,
+      ),
+    );
   else if (errors.length > 0) for (const e of errors) io.err(formatError(e));
   else io.out(`valid: ${bundle!.resources.length} resource(s) in ${files.length} file(s)`);
   return errors.length > 0 ? 2 : 0;
@@ -40,7 +57,12 @@ async function walk(top: string, dir: string, files: ManifestFile[], errors: Ste
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {
-    errors.push(new StewardError('E_ARGS', `cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`));
+    errors.push(
+      new StewardError(
+        'E_ARGS',
+        `cannot read ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      ),
+    );
     return;
   }
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
@@ -48,12 +70,19 @@ async function walk(top: string, dir: string, files: ManifestFile[], errors: Ste
     const rel = relative(top, path);
     if (e.name === '.git' || e.name === 'node_modules') continue;
     const st = await lstat(path);
-    if (st.isSymbolicLink()) errors.push(new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: rel }));
+    if (st.isSymbolicLink())
+      errors.push(
+        new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: rel }),
+      );
     else if (st.isDirectory()) await walk(top, path, files, errors);
     else if (st.isFile() && MANIFEST_RE.test(e.name)) {
       // The host's limit, checked before reading: a 50 MB file is refused, not parsed.
       if (st.size > MAX_MANIFEST_BYTES) {
-        errors.push(new StewardError('E_MANIFEST_PARSE', `file is larger than ${MAX_MANIFEST_BYTES} bytes (${st.size})`, { file: rel }));
+        errors.push(
+          new StewardError('E_MANIFEST_PARSE', `file is larger than ${MAX_MANIFEST_BYTES} bytes (${st.size})`, {
+            file: rel,
+          }),
+        );
         continue;
       }
       const decoded = decodeManifest(rel, await readFile(path));

@@ -67,10 +67,18 @@ export async function loadConfig(file: string, opts: { hostname?: string } = {})
     bytes = await readFile(file);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    throw new StewardErrors([new StewardError('E_CONFIG_READ', `cannot read the config file: ${reason}`, { file, cause: err })]);
+    throw new StewardErrors([
+      new StewardError('E_CONFIG_READ', `cannot read the config file: ${reason}`, { file, cause: err }),
+    ]);
   }
   const decoded = decodeManifest(file, bytes);
-  if ('error' in decoded) throw new StewardErrors([new StewardError('E_CONFIG_PARSE', decoded.error.message, { file, ...(decoded.error.detail.line ? { line: decoded.error.detail.line } : {}) })]);
+  if ('error' in decoded)
+    throw new StewardErrors([
+      new StewardError('E_CONFIG_PARSE', decoded.error.message, {
+        file,
+        ...(decoded.error.detail.line ? { line: decoded.error.detail.line } : {}),
+      }),
+    ]);
   const text = decoded.text;
   // Absolute from here on: a relative --config must not be another spelling of a protected
   // path, and SIGHUP reloads the same file whatever the working directory is by then.
@@ -87,32 +95,56 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
   if (failures.length > 0)
     throw new StewardErrors(failures.map((f) => new StewardError('E_CONFIG_PARSE', f.message, { file, line: f.line })));
   const doc = docs[0];
-  if (!doc) throw new StewardErrors([new StewardError('E_CONFIG_INVALID', 'the config file is empty', { file, line: 1 })]);
+  if (!doc)
+    throw new StewardErrors([new StewardError('E_CONFIG_INVALID', 'the config file is empty', { file, line: 1 })]);
   const problems = checkSchema('agent-config', doc.value);
   if (problems.length > 0)
     throw new StewardErrors(
-      problems.map((p) => new StewardError('E_CONFIG_INVALID', p.message, { file, line: doc.lineOf(p.pointer, p.key), pointer: p.key ? `${p.pointer}/${p.key}` : p.pointer || '/' })),
+      problems.map(
+        (p) =>
+          new StewardError('E_CONFIG_INVALID', p.message, {
+            file,
+            line: doc.lineOf(p.pointer, p.key),
+            pointer: p.key ? `${p.pointer}/${p.key}` : p.pointer || '/',
+          }),
+      ),
     );
   const raw = doc.value as AgentConfigFile;
   const errors: StewardError[] = [];
   const host = raw.host ?? opts.hostname ?? hostname();
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(host))
-    errors.push(new StewardError('E_CONFIG_INVALID', `the OS hostname ${JSON.stringify(host)} is not a valid host name; set "host"`, { file, line: doc.line, pointer: '/host' }));
-  const labels = Object.fromEntries(Object.entries(raw.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined));
+    errors.push(
+      new StewardError(
+        'E_CONFIG_INVALID',
+        `the OS hostname ${JSON.stringify(host)} is not a valid host name; set "host"`,
+        { file, line: doc.line, pointer: '/host' },
+      ),
+    );
+  const labels = Object.fromEntries(
+    Object.entries(raw.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
+  );
 
   const paths = (raw.source.paths ?? ['hosts/${host}']).map((p, i) => {
     const pointer = `/source/paths/${i}`;
     try {
       return normalizeRepoPath(expand(p, host, labels));
     } catch (err) {
-      errors.push(new StewardError('E_CONFIG_INVALID', (err as Error).message, { file, line: doc.lineOf(pointer), pointer }));
+      errors.push(
+        new StewardError('E_CONFIG_INVALID', (err as Error).message, { file, line: doc.lineOf(pointer), pointer }),
+      );
       return '';
     }
   });
   if (raw.source.schedule !== undefined) {
     const check = cron.validateDetailed(raw.source.schedule);
     if (!check.valid)
-      errors.push(new StewardError('E_CONFIG_INVALID', `invalid cron expression: ${check.errors.map((e) => e.message).join('; ')}`, { file, line: doc.lineOf('/source/schedule'), pointer: '/source/schedule' }));
+      errors.push(
+        new StewardError(
+          'E_CONFIG_INVALID',
+          `invalid cron expression: ${check.errors.map((e) => e.message).join('; ')}`,
+          { file, line: doc.lineOf('/source/schedule'), pointer: '/source/schedule' },
+        ),
+      );
   }
   if (errors.length > 0) throw new StewardErrors(errors);
 
@@ -181,7 +213,8 @@ function splitUrlCredentials(text: string): { url: string; username?: string; pa
 function restoreVariables(v: unknown): unknown {
   if (typeof v === 'string') return v.replace(/\$\(([A-Za-z0-9._-]+)\)/g, '$${$1}');
   if (Array.isArray(v)) return v.map(restoreVariables);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, restoreVariables(x)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, restoreVariables(x)]));
   return v;
 }
 
@@ -213,25 +246,37 @@ export async function readCredentials(config: AgentConfig): Promise<Credentials>
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, {
-        file: config.file,
-        pointer: '/source/auth/tokenFile',
-        cause: err,
-      });
+      throw new StewardError(
+        'E_CONFIG_TOKEN',
+        `cannot read the token file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        {
+          file: config.file,
+          pointer: '/source/auth/tokenFile',
+          cause: err,
+        },
+      );
     }
     const token = text.trim();
-    if (token === '') throw new StewardError('E_CONFIG_TOKEN', `the token file ${file} is empty`, { file: config.file, pointer: '/source/auth/tokenFile' });
+    if (token === '')
+      throw new StewardError('E_CONFIG_TOKEN', `the token file ${file} is empty`, {
+        file: config.file,
+        pointer: '/source/auth/tokenFile',
+      });
     creds.token = new Secret(token);
   } else if (config.source.urlPassword) creds.token = config.source.urlPassword;
   if (config.source.caFile) {
     try {
       creds.ca = await readFile(config.source.caFile, 'utf8');
     } catch (err) {
-      throw new StewardError('E_CONFIG_READ', `cannot read the CA file ${config.source.caFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, {
-        file: config.file,
-        pointer: '/source/caFile',
-        cause: err,
-      });
+      throw new StewardError(
+        'E_CONFIG_READ',
+        `cannot read the CA file ${config.source.caFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        {
+          file: config.file,
+          pointer: '/source/caFile',
+          cause: err,
+        },
+      );
     }
   }
   return creds;

@@ -46,7 +46,11 @@ export async function acquireLock(stateDir: string, name: string, waitMs = 0): P
         continue;
       }
       if (Date.now() >= end)
-        throw new StewardError('E_LOCKED', `another steward (pid ${pid}) is running on this host with ${stateDir}; only one agent per host`, { retry: 'transient' });
+        throw new StewardError(
+          'E_LOCKED',
+          `another steward (pid ${pid}) is running on this host with ${stateDir}; only one agent per host`,
+          { retry: 'transient' },
+        );
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {

@@ -35,10 +35,14 @@ export async function runLoop(opts: LoopOptions): Promise<number> {
     task = undefined;
     scheduleOf = schedule;
     if (schedule) {
-      task = cron.schedule(schedule, () => {
-        due = true;
-        wake?.();
-      }, { noOverlap: true, name: 'steward-poll' });
+      task = cron.schedule(
+        schedule,
+        () => {
+          due = true;
+          wake?.();
+        },
+        { noOverlap: true, name: 'steward-poll' },
+      );
     }
   };
 

@@ -23,22 +23,50 @@ export class Metrics {
   render(): string {
     const out: string[] = [];
     const metric = (name: string, help: string, type: string, rows: Array<[string, number]>) => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...rows.map(([labels, v]) => `${name}${labels} ${v}`));
+      out.push(
+        `# HELP ${name} ${help}`,
+        `# TYPE ${name} ${type}`,
+        ...rows.map(([labels, v]) => `${name}${labels} ${v}`),
+      );
     };
     const o = this.#last?.outcome;
-    metric('steward_info', 'Agent version and host.', 'gauge', [[`{version="${agentVersion}",host="${this.host}"}`, 1]]);
+    metric('steward_info', 'Agent version and host.', 'gauge', [
+      [`{version="${agentVersion}",host="${this.host}"}`, 1],
+    ]);
     metric('steward_runs_total', 'Reconcile runs since start.', 'counter', [['', this.#runs]]);
     if (o) {
-      metric('steward_last_run_timestamp_seconds', 'When the last run ended.', 'gauge', [['', Math.floor(this.#lastAt / 1000)]]);
+      metric('steward_last_run_timestamp_seconds', 'When the last run ended.', 'gauge', [
+        ['', Math.floor(this.#lastAt / 1000)],
+      ]);
       metric('steward_last_run_duration_seconds', 'How long the last run took.', 'gauge', [['', o.durationMs / 1000]]);
-      metric('steward_last_run_success', '1 when the last run converged.', 'gauge', [['', o.phase === 'Converged' ? 1 : 0]]);
-      metric('steward_phase', 'The host phase after the last run.', 'gauge', ['Converged', 'Progressing', 'Degraded', 'Failed', 'Invalid', 'Offline', 'Suspended'].map((p) => [`{phase="${p}"}`, o.phase === p ? 1 : 0]));
+      metric('steward_last_run_success', '1 when the last run converged.', 'gauge', [
+        ['', o.phase === 'Converged' ? 1 : 0],
+      ]);
+      metric(
+        'steward_phase',
+        'The host phase after the last run.',
+        'gauge',
+        ['Converged', 'Progressing', 'Degraded', 'Failed', 'Invalid', 'Offline', 'Suspended'].map((p) => [
+          `{phase="${p}"}`,
+          o.phase === p ? 1 : 0,
+        ]),
+      );
       const by: Record<string, number> = { Ready: 0, Failed: 0, Skipped: 0, Pruned: 0 };
       for (const r of o.results.values()) by[r.status] = (by[r.status] ?? 0) + 1;
-      metric('steward_resources', 'Resources by status in the last run.', 'gauge', Object.entries(by).map(([s, n]) => [`{status="${s}"}`, n]));
+      metric(
+        'steward_resources',
+        'Resources by status in the last run.',
+        'gauge',
+        Object.entries(by).map(([s, n]) => [`{status="${s}"}`, n]),
+      );
     }
     metric('steward_fetch_errors_total', 'Runs whose Git fetch failed.', 'counter', [['', this.#fetchErrors]]);
-    metric('steward_status_pushes_total', 'Status reports by outcome.', 'counter', Object.entries(this.#pushes).map(([k, n]) => [`{result="${k}"}`, n]));
+    metric(
+      'steward_status_pushes_total',
+      'Status reports by outcome.',
+      'counter',
+      Object.entries(this.#pushes).map(([k, n]) => [`{result="${k}"}`, n]),
+    );
     return out.join('\n') + '\n';
   }
 

@@ -34,7 +34,11 @@ export class Notifier {
     const every = Math.max(500, Math.floor(this.#watchdogMs / 3));
     this.#timer = setInterval(() => {
       if (alive()) void this.#send(['WATCHDOG=1']);
-      else this.log.error({ code: 'E_INTERNAL' }, 'a run is stuck: watchdog pings stopped, systemd will restart the agent');
+      else
+        this.log.error(
+          { code: 'E_INTERNAL' },
+          'a run is stuck: watchdog pings stopped, systemd will restart the agent',
+        );
     }, every);
     this.#timer.unref();
     void this.#send(['WATCHDOG=1']);

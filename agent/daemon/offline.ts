@@ -20,8 +20,19 @@ export const STOP_REPORT_MS = 5000;
  */
 export function stoppedDocument(last: HostStatus, now: Date): HostStatus {
   const at = now.toISOString();
-  const ready = { type: 'Ready', status: 'Unknown', reason: 'AgentStopped', message: `steward stopped at ${at}; resources as of its last run`, lastTransitionTime: at } as const;
-  return { ...last, phase: 'Offline', updatedAt: at, conditions: [...last.conditions.filter((c) => c.type !== 'Ready'), ready] };
+  const ready = {
+    type: 'Ready',
+    status: 'Unknown',
+    reason: 'AgentStopped',
+    message: `steward stopped at ${at}; resources as of its last run`,
+    lastTransitionTime: at,
+  } as const;
+  return {
+    ...last,
+    phase: 'Offline',
+    updatedAt: at,
+    conditions: [...last.conditions.filter((c) => c.type !== 'Ready'), ready],
+  };
 }
 
 /**
@@ -41,7 +52,10 @@ export async function reportStopped(config: AgentConfig, repo: GitRepo, log: Log
   }
   try {
     const doc = stoppedDocument(last, new Date());
-    const res = await publishStatus(repo, config.status.branch, doc, log, { deadlineMs: STOP_REPORT_MS, historyLimit: config.status.historyLimit });
+    const res = await publishStatus(repo, config.status.branch, doc, log, {
+      deadlineMs: STOP_REPORT_MS,
+      historyLimit: config.status.historyLimit,
+    });
     const state = await loadState(config.stateDir);
     if (state.report) {
       state.report.pushed = false;

@@ -27,7 +27,8 @@ export async function idempotent<T>(call: () => Promise<T>, ok: number[] = [304,
 /** The engine's message without dockerode's "(HTTP code 409) unexpected - " prefix. */
 export function dockerMessage(err: unknown): string {
   const e = err as { json?: { message?: string }; reason?: string; message?: string; code?: string };
-  if (e?.code === 'ENOENT' || e?.code === 'ECONNREFUSED' || e?.code === 'EACCES') return `Docker engine not reachable (${e.code})`;
+  if (e?.code === 'ENOENT' || e?.code === 'ECONNREFUSED' || e?.code === 'EACCES')
+    return `Docker engine not reachable (${e.code})`;
   return e?.json?.message ?? e?.message ?? String(err);
 }
 
@@ -38,5 +39,9 @@ export function isEngineDown(err: unknown): boolean {
 }
 
 export function engineDown(err: unknown, socket: string): StewardError {
-  return new StewardError('E_DOCKER_UNREACHABLE', `cannot reach the Docker engine at ${socket}: ${dockerMessage(err)}`, { retry: 'transient', cause: err });
+  return new StewardError(
+    'E_DOCKER_UNREACHABLE',
+    `cannot reach the Docker engine at ${socket}: ${dockerMessage(err)}`,
+    { retry: 'transient', cause: err },
+  );
 }

@@ -110,7 +110,13 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
  */
 export async function backupFile(stateDir: string, path: string): Promise<string> {
   const to = join(stateDir, 'backup', path);
-  if (await lstat(to).then((st) => st.isFile(), () => false)) return to;
+  if (
+    await lstat(to).then(
+      (st) => st.isFile(),
+      () => false,
+    )
+  )
+    return to;
   await mkdir(dirname(to), { recursive: true, mode: 0o700 });
   const st = await lstat(path);
   // Atomic like every other write: a crash never leaves a half copy that would then be kept.

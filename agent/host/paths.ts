@@ -13,14 +13,20 @@ export function isWithin(path: string, dir: string): boolean {
  * undefined when the path may be written. `forbidden` are Steward's own config, state,
  * credentials and unit files, which no manifest may touch even below a root.
  */
-export function filePathProblem(path: string, roots: readonly string[], forbidden: readonly string[]): string | undefined {
+export function filePathProblem(
+  path: string,
+  roots: readonly string[],
+  forbidden: readonly string[],
+): string | undefined {
   if (path.includes('\0')) return 'must not contain a NUL byte';
   if (!path.startsWith('/')) return 'must be an absolute path';
   if (path.split('/').includes('..')) return 'must not contain ".."';
   const normal = posix.normalize(path);
-  if (normal !== path || (path.length > 1 && path.endsWith('/'))) return `must be normalized (no ".", "//" or trailing "/"): ${JSON.stringify(normal.replace(/(.)\/$/, '$1'))}`;
+  if (normal !== path || (path.length > 1 && path.endsWith('/')))
+    return `must be normalized (no ".", "//" or trailing "/"): ${JSON.stringify(normal.replace(/(.)\/$/, '$1'))}`;
   if (roots.length === 0) return 'no files.roots are configured on this host, so File resources may not write anywhere';
-  if (!roots.some((r) => isWithin(path, r) && path !== r)) return `is not below any of the configured files.roots (${roots.join(', ')})`;
+  if (!roots.some((r) => isWithin(path, r) && path !== r))
+    return `is not below any of the configured files.roots (${roots.join(', ')})`;
   const hit = forbidden.find((f) => isWithin(path, f) || isWithin(f, path));
   if (hit) return `is Steward's own file or folder (${hit}) and may not be managed`;
   return undefined;
@@ -45,8 +51,12 @@ export async function ensureRealDir(dir: string, create: boolean, resource?: str
       await mkdir(at, { mode: 0o755 });
       continue;
     }
-    if (st.isSymbolicLink()) throw new StewardError('E_FILE_UNSAFE', `${at} is a symlink; Steward does not follow symlinks`, { ...(resource ? { resource } : {}) });
-    if (!st.isDirectory()) throw new StewardError('E_FILE_UNSAFE', `${at} is not a directory`, { ...(resource ? { resource } : {}) });
+    if (st.isSymbolicLink())
+      throw new StewardError('E_FILE_UNSAFE', `${at} is a symlink; Steward does not follow symlinks`, {
+        ...(resource ? { resource } : {}),
+      });
+    if (!st.isDirectory())
+      throw new StewardError('E_FILE_UNSAFE', `${at} is not a directory`, { ...(resource ? { resource } : {}) });
   }
   return true;
 }

@@ -29,7 +29,12 @@ function httpProbe(url: string, want: number, timeoutMs: number, outer: AbortSig
       const ok = res.statusCode === want;
       resolve({ ok, message: `GET ${url}: HTTP ${res.statusCode}${ok ? '' : ` (want ${want})`}` });
     });
-    req.on('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, message: `GET ${url}: ${signal.aborted ? `no answer within ${timeoutMs}ms` : err.code ?? err.message}` }));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve({
+        ok: false,
+        message: `GET ${url}: ${signal.aborted ? `no answer within ${timeoutMs}ms` : (err.code ?? err.message)}`,
+      }),
+    );
     req.end();
   });
 }
@@ -41,9 +46,13 @@ function tcpProbe(host: string, port: number, timeoutMs: number): Promise<ProbeR
       socket.destroy();
       resolve(r);
     };
-    socket.setTimeout(timeoutMs, () => done({ ok: false, message: `tcp ${host}:${port}: no answer within ${timeoutMs}ms` }));
+    socket.setTimeout(timeoutMs, () =>
+      done({ ok: false, message: `tcp ${host}:${port}: no answer within ${timeoutMs}ms` }),
+    );
     socket.once('connect', () => done({ ok: true, message: `tcp ${host}:${port}: connected` }));
-    socket.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, message: `tcp ${host}:${port}: ${err.code ?? err.message}` }));
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      done({ ok: false, message: `tcp ${host}:${port}: ${err.code ?? err.message}` }),
+    );
   });
 }
 
@@ -54,7 +63,11 @@ export function hostExecProbe(command: string[], timeoutMs: number): Promise<Pro
       const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
       if (!e) resolve({ ok: true, message: `${command[0]}: exit 0` });
       else if (e.killed) resolve({ ok: false, message: `${command[0]}: no result within ${timeoutMs}ms (killed)` });
-      else resolve({ ok: false, message: `${command[0]}: ${typeof e.code === 'number' ? `exit ${e.code}` : e.code ?? e.message}` });
+      else
+        resolve({
+          ok: false,
+          message: `${command[0]}: ${typeof e.code === 'number' ? `exit ${e.code}` : (e.code ?? e.message)}`,
+        });
     });
   });
 }

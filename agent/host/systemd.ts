@@ -13,7 +13,15 @@ export interface UnitState {
   result: string;
 }
 
-const PROPS = ['Id', 'LoadState', 'ActiveState', 'SubState', 'UnitFileState', 'ExecMainStartTimestampMonotonic', 'Result'];
+const PROPS = [
+  'Id',
+  'LoadState',
+  'ActiveState',
+  'SubState',
+  'UnitFileState',
+  'ExecMainStartTimestampMonotonic',
+  'Result',
+];
 
 /** The only door to systemd: `systemctl` run without a shell, each call with a deadline. */
 export class Systemd {
@@ -30,7 +38,9 @@ export class Systemd {
     const text = await this.#run(['show', '--no-pager', `--property=${PROPS.join(',')}`, '--', ...units]);
     const blocks = text.split(/\n\n+/).filter((b) => b.trim() !== '');
     units.forEach((unit, i) => {
-      const kv = new Map((blocks[i] ?? '').split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+      const kv = new Map(
+        (blocks[i] ?? '').split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+      );
       out.set(unit, {
         id: kv.get('Id') ?? unit,
         loadState: kv.get('LoadState') ?? 'not-found',
@@ -58,8 +68,18 @@ export class Systemd {
         if (!err) return resolve(stdout);
         const e = err as NodeJS.ErrnoException & { killed?: boolean };
         const code = e.code === 'ENOENT' ? 'E_SYSTEMD_UNREACHABLE' : 'E_INTERNAL';
-        const why = e.code === 'ENOENT' ? 'systemctl is not installed' : e.killed ? `no answer within ${this.timeoutMs / 1000}s` : (stderr.trim().split('\n')[0] ?? '') || e.message;
-        reject(new StewardError(code, `systemctl ${args.filter((a) => !a.startsWith('--')).join(' ')}: ${why}`, { retry: 'transient', cause: err }));
+        const why =
+          e.code === 'ENOENT'
+            ? 'systemctl is not installed'
+            : e.killed
+              ? `no answer within ${this.timeoutMs / 1000}s`
+              : (stderr.trim().split('\n')[0] ?? '') || e.message;
+        reject(
+          new StewardError(code, `systemctl ${args.filter((a) => !a.startsWith('--')).join(' ')}: ${why}`, {
+            retry: 'transient',
+            cause: err,
+          }),
+        );
       });
     });
   }

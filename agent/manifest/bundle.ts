@@ -42,7 +42,10 @@ export interface Bundle {
  * whole set is valid: one bad document rejects the bundle, with an error per problem, each
  * naming the file, the line and the JSON pointer. Pure: the files are already read.
  */
-export function buildBundle(revision: string, files: Array<{ path: string; text: string }>): { bundle?: Bundle; errors: StewardError[] } {
+export function buildBundle(
+  revision: string,
+  files: Array<{ path: string; text: string }>,
+): { bundle?: Bundle; errors: StewardError[] } {
   const errors: StewardError[] = [];
   const resources: Desired[] = [];
   const byId = new Map<string, Desired>();
@@ -50,17 +53,31 @@ export function buildBundle(revision: string, files: Array<{ path: string; text:
   for (const f of files) {
     const isJson = /\.json$/i.test(f.path);
     const { docs, failures } = parseDocuments(f.text, !isJson);
-    for (const p of failures) errors.push(new StewardError('E_MANIFEST_PARSE', p.message, { file: f.path, line: p.line }));
+    for (const p of failures)
+      errors.push(new StewardError('E_MANIFEST_PARSE', p.message, { file: f.path, line: p.line }));
     for (const doc of docs) {
       const v = doc.value;
-      const at = (pointer: string, key?: string) => ({ file: f.path, line: doc.lineOf(pointer, key), pointer: key ? `${pointer}/${key}` : pointer || '/' });
+      const at = (pointer: string, key?: string) => ({
+        file: f.path,
+        line: doc.lineOf(pointer, key),
+        pointer: key ? `${pointer}/${key}` : pointer || '/',
+      });
       if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-        errors.push(new StewardError('E_MANIFEST_INVALID', 'a document must be a mapping with apiVersion, kind, metadata and spec', at('')));
+        errors.push(
+          new StewardError(
+            'E_MANIFEST_INVALID',
+            'a document must be a mapping with apiVersion, kind, metadata and spec',
+            at(''),
+          ),
+        );
         continue;
       }
       const kind = (v as { kind?: unknown }).kind;
       if (!KINDS.includes(kind as Kind)) {
-        const msg = kind === undefined ? 'missing required field "kind"' : `unknown kind ${JSON.stringify(kind)}; expected one of ${KINDS.join(', ')}`;
+        const msg =
+          kind === undefined
+            ? 'missing required field "kind"'
+            : `unknown kind ${JSON.stringify(kind)}; expected one of ${KINDS.join(', ')}`;
         errors.push(new StewardError('E_MANIFEST_INVALID', msg, kind === undefined ? at('', 'kind') : at('/kind')));
         continue;
       }
@@ -70,10 +87,23 @@ export function buildBundle(revision: string, files: Array<{ path: string; text:
         continue;
       }
       const doc2 = v as { kind: Kind; metadata: { name: string }; spec: never };
-      const r = { id: `${doc2.kind}/${doc2.metadata.name}`, kind: doc2.kind, name: doc2.metadata.name, spec: doc2.spec, file: f.path, line: doc.line } as Desired;
+      const r = {
+        id: `${doc2.kind}/${doc2.metadata.name}`,
+        kind: doc2.kind,
+        name: doc2.metadata.name,
+        spec: doc2.spec,
+        file: f.path,
+        line: doc.line,
+      } as Desired;
       const prior = byId.get(r.id);
       if (prior) {
-        errors.push(new StewardError('E_MANIFEST_DUPLICATE', `${r.id} is declared twice: ${prior.file}:${prior.line} and ${r.file}:${r.line}`, { file: r.file, line: r.line, resource: r.id, pointer: '/metadata/name' }));
+        errors.push(
+          new StewardError(
+            'E_MANIFEST_DUPLICATE',
+            `${r.id} is declared twice: ${prior.file}:${prior.line} and ${r.file}:${r.line}`,
+            { file: r.file, line: r.line, resource: r.id, pointer: '/metadata/name' },
+          ),
+        );
         continue;
       }
       byId.set(r.id, r);
@@ -88,7 +118,10 @@ export function buildBundle(revision: string, files: Array<{ path: string; text:
 }
 
 /** Cross-document rules the schemas cannot express. */
-function checkSemantics(resources: Desired[], lineAt: (id: string, pointer: string) => number | undefined): StewardError[] {
+function checkSemantics(
+  resources: Desired[],
+  lineAt: (id: string, pointer: string) => number | undefined,
+): StewardError[] {
   const errors: StewardError[] = [];
   const ids = new Set(resources.map((r) => r.id));
   const names = new Map<string, Desired>();
@@ -97,16 +130,38 @@ function checkSemantics(resources: Desired[], lineAt: (id: string, pointer: stri
       (r.spec[field] ?? []).forEach((ref, i) => {
         const pointer = `/spec/${field}/${i}`;
         const where = { file: r.file, line: lineAt(r.id, pointer) ?? r.line, resource: r.id, pointer };
-        if (field === 'restartOn' && r.kind === 'File') errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `a File cannot be restarted; use dependsOn to order it after ${ref}`, where));
-        else if (ref === r.id) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${r.id} cannot name itself in ${field}`, where));
-        else if (!ids.has(ref)) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${field} names ${ref}, which is not in this host's bundle`, where));
+        if (field === 'restartOn' && r.kind === 'File')
+          errors.push(
+            new StewardError(
+              'E_MANIFEST_DEPENDENCY',
+              `a File cannot be restarted; use dependsOn to order it after ${ref}`,
+              where,
+            ),
+          );
+        else if (ref === r.id)
+          errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${r.id} cannot name itself in ${field}`, where));
+        else if (!ids.has(ref))
+          errors.push(
+            new StewardError(
+              'E_MANIFEST_DEPENDENCY',
+              `${field} names ${ref}, which is not in this host's bundle`,
+              where,
+            ),
+          );
       });
     }
     // Two File resources for one path, or two Services for one unit, would fight each other.
     const key = r.kind === 'File' ? `path:${r.spec.path}` : r.kind === 'Service' ? `unit:${r.spec.unit}` : undefined;
     if (key) {
       const other = names.get(key);
-      if (other) errors.push(new StewardError('E_MANIFEST_DUPLICATE', `${r.id} and ${other.id} (${other.file}:${other.line}) manage the same ${key.replace(':', ' ')}`, { file: r.file, line: r.line, resource: r.id }));
+      if (other)
+        errors.push(
+          new StewardError(
+            'E_MANIFEST_DUPLICATE',
+            `${r.id} and ${other.id} (${other.file}:${other.line}) manage the same ${key.replace(':', ' ')}`,
+            { file: r.file, line: r.line, resource: r.id },
+          ),
+        );
       else names.set(key, r);
     }
   }
@@ -114,8 +169,15 @@ function checkSemantics(resources: Desired[], lineAt: (id: string, pointer: stri
   if (cycle) {
     const first = resources.find((r) => r.id === cycle[0])!;
     // A long cycle is shown by its ends: the message goes into the status document.
-    const path = cycle.length > 12 ? [...cycle.slice(0, 8), `… ${cycle.length - 11} more …`, ...cycle.slice(-3)] : cycle;
-    errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `dependency cycle: ${path.join(' -> ')}`, { file: first.file, line: first.line, resource: first.id }));
+    const path =
+      cycle.length > 12 ? [...cycle.slice(0, 8), `… ${cycle.length - 11} more …`, ...cycle.slice(-3)] : cycle;
+    errors.push(
+      new StewardError('E_MANIFEST_DEPENDENCY', `dependency cycle: ${path.join(' -> ')}`, {
+        file: first.file,
+        line: first.line,
+        resource: first.id,
+      }),
+    );
   }
   return errors;
 }

@@ -1,4 +1,15 @@
-import { LineCounter, parseAllDocuments, isCollection, isMap, isSeq, isScalar, isPair, visit, type Document, type Node } from 'yaml';
+import {
+  LineCounter,
+  parseAllDocuments,
+  isCollection,
+  isMap,
+  isSeq,
+  isScalar,
+  isPair,
+  visit,
+  type Document,
+  type Node,
+} from 'yaml';
 
 /** One parsed document with what is needed to point at a line inside it. */
 export interface SourceDoc {
@@ -25,7 +36,13 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
   const counter = new LineCounter();
   // logLevel 'error': yaml's warnings would go to stderr, outside the JSON log; what they warn
   // of (a collection as a key) is a failure below instead.
-  const parsed = parseAllDocuments(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false, strict: true, logLevel: 'error' });
+  const parsed = parseAllDocuments(text, {
+    lineCounter: counter,
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+    logLevel: 'error',
+  });
   const list = Array.isArray(parsed) ? parsed : [];
   const failures: ParseFailure[] = [];
   const docs: SourceDoc[] = [];
@@ -33,7 +50,8 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
   // An error found at the end of the text (an unclosed bracket) points at the last line, not past it.
   const lastLine = text.replace(/\n+$/, '').split('\n').length;
 
-  if (!multi && list.length > 1) failures.push({ line: lineAt(list[1]!.range[0]), message: 'a JSON file holds exactly one document' });
+  if (!multi && list.length > 1)
+    failures.push({ line: lineAt(list[1]!.range[0]), message: 'a JSON file holds exactly one document' });
   list.forEach((doc, i) => {
     for (const err of doc.errors) {
       const message = /maximum call stack/i.test(err.message) ? 'nested too deeply' : err.message.split('\n')[0]!;
@@ -56,7 +74,11 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
       const message = (err as Error).message;
       const name = /alias.*: (\S+)$/i.exec(message)?.[1];
       const alias = findAlias(doc, name);
-      const what = /excessive alias/i.test(message) ? 'too many alias expansions (more than 100): a YAML alias bomb is refused' : /unresolved alias/i.test(message) ? `alias *${name ?? '?'} names no anchor set before it in this document` : message;
+      const what = /excessive alias/i.test(message)
+        ? 'too many alias expansions (more than 100): a YAML alias bomb is refused'
+        : /unresolved alias/i.test(message)
+          ? `alias *${name ?? '?'} names no anchor set before it in this document`
+          : message;
       failures.push({ line: lineAt(alias?.range?.[0] ?? root.range?.[0] ?? 0), message: what });
       return;
     }
@@ -74,7 +96,10 @@ export function parseDocuments(text: string, multi: boolean): { docs: SourceDoc[
 /** Splits a JSON pointer into its unescaped segments. */
 export function pointerSegments(pointer: string): string[] {
   if (pointer === '') return [];
-  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 function offsetOf(doc: Document, pointer: string, key?: string): number {
@@ -116,7 +141,10 @@ function refusedNode(doc: Document): { node: Node; message: string } | undefined
     },
     Alias(_, alias, path) {
       if (!path.includes(alias.resolve(doc) as never)) return undefined;
-      found = { node: alias, message: `alias *${alias.source} is inside the value it names: a circular value is refused` };
+      found = {
+        node: alias,
+        message: `alias *${alias.source} is inside the value it names: a circular value is refused`,
+      };
       return visit.BREAK;
     },
   });

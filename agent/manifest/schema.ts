@@ -39,7 +39,13 @@ function instance(): Ajv2020 {
         return true;
       }
       if (ms >= parseDuration(range.min) && ms <= parseDuration(range.max)) return true;
-      (check as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'durationRange', message: `must be between ${range.min} and ${range.max} (got ${data})`, params: range }];
+      (check as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+        {
+          keyword: 'durationRange',
+          message: `must be between ${range.min} and ${range.max} (got ${data})`,
+          params: range,
+        },
+      ];
       return false;
     },
   });
@@ -79,7 +85,10 @@ function explain(errors: ErrorObject[]): SchemaProblem[] {
   // A failing oneOf/anyOf/if reports its branches' errors too; keep only the summary for those.
   const combinators = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'not');
   const insideCombinator = (e: ErrorObject): boolean =>
-    combinators.some((c) => c !== e && e.schemaPath.startsWith(c.schemaPath.replace(/\/(oneOf|anyOf|not)$/, '') + '/' + c.keyword + '/'));
+    combinators.some(
+      (c) =>
+        c !== e && e.schemaPath.startsWith(c.schemaPath.replace(/\/(oneOf|anyOf|not)$/, '') + '/' + c.keyword + '/'),
+    );
   for (const e of errors) {
     if (e.keyword === 'if' || insideCombinator(e)) continue;
     if (e.keyword !== 'propertyNames' && e.schemaPath.includes('/propertyNames/')) continue;
@@ -100,20 +109,36 @@ function describe(e: ErrorObject): SchemaProblem {
     case 'additionalProperties':
       return { pointer, key: String(p.additionalProperty), message: `unknown field "${String(p.additionalProperty)}"` };
     case 'required':
-      return { pointer, key: String(p.missingProperty), message: `missing required field "${String(p.missingProperty)}"` };
+      return {
+        pointer,
+        key: String(p.missingProperty),
+        message: `missing required field "${String(p.missingProperty)}"`,
+      };
     case 'enum':
-      return { pointer, message: `must be one of: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+      return {
+        pointer,
+        message: `must be one of: ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      };
     case 'const':
       return { pointer, message: `must be ${JSON.stringify(p.allowedValue)}` };
     case 'type':
       return { pointer, message: `must be ${article(String(p.type))}` };
     case 'pattern': {
       const description = (e.parentSchema as { description?: string } | undefined)?.description;
-      return { pointer, message: `does not match the expected form${description ? ` (${description})` : ` ${String(p.pattern)}`}` };
+      return {
+        pointer,
+        message: `does not match the expected form${description ? ` (${description})` : ` ${String(p.pattern)}`}`,
+      };
     }
     case 'propertyNames': {
-      const description = (e.schema as { description?: string } | undefined)?.description ?? (e.parentSchema as { description?: string } | undefined)?.description;
-      return { pointer, key: String(p.propertyName), message: `key "${String(p.propertyName)}" is not allowed${description ? ` (${description})` : ''}` };
+      const description =
+        (e.schema as { description?: string } | undefined)?.description ??
+        (e.parentSchema as { description?: string } | undefined)?.description;
+      return {
+        pointer,
+        key: String(p.propertyName),
+        message: `key "${String(p.propertyName)}" is not allowed${description ? ` (${description})` : ''}`,
+      };
     }
     case 'oneOf':
     case 'anyOf':
@@ -138,7 +163,9 @@ function combinatorMessage(e: ErrorObject): string {
   const passing = (e.params as { passingSchemas?: number[] | null }).passingSchemas;
   if (required.length === branches.length && required.length > 0) {
     const names = required.map((r) => `"${r}"`);
-    return Array.isArray(passing) ? `cannot have both ${passing.map((i) => names[i]).join(' and ')}; keep exactly one` : `needs exactly one of ${names.join(' or ')}`;
+    return Array.isArray(passing)
+      ? `cannot have both ${passing.map((i) => names[i]).join(' and ')}; keep exactly one`
+      : `needs exactly one of ${names.join(' or ')}`;
   }
   const types = branches.map((b) => b.type).filter(Boolean);
   if (types.length > 0) return `must be one of these types: ${types.join(', ')}`;
@@ -146,7 +173,12 @@ function combinatorMessage(e: ErrorObject): string {
 }
 
 function notMessage(e: ErrorObject): string {
-  const schema = e.schema as { required?: string[]; anyOf?: Array<{ required?: string[] }>; pattern?: string; description?: string };
+  const schema = e.schema as {
+    required?: string[];
+    anyOf?: Array<{ required?: string[] }>;
+    pattern?: string;
+    description?: string;
+  };
   if (schema.description) return schema.description;
   if (schema.required) return `cannot have both ${schema.required.map((r) => `"${r}"`).join(' and ')}`;
   if (schema.anyOf) return `cannot have ${schema.anyOf.map((b) => `"${b.required?.[0] ?? '?'}"`).join(' or ')} here`;

@@ -11,7 +11,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
  * not text belongs in a `source` file, which is written byte for byte. Pure.
  */
 export function decodeManifest(path: string, bytes: Uint8Array): { text: string } | { error: StewardError } {
-  if (bytes.length > MAX_MANIFEST_BYTES) return { error: new StewardError('E_MANIFEST_PARSE', `file is larger than ${MAX_MANIFEST_BYTES} bytes (${bytes.length})`, { file: path }) };
+  if (bytes.length > MAX_MANIFEST_BYTES)
+    return {
+      error: new StewardError('E_MANIFEST_PARSE', `file is larger than ${MAX_MANIFEST_BYTES} bytes (${bytes.length})`, {
+        file: path,
+      }),
+    };
   try {
     return { text: utf8.decode(bytes) };
   } catch {

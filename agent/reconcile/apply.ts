@@ -23,9 +23,16 @@ export interface ResourceResult {
  * skipped with the reason; the rest still applies. When `signal` aborts (SIGTERM), the change
  * under way finishes and the remaining ones are skipped.
  */
-export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signal: AbortSignal, afterChange: (r: ResourceResult) => Promise<void> = async () => undefined): Promise<Map<string, ResourceResult>> {
+export async function applyPlan(
+  plan: Plan,
+  drivers: Drivers,
+  log: Logger,
+  signal: AbortSignal,
+  afterChange: (r: ResourceResult) => Promise<void> = async () => undefined,
+): Promise<Map<string, ResourceResult>> {
   const results = new Map<string, ResourceResult>();
-  for (const id of plan.unchanged) results.set(id, { id, action: 'none', status: 'Ready', message: 'up to date', drift: false });
+  for (const id of plan.unchanged)
+    results.set(id, { id, action: 'none', status: 'Ready', message: 'up to date', drift: false });
   const failed = (id: string) => {
     const r = results.get(id);
     return r !== undefined && (r.status === 'Failed' || r.status === 'Skipped');
@@ -36,14 +43,29 @@ export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signa
     const rlog = log.child({ resource: change.id });
     const reason = change.reasons.join('; ');
     const record = (status: ResourceStatus, message: string, error?: StewardError, owned?: Owned) => {
-      results.set(change.id, { id: change.id, action: change.action, status, message, drift: change.drift, ...(error ? { error } : {}), ...(owned ? { owned } : {}) });
+      results.set(change.id, {
+        id: change.id,
+        action: change.action,
+        status,
+        message,
+        drift: change.drift,
+        ...(error ? { error } : {}),
+        ...(owned ? { owned } : {}),
+      });
     };
     if (signal.aborted) {
-      record('Skipped', 'agent is stopping; applied next run', new StewardError('E_DEPENDENCY_FAILED', 'agent is stopping', { resource: change.id, retry: 'transient' }));
+      record(
+        'Skipped',
+        'agent is stopping; applied next run',
+        new StewardError('E_DEPENDENCY_FAILED', 'agent is stopping', { resource: change.id, retry: 'transient' }),
+      );
       continue;
     }
     if (change.blocked) {
-      rlog.error({ action: change.action, reason, code: change.blocked.code, err: change.blocked.message }, `${change.action} blocked: ${change.blocked.message}`);
+      rlog.error(
+        { action: change.action, reason, code: change.blocked.code, err: change.blocked.message },
+        `${change.action} blocked: ${change.blocked.message}`,
+      );
       record('Failed', change.blocked.message, change.blocked);
       continue;
     }
@@ -54,7 +76,11 @@ export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signa
       record('Skipped', msg, new StewardError('E_DEPENDENCY_FAILED', msg, { resource: change.id, retry: 'transient' }));
       continue;
     }
-    if (change.action === 'restart' && change.desired && !(change.desired.spec.restartOn ?? []).some((t) => changed.has(t))) {
+    if (
+      change.action === 'restart' &&
+      change.desired &&
+      !(change.desired.spec.restartOn ?? []).some((t) => changed.has(t))
+    ) {
       record('Ready', 'restart not needed: no trigger changed', undefined);
       continue;
     }
@@ -63,12 +89,23 @@ export async function applyPlan(plan: Plan, drivers: Drivers, log: Logger, signa
     try {
       const owned = await driver.apply(change, signal);
       changed.add(change.id);
-      rlog.info({ action: change.action, reason, drift: change.drift, ms: Date.now() - started }, `${change.action} ${change.id}: ${reason}`);
-      record(change.action === 'delete' && !change.desired ? 'Pruned' : 'Ready', `${change.action}: ${reason}`, undefined, owned);
+      rlog.info(
+        { action: change.action, reason, drift: change.drift, ms: Date.now() - started },
+        `${change.action} ${change.id}: ${reason}`,
+      );
+      record(
+        change.action === 'delete' && !change.desired ? 'Pruned' : 'Ready',
+        `${change.action}: ${reason}`,
+        undefined,
+        owned,
+      );
       await afterChange(results.get(change.id)!);
     } catch (err) {
       const e = toStewardError(err, 'E_INTERNAL', undefined, { resource: change.id });
-      rlog.error({ action: change.action, reason, code: e.code, err: e.message }, `${change.action} ${change.id} failed: ${e.message}`);
+      rlog.error(
+        { action: change.action, reason, code: e.code, err: e.message },
+        `${change.action} ${change.id} failed: ${e.message}`,
+      );
       record('Failed', e.message, e);
     }
   }

@@ -26,7 +26,11 @@ export interface ContextOptions {
  * Builds what a run needs from a loaded config: credentials (read from their files now), the
  * two gitdirs under stateDir (source and status), the Docker client and the drivers.
  */
-export async function createContext(config: AgentConfig, log: Logger, opts: ContextOptions = {}): Promise<AgentContext> {
+export async function createContext(
+  config: AgentConfig,
+  log: Logger,
+  opts: ContextOptions = {},
+): Promise<AgentContext> {
   const creds = await readCredentials(config);
   const remote = gitRemote(config, creds, opts);
   const docker = createDocker(config.docker.socket);
@@ -48,7 +52,8 @@ export async function createContext(config: AgentConfig, log: Logger, opts: Cont
       labels: config.labels,
       agentVersion,
       heartbeatSeconds: Math.max(1, Math.round(config.status.heartbeatMs / 1000)),
-      facts: opts.facts === false ? { nodeVersion: process.versions.node, arch: process.arch } : await collectFacts(docker),
+      facts:
+        opts.facts === false ? { nodeVersion: process.versions.node, arch: process.arch } : await collectFacts(docker),
     },
     revision,
   };
@@ -62,11 +67,22 @@ export interface GitRemote {
 }
 
 /** The HTTP client and headers for every Git request of this config. */
-export function gitRemote(config: AgentConfig, creds: Credentials, opts: { stats?: HttpStats; signal?: AbortSignal } = {}): GitRemote {
+export function gitRemote(
+  config: AgentConfig,
+  creds: Credentials,
+  opts: { stats?: HttpStats; signal?: AbortSignal } = {},
+): GitRemote {
   const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
   // Sent up front: isomorphic-git's onAuth would cost a 401 round trip on every request.
-  if (creds.token) headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
-  const http = createHttpClient({ timeoutMs: config.source.timeoutMs, maxPackBytes: config.source.maxPackBytes, ...(creds.ca ? { ca: creds.ca } : {}), ...(opts.stats ? { stats: opts.stats } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+  if (creds.token)
+    headers.authorization = `Basic ${Buffer.from(`${config.source.username}:${creds.token.reveal()}`).toString('base64')}`;
+  const http = createHttpClient({
+    timeoutMs: config.source.timeoutMs,
+    maxPackBytes: config.source.maxPackBytes,
+    ...(creds.ca ? { ca: creds.ca } : {}),
+    ...(opts.stats ? { stats: opts.stats } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return { http, headers, maxObjectBytes: config.source.maxPackBytes };
 }
 

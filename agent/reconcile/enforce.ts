@@ -18,21 +18,32 @@ export interface EnforceOptions {
 }
 
 /** Observes the host and plans `bundle` onto it. Changes nothing. */
-export async function planBundle(bundle: Bundle, state: AgentState, opts: Pick<EnforceOptions, 'drivers' | 'allowEmptyPrune' | 'log' | 'signal'>): Promise<Plan> {
+export async function planBundle(
+  bundle: Bundle,
+  state: AgentState,
+  opts: Pick<EnforceOptions, 'drivers' | 'allowEmptyPrune' | 'log' | 'signal'>,
+): Promise<Plan> {
   const observations: Observations = {};
   const unobservable: Partial<Record<Kind, StewardError>> = {};
   // Each kind on its own: an engine that is down fails the containers, not the files.
   for (const [kind, driver] of Object.entries(opts.drivers) as Array<[Kind, ResourceDriver<Desired, unknown>]>) {
     const owned = new Map(Object.entries(state.inventory).filter(([, e]) => e.kind === kind));
     try {
-      observations[kind] = await driver.observe(bundle.resources.filter((r) => r.kind === kind), owned, opts.signal);
+      observations[kind] = await driver.observe(
+        bundle.resources.filter((r) => r.kind === kind),
+        owned,
+        opts.signal,
+      );
     } catch (err) {
       const e = toStewardError(err, 'E_INTERNAL', `cannot observe ${kind} resources`);
       opts.log.error({ code: e.code, kind }, e.message);
       unobservable[kind] = e;
     }
   }
-  const plan = makePlan(bundle, observations, state.inventory, opts.drivers, { allowEmptyPrune: opts.allowEmptyPrune, unobservable });
+  const plan = makePlan(bundle, observations, state.inventory, opts.drivers, {
+    allowEmptyPrune: opts.allowEmptyPrune,
+    unobservable,
+  });
   for (const n of plan.notes) opts.log.warn({ revision: bundle.revision }, n);
   return plan;
 }
@@ -41,7 +52,11 @@ export async function planBundle(bundle: Bundle, state: AgentState, opts: Pick<E
  * Makes the host match one bundle: observe, plan, apply in order, wait for the health of what
  * changed, and keep the inventory current after every change (write-ahead of the next one).
  */
-export async function enforce(bundle: Bundle, state: AgentState, opts: EnforceOptions): Promise<{ plan: Plan; results: Map<string, ResourceResult> }> {
+export async function enforce(
+  bundle: Bundle,
+  state: AgentState,
+  opts: EnforceOptions,
+): Promise<{ plan: Plan; results: Map<string, ResourceResult> }> {
   const plan = await planBundle(bundle, state, opts);
   const byId = new Map(bundle.resources.map((d) => [d.id, d]));
   const results = await applyPlan(plan, opts.drivers, opts.log, opts.signal, async (result) => {
@@ -60,7 +75,13 @@ export async function enforce(bundle: Bundle, state: AgentState, opts: EnforceOp
  * claims (path, unit) and what the apply reported (backup, original state); a pruned one leaves;
  * a failed one keeps what it had, so a failed delete is retried.
  */
-function remember(state: AgentState, d: Desired | undefined, r: ResourceResult, drivers: Drivers, revision: string): void {
+function remember(
+  state: AgentState,
+  d: Desired | undefined,
+  r: ResourceResult,
+  drivers: Drivers,
+  revision: string,
+): void {
   if (r.status === 'Pruned') {
     delete state.inventory[r.id];
     return;
@@ -71,8 +92,14 @@ function remember(state: AgentState, d: Desired | undefined, r: ResourceResult, 
   const claims = driver.claims(d);
   // What the host knows the resource by (a path, a unit) changed: the old one was deleted by the
   // apply, and nothing recorded for it (its backup, its original state) belongs to the new one.
-  const moved = prior !== undefined && ((claims.path !== undefined && prior.path !== undefined && claims.path !== prior.path) || (claims.unit !== undefined && prior.unit !== undefined && claims.unit !== prior.unit));
-  const keep = prior && !moved ? { path: prior.path, backup: prior.backup, unit: prior.unit, original: prior.original } : {};
-  const merged = Object.fromEntries(Object.entries({ ...keep, ...claims, ...(r.owned ?? {}) }).filter(([, v]) => v !== undefined));
+  const moved =
+    prior !== undefined &&
+    ((claims.path !== undefined && prior.path !== undefined && claims.path !== prior.path) ||
+      (claims.unit !== undefined && prior.unit !== undefined && claims.unit !== prior.unit));
+  const keep =
+    prior && !moved ? { path: prior.path, backup: prior.backup, unit: prior.unit, original: prior.original } : {};
+  const merged = Object.fromEntries(
+    Object.entries({ ...keep, ...claims, ...(r.owned ?? {}) }).filter(([, v]) => v !== undefined),
+  );
   state.inventory[d.id] = { kind: d.kind, hash: driver.hash(d), revision, ...merged };
 }

@@ -7,7 +7,13 @@ import type { ResourceResult } from './apply.js';
 import type { Drivers } from './plan.js';
 
 /** Failures that mean "this revision broke the host": they roll a revision back. */
-export const ROLLBACK_CODES = new Set(['E_CONTAINER_START', 'E_UNIT_START', 'E_CONTAINER_UNHEALTHY', 'E_PROBE_FAILED', 'E_HEALTH_TIMEOUT']);
+export const ROLLBACK_CODES = new Set([
+  'E_CONTAINER_START',
+  'E_UNIT_START',
+  'E_CONTAINER_UNHEALTHY',
+  'E_PROBE_FAILED',
+  'E_HEALTH_TIMEOUT',
+]);
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -22,27 +28,47 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * ends the wait. What did not change gets one reading when it has a probe or a docker
  * healthcheck. A resource that is not healthy becomes Failed with the reason.
  */
-export async function checkHealth(bundle: Bundle, results: Map<string, ResourceResult>, drivers: Drivers, defaultDeadlineMs: number, log: Logger, signal: AbortSignal): Promise<void> {
+export async function checkHealth(
+  bundle: Bundle,
+  results: Map<string, ResourceResult>,
+  drivers: Drivers,
+  defaultDeadlineMs: number,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   const waits: Array<Promise<void>> = [];
   for (const d of bundle.resources) {
     const r = results.get(d.id);
     const driver = drivers[d.kind] as ResourceDriver<Desired, unknown> | undefined;
     if (!r || !driver || r.status !== 'Ready') continue;
     const changed = r.action !== 'none';
-    const hasProbe = d.kind !== 'File' && (d.spec.probe !== undefined || (d.kind === 'Container' && d.spec.healthcheck !== undefined));
+    const hasProbe =
+      d.kind !== 'File' && (d.spec.probe !== undefined || (d.kind === 'Container' && d.spec.healthcheck !== undefined));
     if (!changed && !hasProbe) {
       r.health = 'Healthy';
       continue;
     }
-    const deadlineMs = changed ? (d.kind !== 'File' && d.spec.probe?.deadline ? parseDuration(d.spec.probe.deadline) : defaultDeadlineMs) : 0;
+    const deadlineMs = changed
+      ? d.kind !== 'File' && d.spec.probe?.deadline
+        ? parseDuration(d.spec.probe.deadline)
+        : defaultDeadlineMs
+      : 0;
     waits.push(
       watch(driver, d, deadlineMs, signal).then((h) => {
         if (h.state === 'healthy') {
           r.health = 'Healthy';
           return;
         }
-        const code = h.state === 'starting' ? (changed ? 'E_HEALTH_TIMEOUT' : h.code ?? 'E_PROBE_FAILED') : h.code ?? 'E_CONTAINER_UNHEALTHY';
-        const message = h.state === 'starting' && changed ? `not healthy within ${Math.round(deadlineMs / 1000)}s: ${h.message}` : h.message;
+        const code =
+          h.state === 'starting'
+            ? changed
+              ? 'E_HEALTH_TIMEOUT'
+              : (h.code ?? 'E_PROBE_FAILED')
+            : (h.code ?? 'E_CONTAINER_UNHEALTHY');
+        const message =
+          h.state === 'starting' && changed
+            ? `not healthy within ${Math.round(deadlineMs / 1000)}s: ${h.message}`
+            : h.message;
         r.health = 'Unhealthy';
         r.status = 'Failed';
         r.message = `${r.action === 'none' ? '' : `${r.action} done, but `}${message}`;
@@ -54,7 +80,12 @@ export async function checkHealth(bundle: Bundle, results: Map<string, ResourceR
   await Promise.all(waits);
 }
 
-async function watch(driver: ResourceDriver<Desired, unknown>, d: Desired, deadlineMs: number, signal: AbortSignal): Promise<Health> {
+async function watch(
+  driver: ResourceDriver<Desired, unknown>,
+  d: Desired,
+  deadlineMs: number,
+  signal: AbortSignal,
+): Promise<Health> {
   const probe = d.kind !== 'File' ? d.spec.probe : undefined;
   const intervalMs = Math.max(100, parseDuration(probe?.interval ?? '1s'));
   const attemptMs = parseDuration(probe?.timeout ?? '5s') + 2000;
@@ -68,13 +99,26 @@ async function watch(driver: ResourceDriver<Desired, unknown>, d: Desired, deadl
 }
 
 /** One reading; a check that does not answer in time is a "starting" reading, not a hang. */
-async function once(driver: ResourceDriver<Desired, unknown>, d: Desired, attemptMs: number, signal: AbortSignal): Promise<Health> {
+async function once(
+  driver: ResourceDriver<Desired, unknown>,
+  d: Desired,
+  attemptMs: number,
+  signal: AbortSignal,
+): Promise<Health> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<Health>((resolve) => {
-    timer = setTimeout(() => resolve({ state: 'starting', message: `health check gave no answer within ${attemptMs}ms` }), attemptMs);
+    timer = setTimeout(
+      () => resolve({ state: 'starting', message: `health check gave no answer within ${attemptMs}ms` }),
+      attemptMs,
+    );
   });
   try {
-    return await Promise.race([driver.check(d, signal).catch((err: unknown) => ({ state: 'starting' as const, message: toStewardError(err, 'E_INTERNAL').message })), late]);
+    return await Promise.race([
+      driver
+        .check(d, signal)
+        .catch((err: unknown) => ({ state: 'starting' as const, message: toStewardError(err, 'E_INTERNAL').message })),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }

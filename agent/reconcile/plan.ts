@@ -35,13 +35,33 @@ export function makePlan(
   for (const d of bundle.resources) {
     const driver = drivers[d.kind] as ResourceDriver<Desired, unknown> | undefined;
     if (!driver) {
-      const blocked = new StewardError('E_KIND_UNSUPPORTED', `this agent cannot manage ${d.kind} resources on this host`, { resource: d.id });
-      changes.push({ id: d.id, kind: d.kind, action: 'create', reasons: [`no ${d.kind} driver`], drift: false, desired: d, blocked });
+      const blocked = new StewardError(
+        'E_KIND_UNSUPPORTED',
+        `this agent cannot manage ${d.kind} resources on this host`,
+        { resource: d.id },
+      );
+      changes.push({
+        id: d.id,
+        kind: d.kind,
+        action: 'create',
+        reasons: [`no ${d.kind} driver`],
+        drift: false,
+        desired: d,
+        blocked,
+      });
       continue;
     }
     const cannot = unobservable[d.kind];
     if (cannot) {
-      changes.push({ id: d.id, kind: d.kind, action: 'update', reasons: [`cannot observe ${d.kind} resources`], drift: false, desired: d, blocked: new StewardError(cannot.code, cannot.message, { resource: d.id, retry: cannot.retry }) });
+      changes.push({
+        id: d.id,
+        kind: d.kind,
+        action: 'update',
+        reasons: [`cannot observe ${d.kind} resources`],
+        drift: false,
+        desired: d,
+        blocked: new StewardError(cannot.code, cannot.message, { resource: d.id, retry: cannot.retry }),
+      });
       continue;
     }
     const change = driver.diff(d, observed[d.kind]?.get(d.id), inventory[d.id]);
@@ -56,7 +76,14 @@ export function makePlan(
     if (triggers.length === 0 || changing.has(d.id) || !drivers[d.kind]) continue;
     const at = unchanged.indexOf(d.id);
     if (at >= 0) unchanged.splice(at, 1);
-    const restart: Change = { id: d.id, kind: d.kind, action: 'restart', reasons: triggers.map((t) => `${t} changes in this run (restartOn)`), drift: false, desired: d };
+    const restart: Change = {
+      id: d.id,
+      kind: d.kind,
+      action: 'restart',
+      reasons: triggers.map((t) => `${t} changes in this run (restartOn)`),
+      drift: false,
+      desired: d,
+    };
     changes.push(restart);
   }
   // Keep dependency order: place each change where its resource stands in the bundle.
@@ -66,7 +93,8 @@ export function makePlan(
   // Prune: what Steward owns (seen on the host or in the inventory) that is no longer desired.
   const prunes: Change[] = [];
   const candidates = new Map<string, Kind>();
-  for (const [kind, map] of Object.entries(observed) as Array<[Kind, Map<string, unknown>]>) for (const id of map.keys()) candidates.set(id, kind);
+  for (const [kind, map] of Object.entries(observed) as Array<[Kind, Map<string, unknown>]>)
+    for (const id of map.keys()) candidates.set(id, kind);
   for (const [id, entry] of Object.entries(inventory)) candidates.set(id, entry.kind);
   for (const [id, kind] of [...candidates].sort(([a], [b]) => a.localeCompare(b))) {
     if (desiredIds.has(id) || unobservable[kind]) continue;
@@ -75,7 +103,9 @@ export function makePlan(
     if (change) prunes.push({ ...change, id });
   }
   if (prunes.length > 0 && bundle.resources.length === 0 && !opts.allowEmptyPrune) {
-    notes.push(`the bundle is empty: pruning ${prunes.length} owned resource(s) is held back (set prune.allowEmpty: true to allow it)`);
+    notes.push(
+      `the bundle is empty: pruning ${prunes.length} owned resource(s) is held back (set prune.allowEmpty: true to allow it)`,
+    );
   } else changes.push(...prunes);
 
   return { revision: bundle.revision, changes, unchanged, notes };

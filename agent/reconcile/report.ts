@@ -46,7 +46,13 @@ export function phaseOf(results: Map<string, ResourceResult>, invalid: boolean):
  * Builds the status document from a run. Pure: the clock comes in `now`. Condition transition
  * times move only when a condition's status, reason or message changes.
  */
-export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState, now: Date, reportCondition?: Omit<Condition, 'lastTransitionTime'>): HostStatus {
+export function buildStatus(
+  id: HostIdentity,
+  run: RunOutcome,
+  state: AgentState,
+  now: Date,
+  reportCondition?: Omit<Condition, 'lastTransitionTime'>,
+): HostStatus {
   const resources: HostStatus['resources'] = {};
   const counts = { resources: 0, changed: 0, failed: 0, skipped: 0, pruned: 0, drift: 0 };
   for (const r of [...run.results.values()].sort((a, b) => a.id.localeCompare(b.id))) {
@@ -65,7 +71,10 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
     if (r.status === 'Pruned') counts.pruned += 1;
     if (r.drift && r.status === 'Ready') counts.drift += 1;
   }
-  const unhealthy = [...run.results.values()].filter((r) => r.health === 'Unhealthy').map((r) => r.id).sort();
+  const unhealthy = [...run.results.values()]
+    .filter((r) => r.health === 'Unhealthy')
+    .map((r) => r.id)
+    .sort();
   const errors = [
     ...(run.sourceError ? [run.sourceError] : []),
     ...run.bundleErrors,
@@ -77,16 +86,46 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
   const want: Array<Omit<Condition, 'lastTransitionTime'>> = [
     run.sourceError
       ? { type: 'SourceReady', status: 'False', reason: run.sourceError.code, message: run.sourceError.message }
-      : { type: 'SourceReady', status: 'True', reason: 'Fetched', message: `at ${run.desiredRevision ?? 'no revision'}` },
+      : {
+          type: 'SourceReady',
+          status: 'True',
+          reason: 'Fetched',
+          message: `at ${run.desiredRevision ?? 'no revision'}`,
+        },
     run.bundleErrors.length > 0
-      ? { type: 'Valid', status: 'False', reason: run.bundleErrors[0]!.code, message: `${run.bundleErrors.length} error(s) in the bundle` }
-      : { type: 'Valid', status: run.desiredRevision ? 'True' : 'Unknown', reason: run.desiredRevision ? 'Validated' : 'NoRevision', message: '' },
+      ? {
+          type: 'Valid',
+          status: 'False',
+          reason: run.bundleErrors[0]!.code,
+          message: `${run.bundleErrors.length} error(s) in the bundle`,
+        }
+      : {
+          type: 'Valid',
+          status: run.desiredRevision ? 'True' : 'Unknown',
+          reason: run.desiredRevision ? 'Validated' : 'NoRevision',
+          message: '',
+        },
     run.phase === 'Converged'
-      ? { type: 'Ready', status: 'True', reason: 'Converged', message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}` }
-      : { type: 'Ready', status: 'False', reason: run.rollback ? 'RolledBack' : run.phase, message: readyMessage(run, counts) },
+      ? {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Converged',
+          message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}`,
+        }
+      : {
+          type: 'Ready',
+          status: 'False',
+          reason: run.rollback ? 'RolledBack' : run.phase,
+          message: readyMessage(run, counts),
+        },
     unhealthy.length > 0
       ? { type: 'Healthy', status: 'False', reason: 'Unhealthy', message: unhealthy.join(', ') }
-      : { type: 'Healthy', status: run.results.size > 0 ? 'True' : 'Unknown', reason: run.results.size > 0 ? 'Healthy' : 'NothingChecked', message: '' },
+      : {
+          type: 'Healthy',
+          status: run.results.size > 0 ? 'True' : 'Unknown',
+          reason: run.results.size > 0 ? 'Healthy' : 'NothingChecked',
+          message: '',
+        },
     ...(reportCondition ? [reportCondition] : []),
   ];
   const conditions = want.map((c) => {
@@ -94,7 +133,13 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
     const same = prior && prior.status === c.status && prior.reason === c.reason && prior.message === c.message;
     return { ...c, lastTransitionTime: same ? prior.lastTransitionTime : now.toISOString() };
   });
-  const lastRun = { startedAt: run.startedAt.toISOString(), durationMs: Math.round(run.durationMs), revision: run.desiredRevision, result: run.phase, counts };
+  const lastRun = {
+    startedAt: run.startedAt.toISOString(),
+    durationMs: Math.round(run.durationMs),
+    revision: run.desiredRevision,
+    result: run.phase,
+    counts,
+  };
   return {
     host: id.host,
     labels: id.labels,
@@ -118,9 +163,12 @@ export function buildStatus(id: HostIdentity, run: RunOutcome, state: AgentState
 }
 
 function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number }): string {
-  if (run.rollback) return `revision ${short(run.rollback.from)} failed its health checks; rolled back to ${short(run.rollback.to)}: ${run.rollback.reason}`;
-  if (run.phase === 'Degraded') return `revision ${short(run.desiredRevision)} failed before; running ${short(run.appliedRevision)}`;
-  if (run.phase === 'Invalid') return `revision ${short(run.desiredRevision)} is invalid; nothing of it was applied${run.appliedRevision ? ` (running ${short(run.appliedRevision)})` : ''}`;
+  if (run.rollback)
+    return `revision ${short(run.rollback.from)} failed its health checks; rolled back to ${short(run.rollback.to)}: ${run.rollback.reason}`;
+  if (run.phase === 'Degraded')
+    return `revision ${short(run.desiredRevision)} failed before; running ${short(run.appliedRevision)}`;
+  if (run.phase === 'Invalid')
+    return `revision ${short(run.desiredRevision)} is invalid; nothing of it was applied${run.appliedRevision ? ` (running ${short(run.appliedRevision)})` : ''}`;
   if (run.phase === 'Failed' && run.appliedRevision === null) return 'no revision could be fetched yet';
   return `${counts.failed} failed, ${counts.skipped} skipped`;
 }

@@ -21,7 +21,9 @@ export function forbiddenPaths(config: AgentConfig): string[] {
   ];
   // Both spellings: the one written (what a manifest would name) and the real one (what a write
   // would reach). File paths themselves are never written through a symlink (ensureRealDir).
-  const all = own.flatMap((p) => [posix.resolve(p), realPathOf(p)]).map((p) => posix.normalize(p).replace(/(.)\/$/, '$1'));
+  const all = own
+    .flatMap((p) => [posix.resolve(p), realPathOf(p)])
+    .map((p) => posix.normalize(p).replace(/(.)\/$/, '$1'));
   return [...new Set(all)];
 }
 
@@ -31,29 +33,55 @@ export function forbiddenPaths(config: AgentConfig): string[] {
  * the same commit (relative to the manifest, never outside the repository, never a symlink).
  * Fills each File's and Service's `data`. Returns the errors; any error rejects the bundle.
  */
-export async function resolveBundle(bundle: Bundle, config: AgentConfig, readRepoFile: (path: string) => Promise<Buffer>): Promise<StewardError[]> {
+export async function resolveBundle(
+  bundle: Bundle,
+  config: AgentConfig,
+  readRepoFile: (path: string) => Promise<Buffer>,
+): Promise<StewardError[]> {
   const errors: StewardError[] = [];
   const forbidden = forbiddenPaths(config);
-  const at = (r: Desired, pointer: string) => ({ file: r.file, line: r.at?.(pointer) ?? r.line, pointer, resource: r.id });
+  const at = (r: Desired, pointer: string) => ({
+    file: r.file,
+    line: r.at?.(pointer) ?? r.line,
+    pointer,
+    resource: r.id,
+  });
   for (const r of bundle.resources) {
     if (r.kind === 'Container') continue;
     if (r.kind === 'File') {
       const problem = filePathProblem(r.spec.path, config.files.roots, forbidden);
-      if (problem) errors.push(new StewardError('E_MANIFEST_INVALID', `path ${JSON.stringify(r.spec.path)} ${problem}`, at(r, '/spec/path')));
+      if (problem)
+        errors.push(
+          new StewardError('E_MANIFEST_INVALID', `path ${JSON.stringify(r.spec.path)} ${problem}`, at(r, '/spec/path')),
+        );
     }
     if (r.spec.content !== undefined) r.data = Buffer.from(r.spec.content, 'utf8');
     else if (r.spec.source !== undefined) {
       const joined = posix.normalize(posix.join(posix.dirname(r.file), r.spec.source));
       if (r.spec.source.startsWith('/') || joined.startsWith('../') || joined === '..') {
-        errors.push(new StewardError('E_MANIFEST_SOURCE', `source ${JSON.stringify(r.spec.source)} must be a path inside the repository, relative to ${r.file}`, at(r, '/spec/source')));
+        errors.push(
+          new StewardError(
+            'E_MANIFEST_SOURCE',
+            `source ${JSON.stringify(r.spec.source)} must be a path inside the repository, relative to ${r.file}`,
+            at(r, '/spec/source'),
+          ),
+        );
         continue;
       }
       try {
         r.data = await readRepoFile(joined);
       } catch (err) {
-        errors.push(new StewardError('E_MANIFEST_SOURCE', `source ${JSON.stringify(r.spec.source)}: ${(err as Error).message}`, at(r, '/spec/source')));
+        errors.push(
+          new StewardError(
+            'E_MANIFEST_SOURCE',
+            `source ${JSON.stringify(r.spec.source)}: ${(err as Error).message}`,
+            at(r, '/spec/source'),
+          ),
+        );
       }
     }
   }
-  return errors.sort((x, y) => (x.detail.file ?? '').localeCompare(y.detail.file ?? '') || (x.detail.line ?? 0) - (y.detail.line ?? 0));
+  return errors.sort(
+    (x, y) => (x.detail.file ?? '').localeCompare(y.detail.file ?? '') || (x.detail.line ?? 0) - (y.detail.line ?? 0),
+  );
 }

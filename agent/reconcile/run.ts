@@ -52,7 +52,10 @@ const short = (rev: string | null | undefined) => (rev ? rev.slice(0, 7) : 'none
  * Each failing step records one reason; nothing here throws for bad input or an unreachable
  * server. With `apply: false` it stops after planning and changes nothing (`steward plan`).
  */
-export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal: AbortSignal; now?: () => Date }): Promise<RunReport> {
+export async function runOnce(
+  ctx: AgentContext,
+  opts: { apply: boolean; signal: AbortSignal; now?: () => Date },
+): Promise<RunReport> {
   const now = opts.now ?? (() => new Date());
   const startedAt = now();
   const t0 = performance.now();
@@ -67,7 +70,14 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
   const failedAtStart = new Set(state.failedRevisions);
 
   // 1. sync
-  const { revision: head, error: sourceError } = await sync(ctx.source, config.source.branch, state, config.source.intervalMs, startedAt, log);
+  const { revision: head, error: sourceError } = await sync(
+    ctx.source,
+    config.source.branch,
+    state,
+    config.source.intervalMs,
+    startedAt,
+    log,
+  );
   const outcome: RunOutcome = {
     startedAt,
     durationMs: 0,
@@ -82,7 +92,9 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
   };
   const report: RunReport = { outcome };
   if (!head) {
-    outcome.sourceError ??= new StewardError('E_GIT_NO_REVISION', 'no revision has been fetched yet', { retry: 'transient' });
+    outcome.sourceError ??= new StewardError('E_GIT_NO_REVISION', 'no revision has been fetched yet', {
+      retry: 'transient',
+    });
     return finish();
   }
 
@@ -91,7 +103,9 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
   let reason: 'head' | 'invalid' | 'failed' | 'refused' = 'head';
   if (failedAtStart.has(head)) {
     reason = 'failed';
-    warn(`revision ${short(head)} failed its health checks and was rolled back; it is not tried again until the branch moves`);
+    warn(
+      `revision ${short(head)} failed its health checks and was rolled back; it is not tried again until the branch moves`,
+    );
   } else if (await refusedHistory(head)) {
     reason = 'refused';
   } else {
@@ -108,18 +122,34 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
     if (good.bundle) {
       target = good.bundle;
       warn(`enforcing the last good revision ${short(state.lastGoodRevision)} meanwhile`);
-    } else warn(`the last good revision ${short(state.lastGoodRevision)} cannot be loaded: ${good.errors[0]?.message ?? 'unknown error'}`);
+    } else
+      warn(
+        `the last good revision ${short(state.lastGoodRevision)} cannot be loaded: ${good.errors[0]?.message ?? 'unknown error'}`,
+      );
   }
-  const settle = (results: Map<string, ResourceResult>) => (reason === 'invalid' ? 'Invalid' : reason === 'failed' ? 'Degraded' : reason === 'refused' ? 'Failed' : phaseOf(results, false));
+  const settle = (results: Map<string, ResourceResult>) =>
+    reason === 'invalid'
+      ? 'Invalid'
+      : reason === 'failed'
+        ? 'Degraded'
+        : reason === 'refused'
+          ? 'Failed'
+          : phaseOf(results, false);
   if (!target) {
     outcome.phase = settle(new Map());
     return finish();
   }
   if (!opts.apply) {
     ctx.revision.current = target.revision;
-    report.plan = await planBundle(target, state, { drivers: ctx.drivers, allowEmptyPrune: config.prune.allowEmpty, log, signal: opts.signal });
+    report.plan = await planBundle(target, state, {
+      drivers: ctx.drivers,
+      allowEmptyPrune: config.prune.allowEmpty,
+      log,
+      signal: opts.signal,
+    });
     outcome.notes.push(...report.plan.notes);
-    outcome.phase = reason !== 'head' ? settle(new Map()) : report.plan.changes.length === 0 ? 'Converged' : 'Progressing';
+    outcome.phase =
+      reason !== 'head' ? settle(new Map()) : report.plan.changes.length === 0 ? 'Converged' : 'Progressing';
     return finish(false);
   }
 
@@ -130,22 +160,31 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
 
   // 4. judge
   if (reason === 'head') {
-    const broken = [...applied.results.values()].filter((r) => r.action !== 'none' && r.status === 'Failed' && r.error && ROLLBACK_CODES.has(r.error.code));
+    const broken = [...applied.results.values()].filter(
+      (r) => r.action !== 'none' && r.status === 'Failed' && r.error && ROLLBACK_CODES.has(r.error.code),
+    );
     const converged = outcome.phase === 'Converged';
     if (converged) state.lastGoodRevision = head;
     if (broken.length > 0 && config.rollback === 'auto') {
       const why = broken.map((r) => `${r.id}: ${r.message}`).join('; ');
-      if (!state.lastGoodRevision || state.lastGoodRevision === head) warn(`revision ${short(head)} is unhealthy and there is no last good revision to roll back to`);
+      if (!state.lastGoodRevision || state.lastGoodRevision === head)
+        warn(`revision ${short(head)} is unhealthy and there is no last good revision to roll back to`);
       else {
         const good = await loadBundle(state.lastGoodRevision);
-        if (!good.bundle) warn(`cannot roll back: the last good revision ${short(state.lastGoodRevision)} cannot be loaded`);
+        if (!good.bundle)
+          warn(`cannot roll back: the last good revision ${short(state.lastGoodRevision)} cannot be loaded`);
         else {
-          log.error({ from: head, to: state.lastGoodRevision, code: 'E_REVISION_FAILED' }, `rolling back ${short(head)} to ${short(state.lastGoodRevision)}: ${why}`);
+          log.error(
+            { from: head, to: state.lastGoodRevision, code: 'E_REVISION_FAILED' },
+            `rolling back ${short(head)} to ${short(state.lastGoodRevision)}: ${why}`,
+          );
           state.failedRevisions = [...state.failedRevisions.filter((r) => r !== head), head].slice(-20);
           state.rollback = { from: head, to: state.lastGoodRevision, at: now().toISOString(), reason: why };
           const back = await apply(good.bundle);
           // The failed revision's results stay visible; the rollback's changes are reported on top.
-          for (const [id, r] of back.results) if (r.action !== 'none' || !outcome.results.has(id)) outcome.results.set(id, { ...r, message: `rollback: ${r.message}` });
+          for (const [id, r] of back.results)
+            if (r.action !== 'none' || !outcome.results.has(id))
+              outcome.results.set(id, { ...r, message: `rollback: ${r.message}` });
           outcome.phase = 'Degraded';
           outcome.rollback = state.rollback;
         }
@@ -160,11 +199,14 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
   async function loadBundle(revision: string): Promise<{ bundle?: Bundle; errors: StewardError[] }> {
     try {
       const read = await readManifests(ctx.source.objects, revision, config.source.paths);
-      if (read.missing.length > 0 && revision === head) outcome.notes.push(`not at ${short(revision)}: ${read.missing.join(', ')}`);
+      if (read.missing.length > 0 && revision === head)
+        outcome.notes.push(`not at ${short(revision)}: ${read.missing.join(', ')}`);
       const built = buildBundle(revision, read.files);
       const errors = [...read.errors, ...built.errors];
       if (!built.bundle || errors.length > 0) return { errors };
-      const resolved = await resolveBundle(built.bundle, config, (path) => readRepoFile(ctx.source.objects, revision, path));
+      const resolved = await resolveBundle(built.bundle, config, (path) =>
+        readRepoFile(ctx.source.objects, revision, path),
+      );
       return resolved.length > 0 ? { errors: resolved } : { bundle: built.bundle, errors: [] };
     } catch (err) {
       return { errors: [toStewardError(err, 'E_GIT_NO_REVISION', `cannot read revision ${short(revision)}`)] };
@@ -183,11 +225,16 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
         warn(`cannot check that ${short(revision)} descends from ${short(appliedRev)}: ${(err as Error).message}`);
         return false;
       }
-      if (related === 'unknown') warn(`${short(revision)} is more than 1000 commits past ${short(appliedRev)}; its ancestry was not verified`);
+      if (related === 'unknown')
+        warn(`${short(revision)} is more than 1000 commits past ${short(appliedRev)}; its ancestry was not verified`);
       if (related !== false) return false;
       state.refusedRevision = revision;
     }
-    outcome.sourceError = new StewardError('E_GIT_HISTORY', `the branch was rewritten: ${short(revision)} does not descend from the applied revision ${short(appliedRev)}; refused (set source.allowHistoryRewrite: true to accept it)`, { retry: 'stalled' });
+    outcome.sourceError = new StewardError(
+      'E_GIT_HISTORY',
+      `the branch was rewritten: ${short(revision)} does not descend from the applied revision ${short(appliedRev)}; refused (set source.allowHistoryRewrite: true to accept it)`,
+      { retry: 'stalled' },
+    );
     log.error({ code: 'E_GIT_HISTORY', head: revision, applied: appliedRev }, outcome.sourceError.message);
     return true;
   }
@@ -234,36 +281,71 @@ export async function runOnce(ctx: AgentContext, opts: { apply: boolean; signal:
     const doc = buildStatus(ctx.identity, outcome, state, now());
     report.status = doc;
     const problems = checkSchema('host-status', doc);
-    if (problems.length > 0) log.error({ code: 'E_INTERNAL', problems }, 'the status document does not match schemas/host-status.schema.json (a bug; it is written anyway)');
+    if (problems.length > 0)
+      log.error(
+        { code: 'E_INTERNAL', problems },
+        'the status document does not match schemas/host-status.schema.json (a bug; it is written anyway)',
+      );
     state.conditions = doc.conditions;
     state.recentRuns = doc.recentRuns ?? [];
     const fp = fingerprint(doc);
-    const heartbeatDue = !state.report?.pushedAt || now().getTime() - Date.parse(state.report.pushedAt) >= config.status.heartbeatMs;
+    const heartbeatDue =
+      !state.report?.pushedAt || now().getTime() - Date.parse(state.report.pushedAt) >= config.status.heartbeatMs;
     const due = !state.report || state.report.fingerprint !== fp || !state.report.pushed || heartbeatDue;
-    state.report = { fingerprint: fp, at: doc.updatedAt, pushed: state.report?.fingerprint === fp && state.report.pushed, ...(state.report?.pushedAt ? { pushedAt: state.report.pushedAt } : {}) };
+    state.report = {
+      fingerprint: fp,
+      at: doc.updatedAt,
+      pushed: state.report?.fingerprint === fp && state.report.pushed,
+      ...(state.report?.pushedAt ? { pushedAt: state.report.pushedAt } : {}),
+    };
     // The outbox: the newest report is on disk before any push is tried.
-    await writeJsonAtomic(join(config.stateDir, 'status.json'), doc).catch((err: NodeJS.ErrnoException) => warn(`cannot write ${config.stateDir}/status.json: ${err.code ?? err.message}`));
+    await writeJsonAtomic(join(config.stateDir, 'status.json'), doc).catch((err: NodeJS.ErrnoException) =>
+      warn(`cannot write ${config.stateDir}/status.json: ${err.code ?? err.message}`),
+    );
     // The status branch lives on the same server: while the source is in backoff, the report waits in the outbox.
     const serverResting = state.source !== undefined && Date.parse(state.source.retryAt) > Date.now();
     if (!config.status.enabled || !due || opts.signal.aborted || serverResting) {
       const held = config.status.enabled && serverResting && due;
       report.published = held ? 'failed' : 'skipped';
-      if (held) log.warn({ code: 'E_STATUS_PUSH' }, `status kept in ${config.stateDir}/status.json until the Git server answers again`);
+      if (held)
+        log.warn(
+          { code: 'E_STATUS_PUSH' },
+          `status kept in ${config.stateDir}/status.json until the Git server answers again`,
+        );
     } else {
       try {
         // Bounded so that contention on the branch delays the next run by one interval at most.
-        const res = await publishStatus(ctx.status, config.status.branch, doc, log, { signal: opts.signal, historyLimit: config.status.historyLimit, deadlineMs: Math.max(60_000, config.source.intervalMs) });
+        const res = await publishStatus(ctx.status, config.status.branch, doc, log, {
+          signal: opts.signal,
+          historyLimit: config.status.historyLimit,
+          deadlineMs: Math.max(60_000, config.source.intervalMs),
+        });
         state.report = { fingerprint: fp, at: doc.updatedAt, pushed: true, pushedAt: doc.updatedAt };
         report.published = res.outcome;
-        log.info({ commit: res.commit, attempts: res.attempts, phase: doc.phase }, `status ${res.outcome} to ${config.status.branch}`);
+        log.info(
+          { commit: res.commit, attempts: res.attempts, phase: doc.phase },
+          `status ${res.outcome} to ${config.status.branch}`,
+        );
       } catch (err) {
         const e = toStewardError(err, 'E_STATUS_PUSH');
         report.published = 'failed';
-        log.error({ code: e.code }, `status not published (kept in ${config.stateDir}/status.json, retried next run): ${e.message}`);
+        log.error(
+          { code: e.code },
+          `status not published (kept in ${config.stateDir}/status.json, retried next run): ${e.message}`,
+        );
       }
     }
     await persist();
-    log.info({ phase: outcome.phase, revision: outcome.desiredRevision, ms: Math.round(outcome.durationMs), changed: doc.lastRun.counts.changed, failed: doc.lastRun.counts.failed }, `run finished: ${outcome.phase}`);
+    log.info(
+      {
+        phase: outcome.phase,
+        revision: outcome.desiredRevision,
+        ms: Math.round(outcome.durationMs),
+        changed: doc.lastRun.counts.changed,
+        failed: doc.lastRun.counts.failed,
+      },
+      `run finished: ${outcome.phase}`,
+    );
     return report;
   }
 }

@@ -30,7 +30,15 @@ export interface AgentState {
 }
 
 export function emptyState(): AgentState {
-  return { version: 1, appliedRevision: null, lastGoodRevision: null, inventory: {}, conditions: [], recentRuns: [], failedRevisions: [] };
+  return {
+    version: 1,
+    appliedRevision: null,
+    lastGoodRevision: null,
+    inventory: {},
+    conditions: [],
+    recentRuns: [],
+    failedRevisions: [],
+  };
 }
 
 const file = (stateDir: string) => join(stateDir, 'state.json');
@@ -88,7 +96,9 @@ function replay(text: string, inventory: Record<string, InventoryEntry>): number
 
 function isEntry(e: unknown): e is InventoryEntry {
   const x = e as Partial<InventoryEntry> | null;
-  return Boolean(x) && KINDS.includes(x!.kind as Kind) && typeof x!.hash === 'string' && typeof x!.revision === 'string';
+  return (
+    Boolean(x) && KINDS.includes(x!.kind as Kind) && typeof x!.hash === 'string' && typeof x!.revision === 'string'
+  );
 }
 
 /**
@@ -128,7 +138,9 @@ export async function loadState(stateDir: string, warn: (msg: string) => void = 
     inventory,
     conditions: Array.isArray(s.conditions) ? s.conditions : [],
     recentRuns: Array.isArray(s.recentRuns) ? s.recentRuns : [],
-    failedRevisions: Array.isArray(s.failedRevisions) ? s.failedRevisions.filter((r) => rev(r) !== null).slice(-20) : [],
+    failedRevisions: Array.isArray(s.failedRevisions)
+      ? s.failedRevisions.filter((r) => rev(r) !== null).slice(-20)
+      : [],
   };
 }
 

@@ -21,17 +21,31 @@ export function backoffMs(failures: number, intervalMs: number, random = Math.ra
  * it did. After a failure the server is left alone until the backoff ends, while runs go on
  * enforcing the last fetched commit; the first successful contact resets it. Never throws.
  */
-export async function sync(repo: GitRepo, branch: string, state: AgentState, intervalMs: number, now: Date, log: Logger): Promise<SyncResult> {
+export async function sync(
+  repo: GitRepo,
+  branch: string,
+  state: AgentState,
+  intervalMs: number,
+  now: Date,
+  log: Logger,
+): Promise<SyncResult> {
   await repo.init();
   repo.freshCache();
   const local = await repo.localHead(branch);
   if (state.source && Date.parse(state.source.retryAt) > now.getTime()) {
-    const error = new StewardError(state.source.error.code as StewardError['code'], `${state.source.error.message} (next try at ${state.source.retryAt})`, { retry: 'transient' });
+    const error = new StewardError(
+      state.source.error.code as StewardError['code'],
+      `${state.source.error.message} (next try at ${state.source.retryAt})`,
+      { retry: 'transient' },
+    );
     return { ...(local ? { revision: local } : {}), error };
   }
   try {
     const remote = await repo.remoteHead(branch);
-    if (!remote) throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist on the server`, { retry: 'transient' });
+    if (!remote)
+      throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist on the server`, {
+        retry: 'transient',
+      });
     delete state.source;
     if (remote === local) return { revision: local };
     const revision = await repo.fetch(branch, remote);
@@ -47,8 +61,15 @@ export async function sync(repo: GitRepo, branch: string, state: AgentState, int
     const failures = (state.source?.failures ?? 0) + 1;
     const wait = backoffMs(failures, intervalMs);
     // From the moment of the failure, not the run's start: a timeout may have taken a while.
-    state.source = { failures, retryAt: new Date(Math.max(now.getTime(), Date.now()) + wait).toISOString(), error: { code: error.code, message: error.message } };
-    log.warn({ code: error.code, revision: local, failures, retryInMs: wait }, `${error.message}; ${local ? `using the last fetched revision ${local.slice(0, 7)}` : 'nothing fetched yet'}`);
+    state.source = {
+      failures,
+      retryAt: new Date(Math.max(now.getTime(), Date.now()) + wait).toISOString(),
+      error: { code: error.code, message: error.message },
+    };
+    log.warn(
+      { code: error.code, revision: local, failures, retryInMs: wait },
+      `${error.message}; ${local ? `using the last fetched revision ${local.slice(0, 7)}` : 'nothing fetched yet'}`,
+    );
     return { ...(local ? { revision: local } : {}), error };
   }
 }

@@ -4,7 +4,22 @@ import type { ContainerSpec } from '../types/container.js';
 import { parseDuration } from '../duration.js';
 
 /** The spec fields that shape a container; a change in any of them recreates it. */
-export const SHAPING_FIELDS = ['image', 'command', 'entrypoint', 'env', 'ports', 'volumes', 'restart', 'user', 'workingDir', 'labels', 'healthcheck', 'memory', 'cpus', 'networkMode'] as const;
+export const SHAPING_FIELDS = [
+  'image',
+  'command',
+  'entrypoint',
+  'env',
+  'ports',
+  'volumes',
+  'restart',
+  'user',
+  'workingDir',
+  'labels',
+  'healthcheck',
+  'memory',
+  'cpus',
+  'networkMode',
+] as const;
 export type ShapingField = (typeof SHAPING_FIELDS)[number];
 
 export const LABEL = {
@@ -20,7 +35,11 @@ export const LABEL = {
 export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object')
-    return `{${Object.keys(value).sort().filter((k) => (value as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(value);
 }
 
@@ -79,7 +98,13 @@ export function parseMemory(text: string): number {
 const NS_PER_MS = 1_000_000;
 
 /** The Docker Engine create request for a desired container. Pure. */
-export function toCreateOptions(name: string, id: string, host: string, revision: string, spec: ContainerSpec): ContainerCreateOptions {
+export function toCreateOptions(
+  name: string,
+  id: string,
+  host: string,
+  revision: string,
+  spec: ContainerSpec,
+): ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   for (const p of spec.ports ?? []) {
@@ -89,7 +114,9 @@ export function toCreateOptions(name: string, id: string, host: string, revision
   }
   const hc = spec.healthcheck;
   const restart = spec.restart ?? 'unless-stopped';
-  const userLabels = Object.fromEntries(Object.entries(spec.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined));
+  const userLabels = Object.fromEntries(
+    Object.entries(spec.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
+  );
   return {
     name,
     Image: spec.image,
@@ -111,7 +138,12 @@ export function toCreateOptions(name: string, id: string, host: string, revision
     ...(hc
       ? {
           Healthcheck: {
-            Test: typeof hc.test === 'string' ? ['CMD-SHELL', hc.test] : ['CMD', 'CMD-SHELL', 'NONE'].includes(hc.test[0]) ? hc.test : ['CMD', ...hc.test],
+            Test:
+              typeof hc.test === 'string'
+                ? ['CMD-SHELL', hc.test]
+                : ['CMD', 'CMD-SHELL', 'NONE'].includes(hc.test[0])
+                  ? hc.test
+                  : ['CMD', ...hc.test],
             ...(hc.interval ? { Interval: parseDuration(hc.interval) * NS_PER_MS } : {}),
             ...(hc.timeout ? { Timeout: parseDuration(hc.timeout) * NS_PER_MS } : {}),
             ...(hc.retries ? { Retries: hc.retries } : {}),

@@ -39,7 +39,11 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     private readonly socket: string,
   ) {}
 
-  async observe(desired: readonly DesiredContainer[], _owned: ReadonlyMap<string, InventoryEntry>, _signal: AbortSignal): Promise<Map<string, ObservedContainer>> {
+  async observe(
+    desired: readonly DesiredContainer[],
+    _owned: ReadonlyMap<string, InventoryEntry>,
+    _signal: AbortSignal,
+  ): Promise<Map<string, ObservedContainer>> {
     let list: Docker.ContainerInfo[];
     try {
       list = await this.docker.listContainers({ all: true });
@@ -50,7 +54,8 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     const byName = new Map<string, ObservedContainer>();
     for (const c of list) {
       const labels = c.Labels ?? {};
-      const owned = labels[LABEL.managed] === 'true' && labels[LABEL.host] === this.host && typeof labels[LABEL.id] === 'string';
+      const owned =
+        labels[LABEL.managed] === 'true' && labels[LABEL.host] === this.host && typeof labels[LABEL.id] === 'string';
       const o: ObservedContainer = {
         containerId: c.Id,
         name: (c.Names?.[0] ?? '').replace(/^\//, ''),
@@ -94,23 +99,57 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     return specHash(desired.spec);
   }
 
-  diff(desired: DesiredContainer | undefined, observed: ObservedContainer | undefined, record: InventoryEntry | undefined): Change<DesiredContainer, ObservedContainer> | undefined {
+  diff(
+    desired: DesiredContainer | undefined,
+    observed: ObservedContainer | undefined,
+    record: InventoryEntry | undefined,
+  ): Change<DesiredContainer, ObservedContainer> | undefined {
     if (!desired) {
       if (!observed?.owned) return undefined;
-      return { id: `Container/${observed.name}`, kind: 'Container', action: 'delete', reasons: ['no longer in Git'], drift: false, observed };
+      return {
+        id: `Container/${observed.name}`,
+        kind: 'Container',
+        action: 'delete',
+        reasons: ['no longer in Git'],
+        drift: false,
+        observed,
+      };
     }
     const base = { id: desired.id, kind: 'Container' as const, desired, ...(observed ? { observed } : {}) };
     const applied = record?.hash === this.hash(desired);
-    if (!observed) return { ...base, action: 'create', reasons: [applied ? 'container was removed outside Steward' : 'container does not exist'], drift: applied };
+    if (!observed)
+      return {
+        ...base,
+        action: 'create',
+        reasons: [applied ? 'container was removed outside Steward' : 'container does not exist'],
+        drift: applied,
+      };
     if (!observed.owned) {
-      const blocked = new StewardError('E_CONTAINER_NAME_TAKEN', `a container named "${desired.name}" exists and was not created by Steward for this host; it is left alone`, { resource: desired.id });
-      return { ...base, action: 'create', reasons: ['name is taken by a container Steward does not own'], drift: false, blocked };
+      const blocked = new StewardError(
+        'E_CONTAINER_NAME_TAKEN',
+        `a container named "${desired.name}" exists and was not created by Steward for this host; it is left alone`,
+        { resource: desired.id },
+      );
+      return {
+        ...base,
+        action: 'create',
+        reasons: ['name is taken by a container Steward does not own'],
+        drift: false,
+        blocked,
+      };
     }
     const reasons = changedFields(desired, observed);
-    if (observed.desiredImageId && observed.desiredImageId !== observed.imageId && !reasons.some((r) => r.startsWith('image ')))
-      reasons.push(`image ${desired.spec.image} now resolves to ${short(observed.desiredImageId)} (was ${short(observed.imageId)})`);
+    if (
+      observed.desiredImageId &&
+      observed.desiredImageId !== observed.imageId &&
+      !reasons.some((r) => r.startsWith('image '))
+    )
+      reasons.push(
+        `image ${desired.spec.image} now resolves to ${short(observed.desiredImageId)} (was ${short(observed.imageId)})`,
+      );
     if (observed.extras.length > 0) reasons.push(`${observed.extras.length} duplicate container(s) for this resource`);
-    if (reasons.length > 0) return { ...base, action: 'recreate', reasons, drift: applied && observed.hash !== this.hash(desired) };
+    if (reasons.length > 0)
+      return { ...base, action: 'recreate', reasons, drift: applied && observed.hash !== this.hash(desired) };
     if (observed.state !== 'running' && observed.state !== 'restarting')
       return { ...base, action: 'start', reasons: [`container is ${observed.state}`], drift: applied };
     return undefined;
@@ -143,7 +182,8 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
         case 'recreate':
         case 'update':
           await this.#ensureImage(desired!, signal);
-          if (observed?.owned) for (const c of [observed.containerId, ...observed.extras]) await this.#remove(c, 'after-container-stop');
+          if (observed?.owned)
+            for (const c of [observed.containerId, ...observed.extras]) await this.#remove(c, 'after-container-stop');
           await this.#create(desired!);
           return;
         case 'restart':
@@ -172,26 +212,43 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     try {
       info = await this.docker.getContainer(d.name).inspect();
     } catch (err) {
-      if (dockerStatus(err) === 404) return { state: 'unhealthy', message: 'container does not exist', code: 'E_CONTAINER_START' };
+      if (dockerStatus(err) === 404)
+        return { state: 'unhealthy', message: 'container does not exist', code: 'E_CONTAINER_START' };
       if (isEngineDown(err)) return { state: 'starting', message: engineDown(err, this.socket).message };
       throw err;
     }
     const s = info.State;
     if (s.Restarting) return { state: 'starting', message: `container is restarting (last exit code ${s.ExitCode})` };
-    if (!s.Running) return { state: 'unhealthy', message: `container is ${s.Status} (exit code ${s.ExitCode})`, code: 'E_CONTAINER_START' };
+    if (!s.Running)
+      return {
+        state: 'unhealthy',
+        message: `container is ${s.Status} (exit code ${s.ExitCode})`,
+        code: 'E_CONTAINER_START',
+      };
     const hc = (s as { Health?: { Status?: string; FailingStreak?: number } }).Health;
     if (hc?.Status === 'starting') return { state: 'starting', message: 'docker healthcheck: starting' };
-    if (hc?.Status === 'unhealthy') return { state: 'unhealthy', message: `docker healthcheck: unhealthy (${hc.FailingStreak ?? 0} failures in a row)`, code: 'E_CONTAINER_UNHEALTHY' };
+    if (hc?.Status === 'unhealthy')
+      return {
+        state: 'unhealthy',
+        message: `docker healthcheck: unhealthy (${hc.FailingStreak ?? 0} failures in a row)`,
+        code: 'E_CONTAINER_UNHEALTHY',
+      };
     const probe = d.spec.probe;
     if (!probe) return { state: 'healthy', message: hc ? 'running, docker healthcheck: healthy' : 'running' };
     const timeoutMs = parseDuration(probe.timeout ?? '5s');
-    const r = probe.exec ? await this.#execProbe(info.Id, probe.exec.command, timeoutMs) : await probeOnce(probe, timeoutMs, signal);
-    return r.ok ? { state: 'healthy', message: `running, probe: ${r.message}` } : { state: 'starting', message: `probe: ${r.message}`, code: 'E_PROBE_FAILED' };
+    const r = probe.exec
+      ? await this.#execProbe(info.Id, probe.exec.command, timeoutMs)
+      : await probeOnce(probe, timeoutMs, signal);
+    return r.ok
+      ? { state: 'healthy', message: `running, probe: ${r.message}` }
+      : { state: 'starting', message: `probe: ${r.message}`, code: 'E_PROBE_FAILED' };
   }
 
   /** `docker exec` of a probe command; a command still running at the deadline counts as failed. */
   async #execProbe(containerId: string, cmd: string[], timeoutMs: number): Promise<{ ok: boolean; message: string }> {
-    const exec = await this.docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
+    const exec = await this.docker
+      .getContainer(containerId)
+      .exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
     await exec.start({ Detach: true });
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
@@ -217,27 +274,43 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     if ((desired.spec.pull ?? 'IfNotPresent') === 'IfNotPresent' && (await this.#imageId(image))) return;
     try {
       const stream = await this.docker.pull(image);
-      await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+      );
     } catch (err) {
       if (isEngineDown(err)) throw engineDown(err, this.socket);
-      throw new StewardError('E_IMAGE_PULL', `cannot pull image ${image}: ${dockerMessage(err)}`, { resource: desired.id, retry: 'transient', cause: err });
+      throw new StewardError('E_IMAGE_PULL', `cannot pull image ${image}: ${dockerMessage(err)}`, {
+        resource: desired.id,
+        retry: 'transient',
+        cause: err,
+      });
     }
   }
 
   async #create(desired: DesiredContainer): Promise<void> {
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(toCreateOptions(desired.name, desired.id, this.host, this.revision(), desired.spec));
+      container = await this.docker.createContainer(
+        toCreateOptions(desired.name, desired.id, this.host, this.revision(), desired.spec),
+      );
     } catch (err) {
       if (dockerStatus(err) === 409)
-        throw new StewardError('E_CONTAINER_NAME_TAKEN', `a container named "${desired.name}" appeared that Steward does not own; it is left alone`, { resource: desired.id, cause: err });
+        throw new StewardError(
+          'E_CONTAINER_NAME_TAKEN',
+          `a container named "${desired.name}" appeared that Steward does not own; it is left alone`,
+          { resource: desired.id, cause: err },
+        );
       throw err;
     }
     faultPoint('after-container-create');
     try {
       await this.#start(container);
     } catch (err) {
-      throw new StewardError('E_CONTAINER_START', `created, but it does not start: ${dockerMessage(err)}`, { resource: desired.id, retry: 'transient', cause: err });
+      throw new StewardError('E_CONTAINER_START', `created, but it does not start: ${dockerMessage(err)}`, {
+        resource: desired.id,
+        retry: 'transient',
+        cause: err,
+      });
     }
     await this.#checkRunning(desired, container.id);
   }
@@ -264,7 +337,11 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   async #checkRunning(desired: DesiredContainer, containerId: string): Promise<void> {
     const info = await this.docker.getContainer(containerId).inspect();
     if (!info.State.Running && !info.State.Restarting)
-      throw new StewardError('E_CONTAINER_START', `container exited right after start (exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''})`, { resource: desired.id, retry: 'transient' });
+      throw new StewardError(
+        'E_CONTAINER_START',
+        `container exited right after start (exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''})`,
+        { resource: desired.id, retry: 'transient' },
+      );
   }
 
   /** Stops and removes one container; its volumes are kept (never lose data). Gone already is fine. */
@@ -278,8 +355,17 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   #wrap(err: unknown, id: string, action: string): StewardError {
     if (err instanceof StewardError) return err;
     if (isEngineDown(err)) return engineDown(err, this.socket);
-    const code = action === 'delete' ? 'E_CONTAINER_REMOVE' : action === 'start' || action === 'restart' ? 'E_CONTAINER_START' : 'E_CONTAINER_CREATE';
-    return new StewardError(code, `${action} failed: ${dockerMessage(err)}`, { resource: id, retry: 'transient', cause: err });
+    const code =
+      action === 'delete'
+        ? 'E_CONTAINER_REMOVE'
+        : action === 'start' || action === 'restart'
+          ? 'E_CONTAINER_START'
+          : 'E_CONTAINER_CREATE';
+    return new StewardError(code, `${action} failed: ${dockerMessage(err)}`, {
+      resource: id,
+      retry: 'transient',
+      cause: err,
+    });
   }
 }
 

@@ -56,7 +56,11 @@ export interface ResourceDriver<D extends Desired, O> {
    * Live state of every desired resource of this kind and of every one Steward owns, keyed by
    * resource id. One call per kind where the host allows it. Never changes the host.
    */
-  observe(desired: readonly D[], owned: ReadonlyMap<string, InventoryEntry>, signal: AbortSignal): Promise<Map<string, O>>;
+  observe(
+    desired: readonly D[],
+    owned: ReadonlyMap<string, InventoryEntry>,
+    signal: AbortSignal,
+  ): Promise<Map<string, O>>;
   /** Hash of the desired spec: equal hashes mean nothing to change. Pure. */
   hash(desired: D): string;
   /**

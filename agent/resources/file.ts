@@ -38,7 +38,11 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
 
   constructor(private readonly stateDir: string) {}
 
-  async observe(desired: readonly DesiredFile[], owned: ReadonlyMap<string, InventoryEntry>, _signal: AbortSignal): Promise<Map<string, ObservedFile>> {
+  async observe(
+    desired: readonly DesiredFile[],
+    owned: ReadonlyMap<string, InventoryEntry>,
+    _signal: AbortSignal,
+  ): Promise<Map<string, ObservedFile>> {
     const out = new Map<string, ObservedFile>();
     const accounts = desired.some((d) => d.spec.owner || d.spec.group) ? await readAccounts() : undefined;
     for (const d of desired) {
@@ -46,12 +50,22 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       if (accounts && (d.spec.owner || d.spec.group)) {
         const uid = d.spec.owner ? accounts.uid(d.spec.owner) : undefined;
         const gid = d.spec.group ? accounts.gid(d.spec.group) : undefined;
-        const error = d.spec.owner && uid === undefined ? `user "${d.spec.owner}" does not exist on this host` : d.spec.group && gid === undefined ? `group "${d.spec.group}" does not exist on this host` : undefined;
-        o.want = { ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}), ...(error ? { error } : {}) };
+        const error =
+          d.spec.owner && uid === undefined
+            ? `user "${d.spec.owner}" does not exist on this host`
+            : d.spec.group && gid === undefined
+              ? `group "${d.spec.group}" does not exist on this host`
+              : undefined;
+        o.want = {
+          ...(uid !== undefined ? { uid } : {}),
+          ...(gid !== undefined ? { gid } : {}),
+          ...(error ? { error } : {}),
+        };
       }
       out.set(d.id, o);
     }
-    for (const [id, entry] of owned) if (!out.has(id) && entry.kind === 'File' && entry.path) out.set(id, await this.#look(entry.path));
+    for (const [id, entry] of owned)
+      if (!out.has(id) && entry.kind === 'File' && entry.path) out.set(id, await this.#look(entry.path));
     return out;
   }
 
@@ -63,10 +77,18 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     }
     const st = await lstat(path).catch(() => undefined);
     if (!st) return { path, type: 'absent' };
-    if (st.isSymbolicLink()) return { path, type: 'symlink', unsafe: `${path} is a symlink; Steward does not follow symlinks` };
+    if (st.isSymbolicLink())
+      return { path, type: 'symlink', unsafe: `${path} is a symlink; Steward does not follow symlinks` };
     if (st.isDirectory()) return { path, type: 'directory', unsafe: `${path} is a directory` };
     if (!st.isFile()) return { path, type: 'other', unsafe: `${path} is not a regular file` };
-    return { path, type: 'file', sha256: digest(await readFile(path)), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+    return {
+      path,
+      type: 'file',
+      sha256: digest(await readFile(path)),
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+    };
   }
 
   hash(d: DesiredFile): string {
@@ -74,12 +96,45 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     return sha(canonical({ ...rest, data: d.data ? digest(d.data) : undefined }));
   }
 
-  diff(desired: DesiredFile | undefined, o: ObservedFile | undefined, record: InventoryEntry | undefined): Change<DesiredFile, ObservedFile> | undefined {
-    const base = { id: desired?.id ?? '', kind: 'File' as const, ...(desired ? { desired } : {}), ...(o ? { observed: o } : {}), ...(record ? { record } : {}) };
+  diff(
+    desired: DesiredFile | undefined,
+    o: ObservedFile | undefined,
+    record: InventoryEntry | undefined,
+  ): Change<DesiredFile, ObservedFile> | undefined {
+    const base = {
+      id: desired?.id ?? '',
+      kind: 'File' as const,
+      ...(desired ? { desired } : {}),
+      ...(o ? { observed: o } : {}),
+      ...(record ? { record } : {}),
+    };
     if (!desired || desired.spec.ensure === 'absent') {
-      if (o?.unsafe && record?.path) return { ...base, action: 'delete', reasons: [desired ? 'ensure: absent' : 'no longer in Git'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', `${o.unsafe}; ${record.path} is not deleted`, { resource: base.id }) };
-      if (!o || o.type === 'absent') return !desired && record ? { ...base, action: 'delete', reasons: ['no longer in Git (already gone)'], drift: false } : undefined;
-      if (!record?.path) return { ...base, action: 'delete', reasons: ['ensure: absent'], drift: false, blocked: new StewardError('E_FILE_NOT_OWNED', `${o.path} exists but was not written by Steward; it is not deleted`, { resource: desired!.id }) };
+      if (o?.unsafe && record?.path)
+        return {
+          ...base,
+          action: 'delete',
+          reasons: [desired ? 'ensure: absent' : 'no longer in Git'],
+          drift: false,
+          blocked: new StewardError('E_FILE_UNSAFE', `${o.unsafe}; ${record.path} is not deleted`, {
+            resource: base.id,
+          }),
+        };
+      if (!o || o.type === 'absent')
+        return !desired && record
+          ? { ...base, action: 'delete', reasons: ['no longer in Git (already gone)'], drift: false }
+          : undefined;
+      if (!record?.path)
+        return {
+          ...base,
+          action: 'delete',
+          reasons: ['ensure: absent'],
+          drift: false,
+          blocked: new StewardError(
+            'E_FILE_NOT_OWNED',
+            `${o.path} exists but was not written by Steward; it is not deleted`,
+            { resource: desired!.id },
+          ),
+        };
       return { ...base, action: 'delete', reasons: [desired ? 'ensure: absent' : 'no longer in Git'], drift: false };
     }
     // The inventory's path is the file Steward wrote. A spec whose path changed is a new file
@@ -87,15 +142,46 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     const moved = record?.path !== undefined && record.path !== desired.spec.path ? record.path : undefined;
     const owns = record?.path !== undefined && !moved;
     const applied = !moved && record?.hash === this.hash(desired);
-    const move = moved ? [`path changed from ${moved}: that file is deleted${record?.backup ? ' and the file it replaced restored' : ''}`] : [];
-    if (o?.unsafe) return { ...base, action: 'update', reasons: ['the path is not safe to write'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.unsafe, { resource: desired.id }) };
-    if (o?.want?.error) return { ...base, action: 'update', reasons: ['owner or group unknown'], drift: false, blocked: new StewardError('E_FILE_OWNER', o.want.error, { resource: desired.id }) };
-    if (!o || o.type === 'absent') return { ...base, action: 'create', reasons: [...move, `${applied ? 'file was removed outside Steward' : 'file does not exist'} (sha256 ${digest(desired.data ?? Buffer.alloc(0)).slice(0, 12)})`], drift: applied };
+    const move = moved
+      ? [
+          `path changed from ${moved}: that file is deleted${record?.backup ? ' and the file it replaced restored' : ''}`,
+        ]
+      : [];
+    if (o?.unsafe)
+      return {
+        ...base,
+        action: 'update',
+        reasons: ['the path is not safe to write'],
+        drift: false,
+        blocked: new StewardError('E_FILE_UNSAFE', o.unsafe, { resource: desired.id }),
+      };
+    if (o?.want?.error)
+      return {
+        ...base,
+        action: 'update',
+        reasons: ['owner or group unknown'],
+        drift: false,
+        blocked: new StewardError('E_FILE_OWNER', o.want.error, { resource: desired.id }),
+      };
+    if (!o || o.type === 'absent')
+      return {
+        ...base,
+        action: 'create',
+        reasons: [
+          ...move,
+          `${applied ? 'file was removed outside Steward' : 'file does not exist'} (sha256 ${digest(desired.data ?? Buffer.alloc(0)).slice(0, 12)})`,
+        ],
+        drift: applied,
+      };
     const reasons: string[] = [...move];
     const data = desired.data ?? Buffer.alloc(0);
     const want = digest(data);
     if (o.sha256 !== want) {
-      const what = owns ? (applied ? 'content was changed outside Steward' : 'content changed') : 'replaces a file Steward did not write (the original is kept)';
+      const what = owns
+        ? applied
+          ? 'content was changed outside Steward'
+          : 'content changed'
+        : 'replaces a file Steward did not write (the original is kept)';
       reasons.push(`${what} (sha256 ${o.sha256?.slice(0, 12)} -> ${want.slice(0, 12)})`);
     }
     const mode = fileMode(desired.spec);
@@ -104,7 +190,8 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     if (o.want?.gid !== undefined && o.gid !== o.want.gid) reasons.push(`group ${o.gid} -> ${o.want.gid}`);
     // A file at a new path that already holds the content is still taken over (backed up) and
     // the old path deleted: only the reasons differ.
-    if (moved && reasons.length === move.length) reasons.push('replaces a file Steward did not write with the same content (the original is kept)');
+    if (moved && reasons.length === move.length)
+      reasons.push('replaces a file Steward did not write with the same content (the original is kept)');
     if (reasons.length === 0) return undefined;
     return { ...base, action: 'update', reasons, drift: applied };
   }
@@ -119,14 +206,25 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       const owned: Owned = { path, ...(prior?.backup ? { backup: prior.backup } : {}) };
       if (!prior && change.observed?.type === 'file') owned.backup = await backupFile(this.stateDir, path);
       const want = change.observed?.want;
-      await writeFileAtomic(path, d.data ?? Buffer.alloc(0), { mode: fileMode(d.spec), ...(want?.uid !== undefined ? { uid: want.uid } : {}), ...(want?.gid !== undefined ? { gid: want.gid } : {}) });
+      await writeFileAtomic(path, d.data ?? Buffer.alloc(0), {
+        mode: fileMode(d.spec),
+        ...(want?.uid !== undefined ? { uid: want.uid } : {}),
+        ...(want?.gid !== undefined ? { gid: want.gid } : {}),
+      });
       // The old path goes only once the new one is written: a failure above leaves it owned.
       if (change.record?.path && !prior) await this.#delete(change);
       return owned;
     } catch (err) {
       if (err instanceof StewardError) throw err;
-      const hint = (err as NodeJS.ErrnoException).code === 'EROFS' ? ' (under systemd, the file roots must be in the unit’s ReadWritePaths: run steward enroll again, or add a drop-in)' : '';
-      throw new StewardError('E_FILE_WRITE', `${change.action} ${change.desired?.spec.path ?? change.record?.path}: ${(err as Error).message}${hint}`, { resource: change.id, retry: 'transient', cause: err });
+      const hint =
+        (err as NodeJS.ErrnoException).code === 'EROFS'
+          ? ' (under systemd, the file roots must be in the unit’s ReadWritePaths: run steward enroll again, or add a drop-in)'
+          : '';
+      throw new StewardError(
+        'E_FILE_WRITE',
+        `${change.action} ${change.desired?.spec.path ?? change.record?.path}: ${(err as Error).message}${hint}`,
+        { resource: change.id, retry: 'transient', cause: err },
+      );
     }
   }
 
@@ -139,7 +237,9 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     if (d.spec.ensure === 'absent') return { state: 'healthy', message: 'absent' };
     const o = await this.#look(d.spec.path);
     const ok = o.type === 'file' && o.sha256 === digest(d.data ?? Buffer.alloc(0));
-    return ok ? { state: 'healthy', message: 'content matches' } : { state: 'unhealthy', message: `${d.spec.path} does not hold the written content`, code: 'E_FILE_WRITE' };
+    return ok
+      ? { state: 'healthy', message: 'content matches' }
+      : { state: 'unhealthy', message: `${d.spec.path} does not hold the written content`, code: 'E_FILE_WRITE' };
   }
 
   /** Files have nothing running to restart: a restartOn naming a File is a validation error. */
@@ -153,7 +253,10 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     if (await ensureRealDir(dirname(path), false, change.id)) {
       const st = await lstat(path).catch(() => undefined);
       if (st?.isFile()) await rm(path);
-      else if (st) throw new StewardError('E_FILE_UNSAFE', `${path} is no longer a regular file; not deleted`, { resource: change.id });
+      else if (st)
+        throw new StewardError('E_FILE_UNSAFE', `${path} is no longer a regular file; not deleted`, {
+          resource: change.id,
+        });
       await sweepTemps(path);
       if (change.record?.backup) await restoreBackup(change.record.backup, path);
       await syncDir(dirname(path)).catch(() => undefined);

@@ -18,7 +18,16 @@ export interface ObservedService {
   file: { sha256?: string; present: boolean; unsafe?: string };
 }
 
-const ENABLED = new Set(['enabled', 'enabled-runtime', 'linked', 'linked-runtime', 'alias', 'indirect', 'generated', 'static']);
+const ENABLED = new Set([
+  'enabled',
+  'enabled-runtime',
+  'linked',
+  'linked-runtime',
+  'alias',
+  'indirect',
+  'generated',
+  'static',
+]);
 const RUNNING = new Set(['active', 'activating', 'reloading']);
 const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const isEnabled = (s: UnitState) => ENABLED.has(s.unitFileState);
@@ -41,7 +50,11 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     return join(this.systemd.unitDir, unit);
   }
 
-  async observe(desired: readonly DesiredService[], owned: ReadonlyMap<string, InventoryEntry>, _signal: AbortSignal): Promise<Map<string, ObservedService>> {
+  async observe(
+    desired: readonly DesiredService[],
+    owned: ReadonlyMap<string, InventoryEntry>,
+    _signal: AbortSignal,
+  ): Promise<Map<string, ObservedService>> {
     const ids = new Map<string, string>(desired.map((d) => [d.id, d.spec.unit]));
     for (const [id, e] of owned) if (!ids.has(id) && e.kind === 'Service' && e.unit) ids.set(id, e.unit);
     const states = await this.systemd.show([...new Set(ids.values())]);
@@ -54,7 +67,11 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     const path = this.#path(unit);
     const st = await lstat(path).catch(() => undefined);
     if (!st) return { present: false };
-    if (!st.isFile()) return { present: true, unsafe: `${path} is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; Steward does not replace it` };
+    if (!st.isFile())
+      return {
+        present: true,
+        unsafe: `${path} is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; Steward does not replace it`,
+      };
     return { present: true, sha256: digest(await readFile(path)) };
   }
 
@@ -63,11 +80,23 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     return sha(canonical({ ...rest, data: d.data ? digest(d.data) : undefined }));
   }
 
-  diff(desired: DesiredService | undefined, o: ObservedService | undefined, record: InventoryEntry | undefined): Change<DesiredService, ObservedService> | undefined {
-    const base = { id: desired?.id ?? '', kind: 'Service' as const, ...(desired ? { desired } : {}), ...(o ? { observed: o } : {}), ...(record ? { record } : {}) };
+  diff(
+    desired: DesiredService | undefined,
+    o: ObservedService | undefined,
+    record: InventoryEntry | undefined,
+  ): Change<DesiredService, ObservedService> | undefined {
+    const base = {
+      id: desired?.id ?? '',
+      kind: 'Service' as const,
+      ...(desired ? { desired } : {}),
+      ...(o ? { observed: o } : {}),
+      ...(record ? { record } : {}),
+    };
     if (!desired) {
       if (!record) return undefined;
-      const what = record.path ? 'no longer in Git: stop, disable and remove its unit file' : `no longer in Git: back to its state before Steward (${record.original ? `${record.original.enabled ? 'enabled' : 'disabled'}, ${record.original.active ? 'running' : 'stopped'}` : 'unchanged'})`;
+      const what = record.path
+        ? 'no longer in Git: stop, disable and remove its unit file'
+        : `no longer in Git: back to its state before Steward (${record.original ? `${record.original.enabled ? 'enabled' : 'disabled'}, ${record.original.active ? 'running' : 'stopped'}` : 'unchanged'})`;
       return { ...base, action: 'delete', reasons: [what], drift: false };
     }
     if (!o) return undefined;
@@ -75,27 +104,63 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     if (record?.unit !== undefined && record.unit !== desired.spec.unit) {
       const fresh = this.diff(desired, o, undefined);
       const move = `unit changed from ${record.unit}: ${record.path ? 'it is stopped, disabled and its unit file removed' : 'it goes back to its state before Steward'}`;
-      return { ...base, action: fresh?.action ?? 'update', reasons: [move, ...(fresh?.reasons ?? [])], drift: false, ...(fresh?.blocked ? { blocked: fresh.blocked } : {}) };
+      return {
+        ...base,
+        action: fresh?.action ?? 'update',
+        reasons: [move, ...(fresh?.reasons ?? [])],
+        drift: false,
+        ...(fresh?.blocked ? { blocked: fresh.blocked } : {}),
+      };
     }
     const applied = record?.hash === this.hash(desired);
     const reasons: string[] = [];
     let fileChange = false;
     if (desired.data) {
-      if (o.file.unsafe) return { ...base, action: 'update', reasons: ['unit file not safe to write'], drift: false, blocked: new StewardError('E_FILE_UNSAFE', o.file.unsafe, { resource: desired.id }) };
+      if (o.file.unsafe)
+        return {
+          ...base,
+          action: 'update',
+          reasons: ['unit file not safe to write'],
+          drift: false,
+          blocked: new StewardError('E_FILE_UNSAFE', o.file.unsafe, { resource: desired.id }),
+        };
       if (o.file.sha256 !== digest(desired.data)) {
         fileChange = true;
-        reasons.push(!o.file.present ? (applied ? 'unit file was removed outside Steward' : 'unit file does not exist') : record?.path ? (applied ? 'unit file was changed outside Steward' : 'unit file changed') : 'replaces a unit file Steward did not write (the original is kept)');
+        reasons.push(
+          !o.file.present
+            ? applied
+              ? 'unit file was removed outside Steward'
+              : 'unit file does not exist'
+            : record?.path
+              ? applied
+                ? 'unit file was changed outside Steward'
+                : 'unit file changed'
+              : 'replaces a unit file Steward did not write (the original is kept)',
+        );
       }
     } else if (o.state.loadState === 'not-found') {
-      return { ...base, action: 'update', reasons: ['unit does not exist'], drift: false, blocked: new StewardError('E_UNIT_NOT_FOUND', `unit ${desired.spec.unit} does not exist on this host and the spec has no content or source`, { resource: desired.id }) };
+      return {
+        ...base,
+        action: 'update',
+        reasons: ['unit does not exist'],
+        drift: false,
+        blocked: new StewardError(
+          'E_UNIT_NOT_FOUND',
+          `unit ${desired.spec.unit} does not exist on this host and the spec has no content or source`,
+          { resource: desired.id },
+        ),
+      };
     }
     const { enabled, state } = desired.spec;
-    if (enabled === true && !isEnabled(o.state) && !fileChange) reasons.push(`unit is ${o.state.unitFileState || 'not enabled'}`);
+    if (enabled === true && !isEnabled(o.state) && !fileChange)
+      reasons.push(`unit is ${o.state.unitFileState || 'not enabled'}`);
     if (enabled === false && isEnabled(o.state) && o.state.unitFileState !== 'static') reasons.push('unit is enabled');
     let start = false;
     if (state === 'running' && !isActive(o.state)) {
       start = true;
-      reasons.push(`unit is ${o.state.activeState}${o.state.result && o.state.result !== 'success' ? ` (${o.state.result})` : ''}`);
+      reasons.push(
+        `unit is ${o.state.activeState}${o.state.result && o.state.result !== 'success' ? ` (${o.state.result})` : ''}`,
+      );
     }
     if (state === 'stopped' && isActive(o.state)) reasons.push(`unit is ${o.state.activeState}`);
     if (reasons.length === 0) return undefined;
@@ -118,9 +183,17 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     const record = change.record?.unit === undefined || change.record.unit === unit ? change.record : undefined;
     if (change.record && !record) {
       const old = change.record.unit!;
-      await this.#prune({ ...change, observed: { unit: old, state: (await this.systemd.show([old])).get(old)!, file: await this.#file(old) } });
+      await this.#prune({
+        ...change,
+        observed: { unit: old, state: (await this.systemd.show([old])).get(old)!, file: await this.#file(old) },
+      });
     }
-    const owned: Owned = { unit, ...(record?.path ? { path: record.path } : {}), ...(record?.backup ? { backup: record.backup } : {}), ...(record?.original ? { original: record.original } : {}) };
+    const owned: Owned = {
+      unit,
+      ...(record?.path ? { path: record.path } : {}),
+      ...(record?.backup ? { backup: record.backup } : {}),
+      ...(record?.original ? { original: record.original } : {}),
+    };
     if (!d.data && !record) owned.original = { enabled: isEnabled(o.state), active: isActive(o.state) };
     let fileChanged = false;
     if (d.data && o.file.sha256 !== digest(d.data)) {
@@ -131,13 +204,20 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
         await writeFileAtomic(path, d.data, { mode: 0o644 });
       } catch (err) {
         if (err instanceof StewardError) throw err;
-        throw new StewardError('E_UNIT_WRITE', `cannot write ${path}: ${(err as Error).message}`, { resource: d.id, retry: 'transient', cause: err });
+        throw new StewardError('E_UNIT_WRITE', `cannot write ${path}: ${(err as Error).message}`, {
+          resource: d.id,
+          retry: 'transient',
+          cause: err,
+        });
       }
       owned.path = path;
       await this.systemd.daemonReload();
       fileChanged = true;
     }
-    const step = async (verb: 'start' | 'stop' | 'restart' | 'enable' | 'disable', code: 'E_UNIT_START' | 'E_UNIT_STOP' | 'E_UNIT_ENABLE') => {
+    const step = async (
+      verb: 'start' | 'stop' | 'restart' | 'enable' | 'disable',
+      code: 'E_UNIT_START' | 'E_UNIT_STOP' | 'E_UNIT_ENABLE',
+    ) => {
       try {
         await this.systemd.unit(verb, unit);
       } catch (err) {
@@ -146,7 +226,8 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     };
     const now = fileChanged ? (await this.systemd.show([unit])).get(unit)! : o.state;
     if (d.spec.enabled === true && !isEnabled(now)) await step('enable', 'E_UNIT_ENABLE');
-    if (d.spec.enabled === false && isEnabled(now) && now.unitFileState !== 'static') await step('disable', 'E_UNIT_ENABLE');
+    if (d.spec.enabled === false && isEnabled(now) && now.unitFileState !== 'static')
+      await step('disable', 'E_UNIT_ENABLE');
     if (d.spec.state === 'running') {
       if (fileChanged && isActive(now)) await step('restart', 'E_UNIT_START');
       else if (!isActive(now)) await step('start', 'E_UNIT_START');
@@ -162,22 +243,39 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
 
   async check(d: DesiredService, signal: AbortSignal): Promise<Health> {
     const s = (await this.systemd.show([d.spec.unit])).get(d.spec.unit)!;
-    if (d.spec.state === 'stopped') return isActive(s) ? { state: 'unhealthy', message: `unit is ${s.activeState}`, code: 'E_UNIT_STOP' } : { state: 'healthy', message: 'stopped' };
+    if (d.spec.state === 'stopped')
+      return isActive(s)
+        ? { state: 'unhealthy', message: `unit is ${s.activeState}`, code: 'E_UNIT_STOP' }
+        : { state: 'healthy', message: 'stopped' };
     if (d.spec.state !== 'running') return { state: 'healthy', message: `unit is ${s.activeState}` };
-    if (s.activeState === 'activating' || s.activeState === 'reloading') return { state: 'starting', message: `unit is ${s.activeState}` };
-    if (s.activeState !== 'active') return { state: 'unhealthy', message: `unit is ${s.activeState} (${s.result || s.subState})`, code: 'E_UNIT_START' };
+    if (s.activeState === 'activating' || s.activeState === 'reloading')
+      return { state: 'starting', message: `unit is ${s.activeState}` };
+    if (s.activeState !== 'active')
+      return {
+        state: 'unhealthy',
+        message: `unit is ${s.activeState} (${s.result || s.subState})`,
+        code: 'E_UNIT_START',
+      };
     const probe = d.spec.probe;
     if (!probe) return { state: 'healthy', message: 'active' };
     const timeoutMs = parseDuration(probe.timeout ?? '5s');
-    const r = probe.exec ? await hostExecProbe(probe.exec.command, timeoutMs) : await probeOnce(probe, timeoutMs, signal);
-    return r.ok ? { state: 'healthy', message: `active, probe: ${r.message}` } : { state: 'starting', message: `probe: ${r.message}`, code: 'E_PROBE_FAILED' };
+    const r = probe.exec
+      ? await hostExecProbe(probe.exec.command, timeoutMs)
+      : await probeOnce(probe, timeoutMs, signal);
+    return r.ok
+      ? { state: 'healthy', message: `active, probe: ${r.message}` }
+      : { state: 'starting', message: `probe: ${r.message}`, code: 'E_PROBE_FAILED' };
   }
 
   async restart(desired: DesiredService): Promise<void> {
     try {
       await this.systemd.unit('restart', desired.spec.unit);
     } catch (err) {
-      throw new StewardError('E_UNIT_START', (err as Error).message, { resource: desired.id, retry: 'transient', cause: err });
+      throw new StewardError('E_UNIT_START', (err as Error).message, {
+        resource: desired.id,
+        retry: 'transient',
+        cause: err,
+      });
     }
     await this.#expectActive(desired);
   }
@@ -187,7 +285,12 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     for (let i = 0; i < 20; i++) {
       const s = (await this.systemd.show([d.spec.unit])).get(d.spec.unit)!;
       if (s.activeState === 'active') return;
-      if (s.activeState === 'failed' || (s.activeState === 'inactive' && i > 0)) throw new StewardError('E_UNIT_START', `unit ${d.spec.unit} is ${s.activeState} after start (${s.result || s.subState})`, { resource: d.id, retry: 'transient' });
+      if (s.activeState === 'failed' || (s.activeState === 'inactive' && i > 0))
+        throw new StewardError(
+          'E_UNIT_START',
+          `unit ${d.spec.unit} is ${s.activeState} after start (${s.result || s.subState})`,
+          { resource: d.id, retry: 'transient' },
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   }

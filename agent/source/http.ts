@@ -47,7 +47,8 @@ export class AnswerTooLargeError extends Error {
   }
 }
 
-const formatBytes = (n: number) => (n >= 1024 * 1024 ? `${Math.round(n / (1024 * 1024))} MiB` : `${Math.round(n / 1024)} KiB`);
+const formatBytes = (n: number) =>
+  n >= 1024 * 1024 ? `${Math.round(n / (1024 * 1024))} MiB` : `${Math.round(n / 1024)} KiB`;
 export interface GitHttp extends HttpClient {
   /** One whole request and response, buffered (small protocol exchanges only). */
   send(req: SendRequest): Promise<{ status: number; headers: Record<string, string>; body: Buffer }>;
@@ -61,16 +62,26 @@ export function createHttpClient(opts: HttpOptions): GitHttp {
       if (isUploadPackAdvertisement(req, res)) {
         // Buffered (a ref list) so that a missing HEAD can be added; see withHead.
         const buf = await readAll(res, req.url, deadline, MAX_SMALL_ANSWER_BYTES, stats);
-        return { url: req.url, method: 'GET', statusCode: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: flatHeaders(res), body: (async function* () { yield withHead(buf); })() };
+        return {
+          url: req.url,
+          method: 'GET',
+          statusCode: res.statusCode ?? 0,
+          statusMessage: res.statusMessage ?? '',
+          headers: flatHeaders(res),
+          body: (async function* () {
+            yield withHead(buf);
+          })(),
+        };
       }
-      const limit = isPack ? opts.maxPackBytes ?? DEFAULT_MAX_PACK_BYTES : MAX_SMALL_ANSWER_BYTES;
+      const limit = isPack ? (opts.maxPackBytes ?? DEFAULT_MAX_PACK_BYTES) : MAX_SMALL_ANSWER_BYTES;
       async function* body(): AsyncGenerator<Uint8Array> {
         let received = 0;
         try {
           for await (const chunk of res as AsyncIterable<Buffer>) {
             received += chunk.length;
             if (stats) stats.bytesReceived += chunk.length;
-            if (received > limit) throw new AnswerTooLargeError(req.url, limit, isPack ? 'a pack (source.maxPackSize)' : 'one answer');
+            if (received > limit)
+              throw new AnswerTooLargeError(req.url, limit, isPack ? 'a pack (source.maxPackSize)' : 'one answer');
             yield chunk;
           }
         } catch (err) {
@@ -100,7 +111,13 @@ export function createHttpClient(opts: HttpOptions): GitHttp {
 }
 
 /** The whole response body, at most `limit` bytes; a deadline that passes while reading is a timeout error. */
-async function readAll(res: IncomingMessage, url: string, deadline: Deadline, limit: number, stats?: HttpStats): Promise<Buffer> {
+async function readAll(
+  res: IncomingMessage,
+  url: string,
+  deadline: Deadline,
+  limit: number,
+  stats?: HttpStats,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -153,15 +170,21 @@ function startDeadline(ms: number, outer?: AbortSignal): Deadline {
   };
 }
 
-async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promise<{ res: IncomingMessage; deadline: Deadline; isPack: boolean }> {
+async function open(
+  req: GitHttpRequest | SendRequest,
+  opts: HttpOptions,
+): Promise<{ res: IncomingMessage; deadline: Deadline; isPack: boolean }> {
   const chunks: Uint8Array[] = [];
   if (req.body instanceof Uint8Array) chunks.push(req.body);
   else if (req.body) for await (const c of req.body as AsyncIterable<Uint8Array>) chunks.push(c);
   const payload = Buffer.concat(chunks);
   // A POST to git-upload-pack is a pack download unless it is a protocol-v2 ls-refs (whose body
   // names its command). The size of the request tells nothing: a depth-1 fetch is under 200 bytes.
-  const isPack = req.method === 'POST' && /\/git-upload-pack$/.test(new URL(req.url).pathname) && !payload.includes('command=ls-refs');
-  const deadline = startDeadline(opts.timeoutMs * (isPack ? opts.packFactor ?? 10 : 1), opts.signal);
+  const isPack =
+    req.method === 'POST' &&
+    /\/git-upload-pack$/.test(new URL(req.url).pathname) &&
+    !payload.includes('command=ls-refs');
+  const deadline = startDeadline(opts.timeoutMs * (isPack ? (opts.packFactor ?? 10) : 1), opts.signal);
   const url = new URL(req.url);
   const make = url.protocol === 'https:' ? httpsRequest : httpRequest;
   if (opts.stats) {
@@ -171,7 +194,11 @@ async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promi
   const headers: Record<string, string | number> = { ...(req.headers ?? {}) };
   if (payload.length > 0 || req.method === 'POST') headers['content-length'] = payload.length;
   return new Promise((resolve, reject) => {
-    const r = make(url, { method: req.method ?? 'GET', headers, signal: deadline.signal, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => resolve({ res, deadline, isPack }));
+    const r = make(
+      url,
+      { method: req.method ?? 'GET', headers, signal: deadline.signal, ...(opts.ca ? { ca: opts.ca } : {}) },
+      (res) => resolve({ res, deadline, isPack }),
+    );
     r.on('error', (err) => {
       deadline.done();
       reject(deadline.passed() ? timeoutError(req.url) : err);
@@ -183,7 +210,11 @@ async function open(req: GitHttpRequest | SendRequest, opts: HttpOptions): Promi
 function isUploadPackAdvertisement(req: GitHttpRequest, res: IncomingMessage): boolean {
   if ((req.method ?? 'GET') !== 'GET' || res.statusCode !== 200) return false;
   const url = new URL(req.url);
-  return url.pathname.endsWith('/info/refs') && url.searchParams.get('service') === 'git-upload-pack' && /x-git-upload-pack-advertisement/.test(String(res.headers['content-type']));
+  return (
+    url.pathname.endsWith('/info/refs') &&
+    url.searchParams.get('service') === 'git-upload-pack' &&
+    /x-git-upload-pack-advertisement/.test(String(res.headers['content-type']))
+  );
 }
 
 /**
@@ -201,7 +232,11 @@ export function withHead(buf: Buffer): Buffer {
   while (at + 4 <= buf.length) {
     const len = parseInt(buf.subarray(at, at + 4).toString('ascii'), 16);
     if (Number.isNaN(len) || (len > 0 && len < 4) || at + Math.max(len, 4) > buf.length) return buf;
-    lines.push({ start: at, end: at + Math.max(len, 4), text: len === 0 ? '' : buf.subarray(at + 4, at + len).toString('latin1') });
+    lines.push({
+      start: at,
+      end: at + Math.max(len, 4),
+      text: len === 0 ? '' : buf.subarray(at + 4, at + len).toString('latin1'),
+    });
     at += Math.max(len, 4);
   }
   // "# service=git-upload-pack", flush, then the refs (the first carries the capabilities), flush

@@ -2,7 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
-import { applyDelta, inflateAt, objectId, PackFile, PackFormatError, PackIndex, PackTooLargeError, readEntryHeader, type GitObject, type ObjectType } from './pack.js';
+import {
+  applyDelta,
+  inflateAt,
+  objectId,
+  PackFile,
+  PackFormatError,
+  PackIndex,
+  PackTooLargeError,
+  readEntryHeader,
+  type GitObject,
+  type ObjectType,
+} from './pack.js';
 
 export interface TreeEntry {
   mode: string;
@@ -67,7 +78,9 @@ export class ObjectStore {
     this.#packs = undefined;
     this.#bases.clear();
     this.#baseBytes = 0;
-    void old?.then((packs) => Promise.all(packs.map((p) => p.file?.then((f) => f.close()).catch(() => undefined)))).catch(() => undefined);
+    void old
+      ?.then((packs) => Promise.all(packs.map((p) => p.file?.then((f) => f.close()).catch(() => undefined))))
+      .catch(() => undefined);
   }
 
   async has(oid: string): Promise<boolean> {
@@ -147,7 +160,13 @@ export class ObjectStore {
     const oid = objectId(type, data);
     const dir = join(this.gitdir, 'objects', oid.slice(0, 2));
     const path = join(dir, oid.slice(2));
-    if (await stat(path).then(() => true, () => false)) return oid;
+    if (
+      await stat(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      return oid;
     await mkdir(dir, { recursive: true });
     const tmp = join(dir, `tmp-${randomBytes(4).toString('hex')}`);
     await writeFile(tmp, deflateSync(Buffer.concat([Buffer.from(`${type} ${data.length}\0`), data])));
@@ -163,7 +182,9 @@ export class ObjectStore {
   writeTree(entries: TreeEntry[]): Promise<string> {
     const key = (e: TreeEntry) => Buffer.from(e.type === 'tree' ? `${e.path}/` : e.path);
     const sorted = [...entries].sort((a, b) => Buffer.compare(key(a), key(b)));
-    const parts = sorted.map((e) => Buffer.concat([Buffer.from(`${e.mode === '040000' ? '40000' : e.mode} ${e.path}\0`), Buffer.from(e.oid, 'hex')]));
+    const parts = sorted.map((e) =>
+      Buffer.concat([Buffer.from(`${e.mode === '040000' ? '40000' : e.mode} ${e.path}\0`), Buffer.from(e.oid, 'hex')]),
+    );
     return this.write('tree', Buffer.concat(parts));
   }
 
@@ -191,12 +212,14 @@ export class ObjectStore {
     try {
       buf = inflateSync(raw, { maxOutputLength: this.maxObjectBytes + 64 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new PackTooLargeError(`loose object ${oid} is larger than ${this.maxObjectBytes} bytes`);
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+        throw new PackTooLargeError(`loose object ${oid} is larger than ${this.maxObjectBytes} bytes`);
       throw new PackFormatError(`loose object ${oid} is not valid zlib data`);
     }
     const nul = buf.indexOf(0);
     const m = /^(commit|tree|blob|tag) (\d+)$/.exec(buf.subarray(0, Math.max(0, nul)).toString('latin1'));
-    if (!m || Number(m[2]) !== buf.length - nul - 1) throw new PackFormatError(`loose object ${oid} has no valid header`);
+    if (!m || Number(m[2]) !== buf.length - nul - 1)
+      throw new PackFormatError(`loose object ${oid} has no valid header`);
     return { type: m[1] as ObjectType, data: buf.subarray(nul + 1) };
   }
 
@@ -210,7 +233,9 @@ export class ObjectStore {
         if (!n.endsWith('.idx') || !names.includes(n.replace(/\.idx$/, '.pack'))) continue;
         // An index that does not parse (cut short by a power loss before it was synced, in an
         // older version) hides its pack: its objects count as missing and are fetched again.
-        const index = await readFile(join(dir, n)).then((b) => PackIndex.parse(b, n)).catch(() => undefined);
+        const index = await readFile(join(dir, n))
+          .then((b) => PackIndex.parse(b, n))
+          .catch(() => undefined);
         if (index) packs.push({ name: n.replace(/\.idx$/, ''), index });
       }
       return packs;
@@ -219,7 +244,10 @@ export class ObjectStore {
   }
 
   async #packed(p: Pack, offset: number, depth: number): Promise<GitObject> {
-    if (depth > MAX_DELTA_CHAIN) throw new PackFormatError(`${p.name}: a delta chain longer than ${MAX_DELTA_CHAIN} (or a cycle) at byte ${offset}`);
+    if (depth > MAX_DELTA_CHAIN)
+      throw new PackFormatError(
+        `${p.name}: a delta chain longer than ${MAX_DELTA_CHAIN} (or a cycle) at byte ${offset}`,
+      );
     const key = `${p.name}:${offset}`;
     const cached = this.#bases.get(key);
     if (cached) return cached;
@@ -231,7 +259,10 @@ export class ObjectStore {
     const h = await readEntryHeader(file, offset);
     const { data } = await inflateAt(file, h.dataAt, h.size, file.size - 20, this.maxObjectBytes);
     if (h.baseOffset === undefined && h.baseOid === undefined) return { type: typeOf(h.code), data };
-    const base = h.baseOffset !== undefined ? await this.#packed(p, h.baseOffset, depth + 1) : await this.#read(h.baseOid!, depth + 1);
+    const base =
+      h.baseOffset !== undefined
+        ? await this.#packed(p, h.baseOffset, depth + 1)
+        : await this.#read(h.baseOid!, depth + 1);
     const obj = { type: base.type, data: applyDelta(base.data, data, this.maxObjectBytes) };
     this.#remember(key, obj);
     return obj;
@@ -273,7 +304,12 @@ export function parseTree(oid: string, data: Buffer): TreeEntry[] {
     let mode = data.subarray(i, sp).toString('latin1');
     if (mode === '40000') mode = '040000';
     const type = mode === '040000' ? 'tree' : mode === '160000' ? 'commit' : 'blob';
-    entries.push({ mode, path: data.subarray(sp + 1, nul).toString('utf8'), oid: data.subarray(nul + 1, nul + 21).toString('hex'), type });
+    entries.push({
+      mode,
+      path: data.subarray(sp + 1, nul).toString('utf8'),
+      oid: data.subarray(nul + 1, nul + 21).toString('hex'),
+      type,
+    });
     i = nul + 21;
   }
   return entries;

@@ -71,7 +71,8 @@ export class PackFile {
   async read(at: number, len: number): Promise<Buffer> {
     const end = Math.min(this.size, at + len);
     if (at >= end) return Buffer.alloc(0);
-    if (at >= this.#windowAt && end <= this.#windowAt + this.#window.length) return this.#window.subarray(at - this.#windowAt, end - this.#windowAt);
+    if (at >= this.#windowAt && end <= this.#windowAt + this.#window.length)
+      return this.#window.subarray(at - this.#windowAt, end - this.#windowAt);
     const want = Math.max(end - at, 1024 * 1024);
     const buf = Buffer.allocUnsafe(Math.min(want, this.size - at));
     let got = 0;
@@ -121,7 +122,8 @@ export async function readEntryHeader(pack: PackFile, offset: number): Promise<E
       back = (back + 1) * 128 + (c & 0x7f);
       if (back > offset) break;
     }
-    if (back <= 0 || back > offset - 12) throw new PackFormatError(`pack entry at byte ${offset}: delta base offset points outside the pack`);
+    if (back <= 0 || back > offset - 12)
+      throw new PackFormatError(`pack entry at byte ${offset}: delta base offset points outside the pack`);
     header.baseOffset = offset - back;
   } else if (code === REF_DELTA) {
     if (i + 20 > b.length) throw new PackFormatError(`pack entry at byte ${offset}: truncated header`);
@@ -139,14 +141,29 @@ export async function readEntryHeader(pack: PackFile, offset: number): Promise<E
  * compressed bytes it took. The stream's length is not stored, so the read starts with what an
  * honest deflate of `size` bytes needs and doubles up to the end of the file.
  */
-export async function inflateAt(pack: PackFile, at: number, size: number, end: number, limit: number): Promise<{ data: Buffer; consumed: number }> {
-  if (size > limit) throw new PackTooLargeError(`an object at byte ${at} of the pack is ${size} bytes, more than the limit of ${limit} (source.maxPackSize)`);
+export async function inflateAt(
+  pack: PackFile,
+  at: number,
+  size: number,
+  end: number,
+  limit: number,
+): Promise<{ data: Buffer; consumed: number }> {
+  if (size > limit)
+    throw new PackTooLargeError(
+      `an object at byte ${at} of the pack is ${size} bytes, more than the limit of ${limit} (source.maxPackSize)`,
+    );
   let window = Math.min(end - at, size + (size >> 8) + 64);
   for (;;) {
     const input = await pack.read(at, window);
     try {
-      const { buffer, engine } = inflateSync(input, { info: true, maxOutputLength: Math.max(size, 1) }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-      if (buffer.length !== size) throw new PackFormatError(`pack entry data at byte ${at}: inflates to ${buffer.length} bytes, its header says ${size}`);
+      const { buffer, engine } = inflateSync(input, { info: true, maxOutputLength: Math.max(size, 1) }) as unknown as {
+        buffer: Buffer;
+        engine: { bytesWritten: number };
+      };
+      if (buffer.length !== size)
+        throw new PackFormatError(
+          `pack entry data at byte ${at}: inflates to ${buffer.length} bytes, its header says ${size}`,
+        );
       return { data: buffer, consumed: engine.bytesWritten };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
@@ -155,8 +172,13 @@ export async function inflateAt(pack: PackFile, at: number, size: number, end: n
         continue;
       }
       if (err instanceof PackFormatError) throw err;
-      if (e.code === 'ERR_BUFFER_TOO_LARGE') throw new PackFormatError(`pack entry data at byte ${at}: inflates to more than the ${size} bytes its header says`);
-      throw new PackFormatError(`pack entry data at byte ${at}: ${e.code === 'Z_BUF_ERROR' ? 'truncated' : 'not valid zlib data'}`);
+      if (e.code === 'ERR_BUFFER_TOO_LARGE')
+        throw new PackFormatError(
+          `pack entry data at byte ${at}: inflates to more than the ${size} bytes its header says`,
+        );
+      throw new PackFormatError(
+        `pack entry data at byte ${at}: ${e.code === 'Z_BUF_ERROR' ? 'truncated' : 'not valid zlib data'}`,
+      );
     }
   }
 }
@@ -179,8 +201,12 @@ export function applyDelta(base: Buffer, delta: Buffer, limit: number): Buffer {
   const at = { i: 0 };
   const baseSize = varint(delta, at);
   const size = varint(delta, at);
-  if (baseSize !== base.length) throw new PackFormatError(`delta: made for a base of ${baseSize} bytes, the base has ${base.length}`);
-  if (size > limit) throw new PackTooLargeError(`a delta builds an object of ${size} bytes, more than the limit of ${limit} (source.maxPackSize)`);
+  if (baseSize !== base.length)
+    throw new PackFormatError(`delta: made for a base of ${baseSize} bytes, the base has ${base.length}`);
+  if (size > limit)
+    throw new PackTooLargeError(
+      `a delta builds an object of ${size} bytes, more than the limit of ${limit} (source.maxPackSize)`,
+    );
   const out = Buffer.allocUnsafe(size);
   let o = 0;
   while (at.i < delta.length) {
@@ -192,7 +218,8 @@ export function applyDelta(base: Buffer, delta: Buffer, limit: number): Buffer {
       for (let k = 0; k < 3; k++) if (op & (0x10 << k)) len += delta[at.i++]! * 2 ** (8 * k);
       if (at.i > delta.length) throw new PackFormatError('delta: truncated copy instruction');
       if (len === 0) len = 0x10000;
-      if (off + len > base.length || o + len > size) throw new PackFormatError('delta: copy outside the base or the result');
+      if (off + len > base.length || o + len > size)
+        throw new PackFormatError('delta: copy outside the base or the result');
       base.copy(out, o, off, off + len);
       o += len;
     } else if (op !== 0) {
@@ -235,7 +262,11 @@ export interface IndexedPack {
  * that is not what it claims, a delta whose base is not in the pack, a cycle, or bytes after the
  * last entry is a PackFormatError naming the byte.
  */
-export async function indexPack(path: string, limits: PackLimits, thinBases?: (oid: string) => Promise<GitObject>): Promise<IndexedPack> {
+export async function indexPack(
+  path: string,
+  limits: PackLimits,
+  thinBases?: (oid: string) => Promise<GitObject>,
+): Promise<IndexedPack> {
   const pack = await PackFile.open(path);
   let missing: string[];
   try {
@@ -271,7 +302,7 @@ async function appendObjects(path: string, oids: string[], read: (oid: string) =
     await fh.truncate(at);
     const hash = createHash('sha1');
     const buf = Buffer.allocUnsafe(1024 * 1024);
-    for (let pos = 0; pos < at; ) {
+    for (let pos = 0; pos < at;) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, at - pos), pos);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));
@@ -290,17 +321,22 @@ async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean):
   if (pack.size < 32) throw new PackFormatError(`the pack is ${pack.size} bytes, too short to be one`);
   const head = Buffer.from(await pack.read(0, 12));
   const version = head.readUInt32BE(4);
-  if (head.subarray(0, 4).toString('latin1') !== 'PACK' || (version !== 2 && version !== 3)) throw new PackFormatError('the answer is not a Git pack (no PACK v2/v3 header)');
+  if (head.subarray(0, 4).toString('latin1') !== 'PACK' || (version !== 2 && version !== 3))
+    throw new PackFormatError('the answer is not a Git pack (no PACK v2/v3 header)');
   const count = head.readUInt32BE(8);
   const end = pack.size - 20;
   // An entry takes at least 2 bytes of header and 8 of zlib data.
-  if (count > end / 10) throw new PackFormatError(`the pack claims ${count} objects, more than its ${pack.size} bytes can hold`);
+  if (count > end / 10)
+    throw new PackFormatError(`the pack claims ${count} objects, more than its ${pack.size} bytes can hold`);
   const sha = await checkTrailer(pack);
 
   let work = 0;
   const spend = (n: number) => {
     work += n;
-    if (work > maxWork) throw new PackTooLargeError(`the pack expands to more than ${maxWork} bytes (64 times source.maxPackSize); cut off`);
+    if (work > maxWork)
+      throw new PackTooLargeError(
+        `the pack expands to more than ${maxWork} bytes (64 times source.maxPackSize); cut off`,
+      );
   };
   const entries: IndexEntry[] = [];
   const byOffset = new Map<number, IndexEntry>();
@@ -311,9 +347,18 @@ async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean):
     spend(h.size);
     const { data, consumed } = await inflateAt(pack, h.dataAt, h.size, end, maxObjectBytes);
     const next = h.dataAt + consumed;
-    const e: IndexEntry = { offset: at, crc: crc32(await pack.read(at, next - at)), code: h.code, dataAt: h.dataAt, size: h.size };
+    const e: IndexEntry = {
+      offset: at,
+      crc: crc32(await pack.read(at, next - at)),
+      code: h.code,
+      dataAt: h.dataAt,
+      size: h.size,
+    };
     if (h.baseOffset !== undefined) {
-      if (!byOffset.has(h.baseOffset)) throw new PackFormatError(`pack entry at byte ${at}: its delta base at byte ${h.baseOffset} is not the start of an entry`);
+      if (!byOffset.has(h.baseOffset))
+        throw new PackFormatError(
+          `pack entry at byte ${at}: its delta base at byte ${h.baseOffset} is not the start of an entry`,
+        );
       e.baseOffset = h.baseOffset;
     } else if (h.baseOid !== undefined) {
       e.baseOid = h.baseOid;
@@ -329,12 +374,22 @@ async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean):
   const unresolved = await resolveDeltas(pack, entries, byOffset, maxObjectBytes, spend);
   if (unresolved.length > 0) {
     const inPack = new Set(entries.map((e) => e.oid).filter(Boolean));
-    const missing = [...new Set(unresolved.map((e) => e.baseOid).filter((oid): oid is string => oid !== undefined && !inPack.has(oid)))];
+    const missing = [
+      ...new Set(
+        unresolved.map((e) => e.baseOid).filter((oid): oid is string => oid !== undefined && !inPack.has(oid)),
+      ),
+    ];
     if (thin && missing.length > 0) return missing;
     const lost = unresolved[0]!;
-    throw new PackFormatError(`pack entry at byte ${lost.offset}: its delta base ${lost.baseOid ?? `at byte ${lost.baseOffset}`} is not in the pack (or the deltas form a cycle)`);
+    throw new PackFormatError(
+      `pack entry at byte ${lost.offset}: its delta base ${lost.baseOid ?? `at byte ${lost.baseOffset}`} is not in the pack (or the deltas form a cycle)`,
+    );
   }
-  return { sha, objects: count, idx: writeIndex(entries as Array<IndexEntry & { oid: string }>, Buffer.from(sha, 'hex')) };
+  return {
+    sha,
+    objects: count,
+    idx: writeIndex(entries as Array<IndexEntry & { oid: string }>, Buffer.from(sha, 'hex')),
+  };
 }
 
 async function checkTrailer(pack: PackFile): Promise<string> {
@@ -343,12 +398,19 @@ async function checkTrailer(pack: PackFile): Promise<string> {
   for (let at = 0; at < end; at += 1024 * 1024) hash.update(await pack.read(at, Math.min(1024 * 1024, end - at)));
   const sum = hash.digest();
   const trailer = await pack.read(end, 20);
-  if (!sum.equals(trailer)) throw new PackFormatError('the pack checksum does not match its content (corrupt or cut short)');
+  if (!sum.equals(trailer))
+    throw new PackFormatError('the pack checksum does not match its content (corrupt or cut short)');
   return sum.toString('hex');
 }
 
 /** Resolves every delta reachable from a whole object in the pack; returns the ones that are not. */
-async function resolveDeltas(pack: PackFile, entries: IndexEntry[], byOffset: Map<number, IndexEntry>, limit: number, spend: (n: number) => void): Promise<IndexEntry[]> {
+async function resolveDeltas(
+  pack: PackFile,
+  entries: IndexEntry[],
+  byOffset: Map<number, IndexEntry>,
+  limit: number,
+  spend: (n: number) => void,
+): Promise<IndexEntry[]> {
   const kidsByOffset = new Map<number, IndexEntry[]>();
   const kidsByOid = new Map<string, IndexEntry[]>();
   for (const e of entries) {
@@ -376,7 +438,9 @@ async function resolveDeltas(pack: PackFile, entries: IndexEntry[], byOffset: Ma
     if (root.code === OFS_DELTA || root.code === REF_DELTA) continue;
     const rootKids = kidsOf(root);
     if (rootKids.length === 0) continue;
-    const stack: Array<{ e: IndexEntry; data?: Buffer; kids: IndexEntry[]; next: number }> = [{ e: root, data: await inflate(root), kids: rootKids, next: 0 }];
+    const stack: Array<{ e: IndexEntry; data?: Buffer; kids: IndexEntry[]; next: number }> = [
+      { e: root, data: await inflate(root), kids: rootKids, next: 0 },
+    ];
     let held = stack[0]!.data!.length;
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
@@ -441,7 +505,10 @@ export function writeIndex(entries: Array<{ oid: string; offset: number; crc: nu
   });
   const tail = larges + large.length * 8;
   packSha.copy(buf, tail);
-  createHash('sha1').update(buf.subarray(0, tail + 20)).digest().copy(buf, tail + 20);
+  createHash('sha1')
+    .update(buf.subarray(0, tail + 20))
+    .digest()
+    .copy(buf, tail + 20);
   return buf;
 }
 
@@ -453,9 +520,11 @@ export class PackIndex {
   ) {}
 
   static parse(buf: Buffer, name: string): PackIndex {
-    if (buf.length < 8 + 1024 + 40 || buf.readUInt32BE(0) !== 0xff744f63 || buf.readUInt32BE(4) !== 2) throw new PackFormatError(`${name}: not a pack index v2`);
+    if (buf.length < 8 + 1024 + 40 || buf.readUInt32BE(0) !== 0xff744f63 || buf.readUInt32BE(4) !== 2)
+      throw new PackFormatError(`${name}: not a pack index v2`);
     const count = buf.readUInt32BE(8 + 255 * 4);
-    if (buf.length < 8 + 1024 + count * 28 + 40) throw new PackFormatError(`${name}: shorter than its ${count} objects need`);
+    if (buf.length < 8 + 1024 + count * 28 + 40)
+      throw new PackFormatError(`${name}: shorter than its ${count} objects need`);
     return new PackIndex(buf, count);
   }
 
@@ -488,7 +557,11 @@ export class PackIndex {
  * Writes a pack of `oids` (no deltas) to `path`, reading each object through `read` one at a
  * time, and returns its sha and index.
  */
-export async function writePack(path: string, oids: string[], read: (oid: string) => Promise<GitObject>): Promise<IndexedPack> {
+export async function writePack(
+  path: string,
+  oids: string[],
+  read: (oid: string) => Promise<GitObject>,
+): Promise<IndexedPack> {
   const fh = await open(path, 'w');
   try {
     const hash = createHash('sha1');

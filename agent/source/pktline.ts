@@ -21,7 +21,12 @@ export function parsePktLines(buf: Buffer): string[] | undefined {
     if (Number.isNaN(len)) return undefined;
     if (len === 0) return lines;
     if (len < 4 || at + len > buf.length) return undefined;
-    lines.push(buf.subarray(at + 4, at + len).toString('utf8').replace(/\n$/, ''));
+    lines.push(
+      buf
+        .subarray(at + 4, at + len)
+        .toString('utf8')
+        .replace(/\n$/, ''),
+    );
     at += len;
   }
   return undefined;
@@ -74,7 +79,10 @@ export interface FetchAnswer {
  * packfile) up to the final flush. The pack's side-band data goes to `write` as it arrives;
  * progress (band 2) is dropped; band 3 and an ERR line are the server's error, quoted (shortened).
  */
-export async function readFetchAnswer(body: AsyncIterable<Uint8Array>, write: (data: Buffer) => Promise<void>): Promise<FetchAnswer> {
+export async function readFetchAnswer(
+  body: AsyncIterable<Uint8Array>,
+  write: (data: Buffer) => Promise<void>,
+): Promise<FetchAnswer> {
   const answer: FetchAnswer = { shallow: [], unshallow: [], packBytes: 0 };
   let section = '';
   for await (const p of packets(body)) {
@@ -93,9 +101,11 @@ export async function readFetchAnswer(body: AsyncIterable<Uint8Array>, write: (d
       continue;
     }
     const line = p.payload.toString('utf8').replace(/\n$/, '');
-    if (line.startsWith('ERR ')) throw new ProtocolError(`the server refused the fetch: ${quote(p.payload.subarray(4))}`);
+    if (line.startsWith('ERR '))
+      throw new ProtocolError(`the server refused the fetch: ${quote(p.payload.subarray(4))}`);
     if (section === '') {
-      if (!['shallow-info', 'acknowledgments', 'wanted-refs', 'packfile-uris', 'packfile'].includes(line)) throw new ProtocolError(`unexpected section ${quote(p.payload)} in the fetch answer`);
+      if (!['shallow-info', 'acknowledgments', 'wanted-refs', 'packfile-uris', 'packfile'].includes(line))
+        throw new ProtocolError(`unexpected section ${quote(p.payload)} in the fetch answer`);
       section = line;
     } else if (section === 'shallow-info') {
       const m = /^(shallow|unshallow) ([0-9a-f]{40})$/.exec(line);
@@ -108,7 +118,10 @@ export async function readFetchAnswer(body: AsyncIterable<Uint8Array>, write: (d
 
 /** Server text for a message: printable ASCII only, at most 200 characters. */
 function quote(b: Buffer): string {
-  const s = b.toString('utf8').replace(/\n$/, '').replace(/[^\x20-\x7e]/g, '?');
+  const s = b
+    .toString('utf8')
+    .replace(/\n$/, '')
+    .replace(/[^\x20-\x7e]/g, '?');
   return JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
 }
 

@@ -83,7 +83,12 @@ export class GitRepo {
       await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' });
     }
     await git.setConfig({ fs, gitdir: this.gitdir, path: 'remote.origin.url', value: this.url });
-    await git.setConfig({ fs, gitdir: this.gitdir, path: 'remote.origin.fetch', value: '+refs/heads/*:refs/remotes/origin/*' });
+    await git.setConfig({
+      fs,
+      gitdir: this.gitdir,
+      path: 'remote.origin.fetch',
+      value: '+refs/heads/*:refs/remotes/origin/*',
+    });
     this.#ready = true;
   }
 
@@ -101,7 +106,13 @@ export class GitRepo {
         this.#v1Only = true;
       }
       try {
-        const refs = await git.listServerRefs({ http: this.#http, url: this.url, headers: this.#headers, prefix: ref, protocolVersion: 1 });
+        const refs = await git.listServerRefs({
+          http: this.#http,
+          url: this.url,
+          headers: this.#headers,
+          prefix: ref,
+          protocolVersion: 1,
+        });
         return refs.find((r) => r.ref === ref)?.oid;
       } catch (err) {
         throw gitError(err, this.url, 'cannot list the branches of');
@@ -110,10 +121,19 @@ export class GitRepo {
   }
 
   async #lsRefsV2(ref: string): Promise<string | undefined | 'unsupported'> {
-    const body = [pkt('command=ls-refs\n'), pkt(`agent=steward/${agentVersion}\n`), '0001', pkt(`ref-prefix ${ref}\n`), '0000'].join('');
+    const body = [
+      pkt('command=ls-refs\n'),
+      pkt(`agent=steward/${agentVersion}\n`),
+      '0001',
+      pkt(`ref-prefix ${ref}\n`),
+      '0000',
+    ].join('');
     const res = await this.#rpc('git-upload-pack', Buffer.from(body), { 'git-protocol': 'version=2' }, 'cannot reach');
     if (res.status === 401 || res.status === 403) throw httpStatusError(res.status, this.url);
-    if (res.status === 404) throw new StewardError('E_GIT_UNREACHABLE', `no Git repository at ${redactUrl(this.url)} (HTTP 404)`, { retry: 'transient' });
+    if (res.status === 404)
+      throw new StewardError('E_GIT_UNREACHABLE', `no Git repository at ${redactUrl(this.url)} (HTTP 404)`, {
+        retry: 'transient',
+      });
     if (res.status !== 200 || !/x-git-upload-pack-result/.test(res.headers['content-type'] ?? '')) return 'unsupported';
     const lines = parsePktLines(res.body);
     if (lines === undefined) return 'unsupported';
@@ -126,7 +146,12 @@ export class GitRepo {
   }
 
   /** One smart-HTTP POST to `service`, buffered; a transport failure is a classified StewardError. */
-  async #rpc(service: 'git-upload-pack' | 'git-receive-pack', body: Buffer, headers: Record<string, string>, what: string): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+  async #rpc(
+    service: 'git-upload-pack' | 'git-receive-pack',
+    body: Buffer,
+    headers: Record<string, string>,
+    what: string,
+  ): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
     try {
       return await this.#http.send({
         url: `${this.url}/${service}`,
@@ -171,12 +196,16 @@ export class GitRepo {
       await this.init();
       await this.#sweepPartialPacks();
       try {
-        let want: string | undefined | 'unsupported' = this.#v1Only ? 'unsupported' : known ?? (await this.#lsRefsV2(`refs/heads/${branch}`));
+        let want: string | undefined | 'unsupported' = this.#v1Only
+          ? 'unsupported'
+          : (known ?? (await this.#lsRefsV2(`refs/heads/${branch}`)));
         if (want === 'unsupported') {
           this.#v1Only = true;
           want = await this.#fetchV1(branch, { depth: 1 });
         } else if (want === undefined) {
-          throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, { retry: 'transient' });
+          throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, {
+            retry: 'transient',
+          });
         } else if (!(await this.objects.has(want))) {
           const local = await this.localHead(branch);
           const haves = local && (await this.objects.has(local)) ? [local] : [];
@@ -193,9 +222,26 @@ export class GitRepo {
 
   /** isomorphic-git's fetch, for servers without protocol v2; returns the fetched commit. */
   async #fetchV1(branch: string, opts: { depth: number; relative?: boolean }): Promise<string> {
-    const res = await git.fetch({ fs, http: this.#http, gitdir: this.gitdir, remote: 'origin', url: this.url, ref: branch, remoteRef: branch, singleBranch: true, depth: opts.depth, ...(opts.relative ? { relative: true } : {}), tags: false, headers: this.#headers, cache: this.cache });
+    const res = await git.fetch({
+      fs,
+      http: this.#http,
+      gitdir: this.gitdir,
+      remote: 'origin',
+      url: this.url,
+      ref: branch,
+      remoteRef: branch,
+      singleBranch: true,
+      depth: opts.depth,
+      ...(opts.relative ? { relative: true } : {}),
+      tags: false,
+      headers: this.#headers,
+      cache: this.cache,
+    });
     this.objects.reset();
-    if (!res.fetchHead) throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, { retry: 'transient' });
+    if (!res.fetchHead)
+      throw new StewardError('E_GIT_NO_BRANCH', `branch "${branch}" does not exist at ${redactUrl(this.url)}`, {
+        retry: 'transient',
+      });
     return res.fetchHead;
   }
 
@@ -229,7 +275,12 @@ export class GitRepo {
       res = await this.#http.request({
         url: `${this.url}/git-upload-pack`,
         method: 'POST',
-        headers: { ...this.#headers, 'content-type': 'application/x-git-upload-pack-request', accept: 'application/x-git-upload-pack-result', 'git-protocol': 'version=2' },
+        headers: {
+          ...this.#headers,
+          'content-type': 'application/x-git-upload-pack-request',
+          accept: 'application/x-git-upload-pack-result',
+          'git-protocol': 'version=2',
+        },
         body: (async function* () {
           yield body;
         })(),
@@ -241,7 +292,11 @@ export class GitRepo {
     const type = res.headers?.['content-type'] ?? '';
     if (res.statusCode !== 200 || !/x-git-upload-pack-result/.test(type)) {
       await drain(res.body);
-      throw new StewardError('E_GIT_FETCH', `cannot fetch from ${redactUrl(this.url)}: HTTP ${res.statusCode} ${type}`.trim(), { retry: 'transient' });
+      throw new StewardError(
+        'E_GIT_FETCH',
+        `cannot fetch from ${redactUrl(this.url)}: HTTP ${res.statusCode} ${type}`.trim(),
+        { retry: 'transient' },
+      );
     }
     const packDir = join(this.gitdir, 'objects', 'pack');
     await mkdir(packDir, { recursive: true });
@@ -249,7 +304,10 @@ export class GitRepo {
     const fh = await open(`${tmp}.pack`, 'w');
     let answer: FetchAnswer;
     try {
-      answer = await readFetchAnswer(res.body as AsyncIterable<Uint8Array>, async (data) => void (await fh.write(data)));
+      answer = await readFetchAnswer(
+        res.body as AsyncIterable<Uint8Array>,
+        async (data) => void (await fh.write(data)),
+      );
       await fh.sync();
     } finally {
       await fh.close();
@@ -264,7 +322,9 @@ export class GitRepo {
       await rename(`${tmp}.shallow`, join(this.gitdir, 'shallow'));
     }
     if (answer.packBytes > 0) {
-      const indexed = await indexPack(`${tmp}.pack`, { maxObjectBytes: this.objects.maxObjectBytes }, (oid) => this.objects.read(oid));
+      const indexed = await indexPack(`${tmp}.pack`, { maxObjectBytes: this.objects.maxObjectBytes }, (oid) =>
+        this.objects.read(oid),
+      );
       await writeSynced(`${tmp}.idx`, indexed.idx);
       const name = join(packDir, `pack-${indexed.sha}`);
       await rename(`${tmp}.pack`, `${name}.pack`);
@@ -273,7 +333,12 @@ export class GitRepo {
       await rm(`${tmp}.pack`, { force: true });
     }
     this.objects.reset();
-    if (!(await this.objects.has(req.want))) throw new StewardError('E_GIT_FETCH', `${redactUrl(this.url)} sent a pack without the commit ${req.want.slice(0, 7)} that was asked for`, { retry: 'transient' });
+    if (!(await this.objects.has(req.want)))
+      throw new StewardError(
+        'E_GIT_FETCH',
+        `${redactUrl(this.url)} sent a pack without the commit ${req.want.slice(0, 7)} that was asked for`,
+        { retry: 'transient' },
+      );
   }
 
   async #readShallow(): Promise<string[]> {
@@ -422,21 +487,41 @@ export class GitRepo {
       const ref = `refs/heads/${branch}`;
       const { packfile } = await git.packObjects({ fs, gitdir: this.gitdir, oids: opts.objects, cache: this.cache });
       if (!packfile) throw new StewardError('E_INTERNAL', 'packObjects returned no pack');
-      const command = pkt(`${opts.expect ?? ZERO} ${opts.commit} ${ref}\0report-status agent=steward/${agentVersion}\n`) + '0000';
-      const res = await this.#rpc('git-receive-pack', Buffer.concat([Buffer.from(command), packfile]), {}, `cannot push "${branch}" to`);
+      const command =
+        pkt(`${opts.expect ?? ZERO} ${opts.commit} ${ref}\0report-status agent=steward/${agentVersion}\n`) + '0000';
+      const res = await this.#rpc(
+        'git-receive-pack',
+        Buffer.concat([Buffer.from(command), packfile]),
+        {},
+        `cannot push "${branch}" to`,
+      );
       if (res.status === 401 || res.status === 403) throw httpStatusError(res.status, this.url);
-      if (res.status !== 200) throw new StewardError('E_GIT_UNREACHABLE', `cannot push "${branch}" to ${redactUrl(this.url)}: HTTP ${res.status}`, { retry: 'transient' });
-      const lines = /x-git-receive-pack-result/.test(res.headers['content-type'] ?? '') ? parsePktLines(res.body) : undefined;
+      if (res.status !== 200)
+        throw new StewardError(
+          'E_GIT_UNREACHABLE',
+          `cannot push "${branch}" to ${redactUrl(this.url)}: HTTP ${res.status}`,
+          { retry: 'transient' },
+        );
+      const lines = /x-git-receive-pack-result/.test(res.headers['content-type'] ?? '')
+        ? parsePktLines(res.body)
+        : undefined;
       const unpack = lines?.find((l) => l.startsWith('unpack '));
       const status = lines?.find((l) => l === `ok ${ref}` || l.startsWith(`ng ${ref} `));
-      if (!unpack || !status) throw new StewardError('E_STATUS_PUSH', `push of "${branch}": ${redactUrl(this.url)} did not answer with a receive-pack report`, { retry: 'transient' });
+      if (!unpack || !status)
+        throw new StewardError(
+          'E_STATUS_PUSH',
+          `push of "${branch}": ${redactUrl(this.url)} did not answer with a receive-pack report`,
+          { retry: 'transient' },
+        );
       if (status === `ok ${ref}` && unpack === 'unpack ok') return;
       const reason = status.startsWith('ng ') ? status.slice(`ng ${ref} `.length) : unpack;
       // A lost race ("failed to update ref") or a pack the server could not take is worth another
       // try on the new tip; a refusal by the server's policy (a hook, a protected branch, no
       // history rewrites) says the same thing every time.
       const policy = /declined|denied|deny|protected|not allowed|forbidden|permission|non-fast-forward/i.test(reason);
-      throw new StewardError('E_STATUS_PUSH', `push of "${branch}" refused: ${reason}`, { retry: policy ? 'stalled' : 'transient' });
+      throw new StewardError('E_STATUS_PUSH', `push of "${branch}" refused: ${reason}`, {
+        retry: policy ? 'stalled' : 'transient',
+      });
     });
   }
 }
@@ -455,7 +540,11 @@ async function writeSynced(path: string, data: string | Buffer): Promise<void> {
 }
 
 function httpStatusError(status: number, url: string): StewardError {
-  return new StewardError('E_GIT_AUTH', `${redactUrl(url)} refused the credentials (HTTP ${status}); check source.auth`, { retry: 'transient' });
+  return new StewardError(
+    'E_GIT_AUTH',
+    `${redactUrl(url)} refused the credentials (HTTP ${status}); check source.auth`,
+    { retry: 'transient' },
+  );
 }
 
 /** Classifies whatever isomorphic-git or the socket threw. Messages never carry credentials. */
@@ -467,16 +556,24 @@ export function gitError(err: unknown, url: string, what: string): StewardError 
   if (status === 401 || status === 403) return httpStatusError(status, url);
   let code: ErrorCode = 'E_GIT_FETCH';
   let reason = e.message ?? String(err);
-  if (e.code === 'E_GIT_TOO_LARGE') return new StewardError('E_GIT_TOO_LARGE', `${what} ${where}: ${reason}`, { retry: 'stalled', cause: err });
+  if (e.code === 'E_GIT_TOO_LARGE')
+    return new StewardError('E_GIT_TOO_LARGE', `${what} ${where}: ${reason}`, { retry: 'stalled', cause: err });
   if (e.code === 'ETIMEDOUT' || e.name === 'TimeoutError') {
     code = 'E_GIT_TIMEOUT';
     reason = 'no answer before the deadline';
-  } else if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(e.code ?? '')) {
+  } else if (
+    ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(
+      e.code ?? '',
+    )
+  ) {
     code = 'E_GIT_UNREACHABLE';
     reason = e.code!;
   } else if (status !== undefined) {
     code = 'E_GIT_UNREACHABLE';
     reason = `HTTP ${status}`;
   }
-  return new StewardError(code, `${what} ${where}: ${reason.replaceAll(url, where)}`, { retry: 'transient', cause: err });
+  return new StewardError(code, `${what} ${where}: ${reason.replaceAll(url, where)}`, {
+    retry: 'transient',
+    cause: err,
+  });
 }

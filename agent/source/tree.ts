@@ -38,8 +38,14 @@ export async function readManifests(store: ObjectStore, commit: string, paths: s
   return out;
 
   function refused(path: string, entry: TreeEntry): boolean {
-    if (entry.mode === '120000') out.errors.push(new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: path }));
-    else if (entry.type === 'commit') out.errors.push(new StewardError('E_MANIFEST_ENTRY', 'submodules are not allowed in the assigned paths', { file: path }));
+    if (entry.mode === '120000')
+      out.errors.push(
+        new StewardError('E_MANIFEST_ENTRY', 'symlinks are not allowed in the assigned paths', { file: path }),
+      );
+    else if (entry.type === 'commit')
+      out.errors.push(
+        new StewardError('E_MANIFEST_ENTRY', 'submodules are not allowed in the assigned paths', { file: path }),
+      );
     else return false;
     return true;
   }

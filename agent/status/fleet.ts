@@ -13,7 +13,11 @@ export interface FleetRow {
 }
 
 /** Reads every hosts/<host>/status.json at the status branch's tip (fetched shallowly). */
-export async function readFleet(repo: GitRepo, branch: string, now: Date): Promise<{ tip?: string; rows: FleetRow[]; unreadable: string[] }> {
+export async function readFleet(
+  repo: GitRepo,
+  branch: string,
+  now: Date,
+): Promise<{ tip?: string; rows: FleetRow[]; unreadable: string[] }> {
   let tip = await repo.remoteHead(branch);
   if (!tip) return { rows: [], unreadable: [] };
   // The branch may move between the two requests: read what was fetched.
@@ -41,7 +45,9 @@ export async function readFleet(repo: GitRepo, branch: string, now: Date): Promi
         updatedAt: doc.updatedAt,
         ageSeconds,
         stale: ageSeconds > 3 * doc.heartbeatSeconds,
-        failing: Object.entries(doc.resources ?? {}).filter(([, r]) => r?.status === 'Failed' || r?.status === 'Skipped').map(([id]) => id),
+        failing: Object.entries(doc.resources ?? {})
+          .filter(([, r]) => r?.status === 'Failed' || r?.status === 'Skipped')
+          .map(([id]) => id),
         doc,
       });
     } catch {

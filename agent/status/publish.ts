@@ -22,7 +22,6 @@ export interface PublishResult {
  */
 export const DEFAULT_HISTORY_LIMIT = 5000;
 
-
 /** Backoff between attempts: full jitter, doubling from BACKOFF_BASE_MS up to BACKOFF_CAP_MS. */
 export const BACKOFF_BASE_MS = 250;
 export const BACKOFF_CAP_MS = 30_000;
@@ -40,7 +39,13 @@ export const BACKOFF_CAP_MS = 30_000;
  * them; a fixed small cap made 200 simultaneous hosts collapse into endless refusals. Publishing
  * stops at `deadlineMs` (or `attempts`): the report stays in the outbox for the next run.
  */
-export async function publishStatus(repo: GitRepo, branch: string, doc: HostStatus, log: Logger, opts: { attempts?: number; deadlineMs?: number; signal?: AbortSignal; historyLimit?: number } = {}): Promise<PublishResult> {
+export async function publishStatus(
+  repo: GitRepo,
+  branch: string,
+  doc: HostStatus,
+  log: Logger,
+  opts: { attempts?: number; deadlineMs?: number; signal?: AbortSignal; historyLimit?: number } = {},
+): Promise<PublishResult> {
   const attempts = opts.attempts ?? 40;
   const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
   const historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
@@ -64,19 +69,32 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
         if (tip && !(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
       }
       refused = false;
-      const built = await repo.exclusive(() => buildCommit(repo, tip, path, text, doc, squashRefused ? Infinity : historyLimit)).catch((err: unknown) => {
-        // The tip's objects are not here after all (seen once in CI, in the squash test, cause
-        // not found): the local store is behind the branch. Fetch again, as after a refusal.
-        if (err instanceof MissingObjectError) throw new StewardError('E_STATUS_PUSH', `the tip ${tip?.slice(0, 7)} is not in the local store: ${(err as Error).message}`, { retry: 'transient', cause: err });
-        throw err;
-      });
+      const built = await repo
+        .exclusive(() => buildCommit(repo, tip, path, text, doc, squashRefused ? Infinity : historyLimit))
+        .catch((err: unknown) => {
+          // The tip's objects are not here after all (seen once in CI, in the squash test, cause
+          // not found): the local store is behind the branch. Fetch again, as after a refusal.
+          if (err instanceof MissingObjectError)
+            throw new StewardError(
+              'E_STATUS_PUSH',
+              `the tip ${tip?.slice(0, 7)} is not in the local store: ${(err as Error).message}`,
+              { retry: 'transient', cause: err },
+            );
+          throw err;
+        });
       if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
       faultPoint('during-status-commit');
       await repo.pushCommit(branch, { expect: tip, commit: built.commit, objects: built.objects });
-      if (built.squash) log.info({ commit: built.commit, historyLimit }, 'status branch history squashed into one commit');
+      if (built.squash)
+        log.info({ commit: built.commit, historyLimit }, 'status branch history squashed into one commit');
       // Each fetch of the tip adds a pack: keep only the tip, as the source does.
       if ((await repo.packCount()) > MAX_PACKS) await repo.compact([built.commit]);
-      return { outcome: 'pushed', commit: built.commit, attempts: attempt, ...(built.squash ? { squashed: true } : {}) };
+      return {
+        outcome: 'pushed',
+        commit: built.commit,
+        attempts: attempt,
+        ...(built.squash ? { squashed: true } : {}),
+      };
     } catch (err) {
       last = toStewardError(err, 'E_STATUS_PUSH', 'cannot publish status');
       refused = last.code === 'E_STATUS_PUSH';
@@ -85,10 +103,15 @@ export async function publishStatus(repo: GitRepo, branch: string, doc: HostStat
       if (squashDenied) squashRefused = true;
       // Any other refusal by the server's policy ('stalled') ends here: the report waits in the
       // outbox for the next run instead of hammering the server.
-      const retryable = squashDenied || (last.retry === 'transient' && (refused || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT'));
+      const retryable =
+        squashDenied ||
+        (last.retry === 'transient' && (refused || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT'));
       const wait = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
       if (!retryable || attempt === attempts || opts.signal?.aborted || Date.now() + wait > deadline) break;
-      log.debug({ attempt, delayMs: Math.round(wait), code: last.code }, 'status push refused; rebuilding on the new tip');
+      log.debug(
+        { attempt, delayMs: Math.round(wait), code: last.code },
+        'status push refused; rebuilding on the new tip',
+      );
       await sleep(wait, opts.signal);
     }
   }
@@ -111,7 +134,14 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Commits the new document on top of `tip`; undefined when the tip already holds it. `objects`
  * are the ones the server lacks: the blob, the rewritten trees and the commit.
  */
-async function buildCommit(repo: GitRepo, tip: string | undefined, path: string[], text: string, doc: HostStatus, historyLimit: number): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
+async function buildCommit(
+  repo: GitRepo,
+  tip: string | undefined,
+  path: string[],
+  text: string,
+  doc: HostStatus,
+  historyLimit: number,
+): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
   const blob = await repo.objects.writeBlob(Buffer.from(text));
   const parent = tip ? await repo.objects.readCommit(tip) : undefined;
   const rootOid = parent?.tree;
@@ -135,7 +165,13 @@ export function sequenceOf(message: string): number {
 }
 
 /** Returns the oid of `treeOid` with `blob` placed at `path` (trees created as needed, and added to `written`). */
-async function splice(repo: GitRepo, treeOid: string | undefined, path: string[], blob: string, written: string[]): Promise<string> {
+async function splice(
+  repo: GitRepo,
+  treeOid: string | undefined,
+  path: string[],
+  blob: string,
+  written: string[],
+): Promise<string> {
   const [name, ...rest] = path as [string, ...string[]];
   const entries: TreeEntry[] = treeOid ? await repo.objects.readTree(treeOid) : [];
   const existing = entries.find((e) => e.path === name);

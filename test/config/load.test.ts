@@ -18,30 +18,131 @@ const errorsOf = (text: string): string[] => {
 };
 
 const malformed: Array<[string, string, string[]]> = [
-  ['yaml syntax', 'source:\n  url: [http://x\n', [`${F}:2: Flow sequence in block collection must be sufficiently indented and end with a ] [E_CONFIG_PARSE]`]],
+  [
+    'yaml syntax',
+    'source:\n  url: [http://x\n',
+    [`${F}:2: Flow sequence in block collection must be sufficiently indented and end with a ] [E_CONFIG_PARSE]`],
+  ],
   ['empty file', '# nothing\n', [`${F}:1: the config file is empty [E_CONFIG_INVALID]`]],
   ['no source', 'host: a\n', [`${F}:1: /source: missing required field "source" [E_CONFIG_INVALID]`]],
-  ['ssh url', 'source:\n  url: git@github.com:fleet/infra.git\n', [`${F}:2: /source/url: does not match the expected form (Smart HTTP(S) URL of the fleet repository (http:// or https://; ssh and git:// are not supported).) [E_CONFIG_INVALID]`]],
-  ['unknown key', 'source:\n  url: https://git.example.com/f.git\n  intervall: 5m\n', [`${F}:3: /source/intervall: unknown field "intervall" [E_CONFIG_INVALID]`]],
-  ['bad duration', 'source:\n  url: https://git.example.com/f.git\n  interval: 5 minutes\n', [`${F}:3: /source/interval: does not match the expected form (A duration such as 500ms, 30s, 5m, 1h30m.) [E_CONFIG_INVALID]`]],
-  ['interval and schedule', 'source:\n  url: https://g/f.git\n  interval: 1m\n  schedule: "*/5 * * * *"\n', [`${F}:2: /source: cannot have both "interval" and "schedule" [E_CONFIG_INVALID]`]],
-  ['bad rollback', 'source: { url: "https://g/f.git" }\nrollback: yes\n', [`${F}:2: /rollback: must be one of: "auto", "off" [E_CONFIG_INVALID]`]],
-  ['relative token file', 'source:\n  url: https://g/f.git\n  auth: { tokenFile: token.txt }\n', [`${F}:3: /source/auth/tokenFile: does not match the expected form (Absolute path of the file holding the token or password; secrets are only read from files.) [E_CONFIG_INVALID]`]],
-  ['token inline', 'source:\n  url: https://g/f.git\n  auth: { username: a, token: s3cret }\n', [`${F}:3: /source/auth/tokenFile: missing required field "tokenFile" [E_CONFIG_INVALID]`, `${F}:3: /source/auth/token: unknown field "token" [E_CONFIG_INVALID]`]],
-  ['unknown variable', 'source:\n  url: https://g/f.git\n  paths: [hosts/${hostname}]\n', [`${F}:3: /source/paths/0: unknown variable \${hostname}; use \${host} or \${labels.KEY} [E_CONFIG_INVALID]`]],
-  ['missing label', 'labels: { site: berlin }\nsource:\n  url: https://g/f.git\n  paths: [hosts/${host}, "groups/${labels.role}"]\n', [`${F}:4: /source/paths/1: \${labels.role}: the host has no label "role" [E_CONFIG_INVALID]`]],
-  ['path escapes repo', 'source:\n  url: https://g/f.git\n  paths: ["../other"]\n', [`${F}:3: /source/paths/0: "../other" must not contain ".." [E_CONFIG_INVALID]`]],
-  ['bad host name', 'host: "edge berlin"\nsource: { url: "https://g/f.git" }\n', [`${F}:1: /host: does not match the expected form (This host's name in the fleet: letters, digits, '.', '_' and '-' (default: the OS hostname).) [E_CONFIG_INVALID]`]],
-  ['labels not strings', 'labels: { floor: 3 }\nsource: { url: "https://g/f.git" }\n', [`${F}:1: /labels/floor: must be a string [E_CONFIG_INVALID]`]],
-  ['bad cron', 'source:\n  url: https://g/f.git\n  schedule: "99 * * * *"\n', [`${F}:3: /source/schedule: invalid cron expression: 99 is a invalid expression for minute [E_CONFIG_INVALID]`]],
-  ['alias bomb', 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\nsource: { url: "https://g/f.git" }\n', [`${F}:2: too many alias expansions (more than 100): a YAML alias bomb is refused [E_CONFIG_PARSE]`]],
-  ['unresolved alias', 'source:\n  url: *nope\n', [`${F}:2: alias *nope names no anchor set before it in this document [E_CONFIG_PARSE]`]],
-  ['interval 0s', 'source:\n  url: https://g/f.git\n  interval: 0s\n', [`${F}:3: /source/interval: must be between 100ms and 24h (got 0s) [E_CONFIG_INVALID]`]],
-  ['interval 999h', 'source:\n  url: https://g/f.git\n  interval: 999h\n', [`${F}:3: /source/interval: must be between 100ms and 24h (got 999h) [E_CONFIG_INVALID]`]],
-  ['timeout 0s', 'source:\n  url: https://g/f.git\n  timeout: 0s\n', [`${F}:3: /source/timeout: must be between 100ms and 1h (got 0s) [E_CONFIG_INVALID]`]],
-  ['timeout huge', 'source:\n  url: https://g/f.git\n  timeout: 99999999999h\n', [`${F}:3: /source/timeout: must be between 100ms and 1h (got 99999999999h) [E_CONFIG_INVALID]`]],
-  ['heartbeat 0s', 'source: { url: "https://g/f.git" }\nstatus: { heartbeat: 0s }\n', [`${F}:2: /status/heartbeat: must be between 1s and 24h (got 0s) [E_CONFIG_INVALID]`]],
-  ['bad pack size', 'source:\n  url: https://g/f.git\n  maxPackSize: 1TB\n', [`${F}:3: /source/maxPackSize: does not match the expected form (The largest pack a fetch may download (e.g. 64MiB); a server that sends more is cut off with E_GIT_TOO_LARGE. A fetch holds about 4 times the pack in memory.) [E_CONFIG_INVALID]`]],
+  [
+    'ssh url',
+    'source:\n  url: git@github.com:fleet/infra.git\n',
+    [
+      `${F}:2: /source/url: does not match the expected form (Smart HTTP(S) URL of the fleet repository (http:// or https://; ssh and git:// are not supported).) [E_CONFIG_INVALID]`,
+    ],
+  ],
+  [
+    'unknown key',
+    'source:\n  url: https://git.example.com/f.git\n  intervall: 5m\n',
+    [`${F}:3: /source/intervall: unknown field "intervall" [E_CONFIG_INVALID]`],
+  ],
+  [
+    'bad duration',
+    'source:\n  url: https://git.example.com/f.git\n  interval: 5 minutes\n',
+    [
+      `${F}:3: /source/interval: does not match the expected form (A duration such as 500ms, 30s, 5m, 1h30m.) [E_CONFIG_INVALID]`,
+    ],
+  ],
+  [
+    'interval and schedule',
+    'source:\n  url: https://g/f.git\n  interval: 1m\n  schedule: "*/5 * * * *"\n',
+    [`${F}:2: /source: cannot have both "interval" and "schedule" [E_CONFIG_INVALID]`],
+  ],
+  [
+    'bad rollback',
+    'source: { url: "https://g/f.git" }\nrollback: yes\n',
+    [`${F}:2: /rollback: must be one of: "auto", "off" [E_CONFIG_INVALID]`],
+  ],
+  [
+    'relative token file',
+    'source:\n  url: https://g/f.git\n  auth: { tokenFile: token.txt }\n',
+    [
+      `${F}:3: /source/auth/tokenFile: does not match the expected form (Absolute path of the file holding the token or password; secrets are only read from files.) [E_CONFIG_INVALID]`,
+    ],
+  ],
+  [
+    'token inline',
+    'source:\n  url: https://g/f.git\n  auth: { username: a, token: s3cret }\n',
+    [
+      `${F}:3: /source/auth/tokenFile: missing required field "tokenFile" [E_CONFIG_INVALID]`,
+      `${F}:3: /source/auth/token: unknown field "token" [E_CONFIG_INVALID]`,
+    ],
+  ],
+  [
+    'unknown variable',
+    'source:\n  url: https://g/f.git\n  paths: [hosts/${hostname}]\n',
+    [`${F}:3: /source/paths/0: unknown variable \${hostname}; use \${host} or \${labels.KEY} [E_CONFIG_INVALID]`],
+  ],
+  [
+    'missing label',
+    'labels: { site: berlin }\nsource:\n  url: https://g/f.git\n  paths: [hosts/${host}, "groups/${labels.role}"]\n',
+    [`${F}:4: /source/paths/1: \${labels.role}: the host has no label "role" [E_CONFIG_INVALID]`],
+  ],
+  [
+    'path escapes repo',
+    'source:\n  url: https://g/f.git\n  paths: ["../other"]\n',
+    [`${F}:3: /source/paths/0: "../other" must not contain ".." [E_CONFIG_INVALID]`],
+  ],
+  [
+    'bad host name',
+    'host: "edge berlin"\nsource: { url: "https://g/f.git" }\n',
+    [
+      `${F}:1: /host: does not match the expected form (This host's name in the fleet: letters, digits, '.', '_' and '-' (default: the OS hostname).) [E_CONFIG_INVALID]`,
+    ],
+  ],
+  [
+    'labels not strings',
+    'labels: { floor: 3 }\nsource: { url: "https://g/f.git" }\n',
+    [`${F}:1: /labels/floor: must be a string [E_CONFIG_INVALID]`],
+  ],
+  [
+    'bad cron',
+    'source:\n  url: https://g/f.git\n  schedule: "99 * * * *"\n',
+    [`${F}:3: /source/schedule: invalid cron expression: 99 is a invalid expression for minute [E_CONFIG_INVALID]`],
+  ],
+  [
+    'alias bomb',
+    'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\nsource: { url: "https://g/f.git" }\n',
+    [`${F}:2: too many alias expansions (more than 100): a YAML alias bomb is refused [E_CONFIG_PARSE]`],
+  ],
+  [
+    'unresolved alias',
+    'source:\n  url: *nope\n',
+    [`${F}:2: alias *nope names no anchor set before it in this document [E_CONFIG_PARSE]`],
+  ],
+  [
+    'interval 0s',
+    'source:\n  url: https://g/f.git\n  interval: 0s\n',
+    [`${F}:3: /source/interval: must be between 100ms and 24h (got 0s) [E_CONFIG_INVALID]`],
+  ],
+  [
+    'interval 999h',
+    'source:\n  url: https://g/f.git\n  interval: 999h\n',
+    [`${F}:3: /source/interval: must be between 100ms and 24h (got 999h) [E_CONFIG_INVALID]`],
+  ],
+  [
+    'timeout 0s',
+    'source:\n  url: https://g/f.git\n  timeout: 0s\n',
+    [`${F}:3: /source/timeout: must be between 100ms and 1h (got 0s) [E_CONFIG_INVALID]`],
+  ],
+  [
+    'timeout huge',
+    'source:\n  url: https://g/f.git\n  timeout: 99999999999h\n',
+    [`${F}:3: /source/timeout: must be between 100ms and 1h (got 99999999999h) [E_CONFIG_INVALID]`],
+  ],
+  [
+    'heartbeat 0s',
+    'source: { url: "https://g/f.git" }\nstatus: { heartbeat: 0s }\n',
+    [`${F}:2: /status/heartbeat: must be between 1s and 24h (got 0s) [E_CONFIG_INVALID]`],
+  ],
+  [
+    'bad pack size',
+    'source:\n  url: https://g/f.git\n  maxPackSize: 1TB\n',
+    [
+      `${F}:3: /source/maxPackSize: does not match the expected form (The largest pack a fetch may download (e.g. 64MiB); a server that sends more is cut off with E_GIT_TOO_LARGE. A fetch holds about 4 times the pack in memory.) [E_CONFIG_INVALID]`,
+    ],
+  ],
 ];
 
 t.test('malformed configs: file, line, field and reason', async (t) => {
@@ -49,7 +150,11 @@ t.test('malformed configs: file, line, field and reason', async (t) => {
 });
 
 t.test('defaults and expansion', async (t) => {
-  const c = parseConfig('labels: { site: berlin, role: kiosk }\nsource:\n  url: https://git.example.com/fleet/infra.git/\n  paths: ["hosts/${host}/", "./groups/${labels.role}", "sites//${labels.site}"]\n', F, { hostname: 'edge-01' });
+  const c = parseConfig(
+    'labels: { site: berlin, role: kiosk }\nsource:\n  url: https://git.example.com/fleet/infra.git/\n  paths: ["hosts/${host}/", "./groups/${labels.role}", "sites//${labels.site}"]\n',
+    F,
+    { hostname: 'edge-01' },
+  );
   t.equal(c.host, 'edge-01', 'host defaults to the OS hostname');
   t.same(c.source.paths, ['hosts/edge-01', 'groups/kiosk', 'sites/berlin']);
   t.equal(c.source.url, 'https://git.example.com/fleet/infra.git', 'trailing slash dropped');
@@ -65,7 +170,10 @@ t.test('defaults and expansion', async (t) => {
 });
 
 t.test('JSON configs are accepted', async (t) => {
-  const c = parseConfig(JSON.stringify({ host: 'j', source: { url: 'https://g/f.git', interval: '1h30m' } }), '/etc/steward/agent.json');
+  const c = parseConfig(
+    JSON.stringify({ host: 'j', source: { url: 'https://g/f.git', interval: '1h30m' } }),
+    '/etc/steward/agent.json',
+  );
   t.equal(c.source.intervalMs, 5_400_000);
 });
 
@@ -78,16 +186,25 @@ t.test('token files: read, never printed; missing or empty is a clear error', as
   const config = await loadConfig(file);
   const creds = await readCredentials(config);
   t.equal(creds.token?.reveal(), 'ghp_CANARY_TOKEN_123');
-  for (const shown of [String(creds.token), JSON.stringify(creds), inspect(creds), JSON.stringify(config)]) t.notMatch(shown, /CANARY/);
+  for (const shown of [String(creds.token), JSON.stringify(creds), inspect(creds), JSON.stringify(config)])
+    t.notMatch(shown, /CANARY/);
 
   await writeFile(file, `host: a\nsource:\n  url: https://g/f.git\n  auth: { tokenFile: ${dir}/missing }\n`);
-  await t.rejects(readCredentials(await loadConfig(file)), { code: 'E_CONFIG_TOKEN', message: `cannot read the token file ${dir}/missing: ENOENT` });
+  await t.rejects(readCredentials(await loadConfig(file)), {
+    code: 'E_CONFIG_TOKEN',
+    message: `cannot read the token file ${dir}/missing: ENOENT`,
+  });
   await writeFile(tokenFile, '\n');
   await writeFile(file, `host: a\nsource:\n  url: https://g/f.git\n  auth: { tokenFile: ${tokenFile} }\n`);
-  await t.rejects(readCredentials(await loadConfig(file)), { code: 'E_CONFIG_TOKEN', message: `the token file ${tokenFile} is empty` });
+  await t.rejects(readCredentials(await loadConfig(file)), {
+    code: 'E_CONFIG_TOKEN',
+    message: `the token file ${tokenFile} is empty`,
+  });
   const missing = await loadConfig(join(dir, 'nope.yaml')).catch((err: unknown) => err);
   t.ok(missing instanceof StewardErrors);
-  t.same((missing as StewardErrors).errors.map(formatError), [`${dir}/nope.yaml: cannot read the config file: no such file [E_CONFIG_READ]`]);
+  t.same((missing as StewardErrors).errors.map(formatError), [
+    `${dir}/nope.yaml: cannot read the config file: no such file [E_CONFIG_READ]`,
+  ]);
 });
 
 t.test('a password in the URL is taken out of it, also with a malformed %-escape', async (t) => {

@@ -10,10 +10,21 @@ import { createFleetRepo, gitOut, startGitServer, type FleetRepo, type GitServer
 const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 const steward = (args: string[], opts: { cwd?: string } = {}) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [main, ...args], { ...opts, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      [main, ...args],
+      { ...opts, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
-const fileDoc = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
-const logLines = (stdout: string) => stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const fileDoc = (name: string, spec: Record<string, unknown>) =>
+  JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
+const logLines = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 let server: GitServer;
 let fleet: FleetRepo;
@@ -31,7 +42,10 @@ async function host(name: string, opts: { url?: string; stateDir?: string } = {}
   const stateDir = opts.stateDir ?? join(base, 'state');
   const url = opts.url ?? server.url('fleet').replace('http://', 'http://steward:S3CRET-IN-URL@');
   const config = join(etc, 'agent.yaml');
-  await writeFile(config, `host: ${name}\nsource:\n  url: ${url}\n  interval: 1s\n  timeout: 5s\nstateDir: ${stateDir}\nfiles:\n  roots: [${base}]\n`);
+  await writeFile(
+    config,
+    `host: ${name}\nsource:\n  url: ${url}\n  interval: 1s\n  timeout: 5s\nstateDir: ${stateDir}\nfiles:\n  roots: [${base}]\n`,
+  );
   return { base, etc, config, stateDir };
 }
 
@@ -49,37 +63,65 @@ t.test('a stateDir reached through a symlink: state.json at its real path is ref
   await mkdir(join(base, 'real'));
   await symlink(join(base, 'real'), join(base, 'link'));
   const h = await host('linkstate', { stateDir: join(base, 'link') });
-  await writeFile(h.config, (await readFile(h.config, 'utf8')).replace(`roots: [${h.base}]`, `roots: [${h.base}, ${base}]`));
-  await fleet.commit({ [`hosts/linkstate/s.yaml`]: fileDoc('s', { path: join(base, 'real', 'state.json'), content: '{}' }) });
-  const r = await steward(['once', '--config', h.config]);
-  t.equal(r.code, 2);
-  t.match(r.stdout, `path \\"${join(base, 'real', 'state.json')}\\" is Steward's own file or folder (${join(base, 'real')})`);
-});
-
-t.test('YAML aliases and non-UTF-8 bytes through Git: E_MANIFEST_PARSE with file and line, nothing applied', async (t) => {
-  const h = await host('aliases');
-  const bomb = 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n';
-  const latin1 = Buffer.concat([Buffer.from(fileDoc('l', { path: join(h.base, 'l'), content: 'caf' }).replace('caf"', 'caf')), Buffer.from([0xe9]), Buffer.from('"}\n')]);
+  await writeFile(
+    h.config,
+    (await readFile(h.config, 'utf8')).replace(`roots: [${h.base}]`, `roots: [${h.base}, ${base}]`),
+  );
   await fleet.commit({
-    'hosts/aliases/bomb.yaml': bomb,
-    'hosts/aliases/nope.yaml': 'apiVersion: steward/v1\nkind: File\nmetadata: { name: n }\nspec: { path: *nope, content: x }\n',
-    'hosts/aliases/latin1.yaml': latin1,
-    'hosts/aliases/ok.yaml': fileDoc('ok', { path: join(h.base, 'ok'), content: 'ok\n' }),
-    'hosts/aliases/complex.yaml': 'apiVersion: steward/v1\nkind: File\nmetadata: { name: c }\nspec:\n  ? [a, b]\n  : x\n',
+    [`hosts/linkstate/s.yaml`]: fileDoc('s', { path: join(base, 'real', 'state.json'), content: '{}' }),
   });
   const r = await steward(['once', '--config', h.config]);
-  t.equal(r.code, 2, 'bad input: exit 2');
-  const errors = logLines(r.stdout).filter((l) => l.level === 'error' && l.code).map((l) => `${l.file}:${l.line} ${l.code} ${l.msg}`);
-  t.same(errors.sort(), [
-    'hosts/aliases/bomb.yaml:2 E_MANIFEST_PARSE too many alias expansions (more than 100): a YAML alias bomb is refused',
-    'hosts/aliases/complex.yaml:5 E_MANIFEST_PARSE a mapping key must be a plain value, not a list or a mapping',
-    `hosts/aliases/latin1.yaml:1 E_MANIFEST_PARSE not valid UTF-8 (byte ${latin1.indexOf(0xe9)}); manifests are UTF-8 text, put binary content in a file named by "source"`,
-    'hosts/aliases/nope.yaml:4 E_MANIFEST_PARSE alias *nope names no anchor set before it in this document',
-  ]);
-  t.notMatch(r.stdout + r.stderr, /E_GIT_NO_REVISION|unexpected error|    at /, 'not a Git error, not a crash');
-  t.equal(r.stderr, '', 'nothing outside the JSON log (yaml printed "Keys with collection values will be stringified")');
-  t.same((await readdir(h.base)).filter((n) => n === 'ok' || n === 'l'), [], 'nothing applied');
+  t.equal(r.code, 2);
+  t.match(
+    r.stdout,
+    `path \\"${join(base, 'real', 'state.json')}\\" is Steward's own file or folder (${join(base, 'real')})`,
+  );
 });
+
+t.test(
+  'YAML aliases and non-UTF-8 bytes through Git: E_MANIFEST_PARSE with file and line, nothing applied',
+  async (t) => {
+    const h = await host('aliases');
+    const bomb =
+      'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n';
+    const latin1 = Buffer.concat([
+      Buffer.from(fileDoc('l', { path: join(h.base, 'l'), content: 'caf' }).replace('caf"', 'caf')),
+      Buffer.from([0xe9]),
+      Buffer.from('"}\n'),
+    ]);
+    await fleet.commit({
+      'hosts/aliases/bomb.yaml': bomb,
+      'hosts/aliases/nope.yaml':
+        'apiVersion: steward/v1\nkind: File\nmetadata: { name: n }\nspec: { path: *nope, content: x }\n',
+      'hosts/aliases/latin1.yaml': latin1,
+      'hosts/aliases/ok.yaml': fileDoc('ok', { path: join(h.base, 'ok'), content: 'ok\n' }),
+      'hosts/aliases/complex.yaml':
+        'apiVersion: steward/v1\nkind: File\nmetadata: { name: c }\nspec:\n  ? [a, b]\n  : x\n',
+    });
+    const r = await steward(['once', '--config', h.config]);
+    t.equal(r.code, 2, 'bad input: exit 2');
+    const errors = logLines(r.stdout)
+      .filter((l) => l.level === 'error' && l.code)
+      .map((l) => `${l.file}:${l.line} ${l.code} ${l.msg}`);
+    t.same(errors.sort(), [
+      'hosts/aliases/bomb.yaml:2 E_MANIFEST_PARSE too many alias expansions (more than 100): a YAML alias bomb is refused',
+      'hosts/aliases/complex.yaml:5 E_MANIFEST_PARSE a mapping key must be a plain value, not a list or a mapping',
+      `hosts/aliases/latin1.yaml:1 E_MANIFEST_PARSE not valid UTF-8 (byte ${latin1.indexOf(0xe9)}); manifests are UTF-8 text, put binary content in a file named by "source"`,
+      'hosts/aliases/nope.yaml:4 E_MANIFEST_PARSE alias *nope names no anchor set before it in this document',
+    ]);
+    t.notMatch(r.stdout + r.stderr, /E_GIT_NO_REVISION|unexpected error|    at /, 'not a Git error, not a crash');
+    t.equal(
+      r.stderr,
+      '',
+      'nothing outside the JSON log (yaml printed "Keys with collection values will be stringified")',
+    );
+    t.same(
+      (await readdir(h.base)).filter((n) => n === 'ok' || n === 'l'),
+      [],
+      'nothing applied',
+    );
+  },
+);
 
 t.test('a password in the URL is used, and never printed, logged, reported or stored', async (t) => {
   const h = await host('urlpw');
@@ -100,10 +142,19 @@ t.test('a password in the URL is used, and never printed, logged, reported or st
   await walk(h.stateDir);
   const status = await gitOut(fleet.bare, 'log', '-p', 'steward-status');
   t.ok(stored.length > 5, `${stored.length} files in stateDir read`);
-  for (const [what, text] of [['once output', r.stdout + r.stderr], ['doctor output', doctor.stdout + doctor.stderr], ['stateDir (gitdirs, state, status)', stored.join('\n')], ['status branch', status]] as const) {
+  for (const [what, text] of [
+    ['once output', r.stdout + r.stderr],
+    ['doctor output', doctor.stdout + doctor.stderr],
+    ['stateDir (gitdirs, state, status)', stored.join('\n')],
+    ['status branch', status],
+  ] as const) {
     t.notMatch(text, 'S3CRET-IN-URL', `not in the ${what}`);
   }
-  t.match(await readFile(join(h.stateDir, 'source.git', 'config'), 'utf8'), `url = ${server.url('fleet')}`, 'the gitdir keeps the URL without it');
+  t.match(
+    await readFile(join(h.stateDir, 'source.git', 'config'), 'utf8'),
+    `url = ${server.url('fleet')}`,
+    'the gitdir keeps the URL without it',
+  );
 });
 
 t.test('steward validate refuses a 50 MB manifest from its size, without parsing it', async (t) => {
@@ -111,5 +162,8 @@ t.test('steward validate refuses a 50 MB manifest from its size, without parsing
   await mkdir(join(dir, 'hosts', 'a'), { recursive: true });
   await writeFile(join(dir, 'hosts', 'a', 'big.yaml'), Buffer.alloc(50 * 1024 * 1024, 0x61));
   const r = await steward(['validate', dir]);
-  t.same([r.code, r.stderr.trim()], [2, `hosts/a/big.yaml: file is larger than 1048576 bytes (${50 * 1024 * 1024}) [E_MANIFEST_PARSE]`]);
+  t.same(
+    [r.code, r.stderr.trim()],
+    [2, `hosts/a/big.yaml: file is larger than 1048576 bytes (${50 * 1024 * 1024}) [E_MANIFEST_PARSE]`],
+  );
 });

@@ -43,7 +43,17 @@ export function memoryLogger(into: Array<Record<string, unknown>>): Logger {
 }
 
 /** Writes a config file for a fresh host and builds the agent in-process. */
-export async function makeAgent(opts: { url: string; host?: string; paths?: string[]; extra?: string; sourceExtra?: string; tokenFile?: string; stateDir?: string; timeout?: string; interval?: string }): Promise<TestAgent> {
+export async function makeAgent(opts: {
+  url: string;
+  host?: string;
+  paths?: string[];
+  extra?: string;
+  sourceExtra?: string;
+  tokenFile?: string;
+  stateDir?: string;
+  timeout?: string;
+  interval?: string;
+}): Promise<TestAgent> {
   const host = opts.host ?? `t-${uid()}`;
   const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), `steward-state-${host}-`)));
   const configFile = join(await mkdtemp(join(tmpdir(), `steward-etc-${host}-`)), 'agent.yaml');
@@ -76,17 +86,29 @@ export async function makeAgent(opts: { url: string; host?: string; paths?: stri
     once: (o) => runOnce(ctx, { apply: o?.apply ?? true, signal: new AbortController().signal }),
     containers: list,
     async cleanup() {
-      for (const c of await list()) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const c of await list())
+        await docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined);
     },
   };
 }
 
 /** Removes containers by name, ignoring those already gone. */
 export async function removeContainers(...names: string[]): Promise<void> {
-  for (const n of names) await docker.getContainer(n).remove({ force: true }).catch(() => undefined);
+  for (const n of names)
+    await docker
+      .getContainer(n)
+      .remove({ force: true })
+      .catch(() => undefined);
 }
 
 /** A Container manifest. */
 export function containerDoc(name: string, spec: Record<string, unknown>): string {
-  return JSON.stringify({ apiVersion: 'steward/v1', kind: 'Container', metadata: { name }, spec: { command: SLEEPER, ...spec } }, null, 2);
+  return JSON.stringify(
+    { apiVersion: 'steward/v1', kind: 'Container', metadata: { name }, spec: { command: SLEEPER, ...spec } },
+    null,
+    2,
+  );
 }

@@ -32,7 +32,8 @@ export function fleetFixture(t: Test): FleetFixture {
       const text = await showFile(fx.fleet.bare, 'steward-status', `hosts/${host}/status.json`);
       if (!text) throw new Error(`no status for ${host}`);
       const doc: unknown = JSON.parse(text);
-      if (!matchesSchema<HostStatus>('host-status', doc)) throw new Error(`status of ${host} does not match the schema`);
+      if (!matchesSchema<HostStatus>('host-status', doc))
+        throw new Error(`status of ${host} does not match the schema`);
       return doc;
     },
   };

@@ -26,7 +26,9 @@ const server = createServer((req, res) => {
   if (!req.url.startsWith('/_')) requests += 1; // counted on arrival, also when held by --delay-ms
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
-  req.on('end', () => setTimeout(() => handle(req, res, Buffer.concat(chunks)), req.url.startsWith('/_') ? 0 : delayMs));
+  req.on('end', () =>
+    setTimeout(() => handle(req, res, Buffer.concat(chunks)), req.url.startsWith('/_') ? 0 : delayMs),
+  );
 });
 
 function handle(req, res, body) {

@@ -23,7 +23,9 @@ export interface GitServer {
 }
 
 /** Starts git http-backend behind Node's HTTP server in a child process, on a free port. */
-export async function startGitServer(opts: { token?: string; v2?: boolean; root?: string; port?: number } = {}): Promise<GitServer> {
+export async function startGitServer(
+  opts: { token?: string; v2?: boolean; root?: string; port?: number } = {},
+): Promise<GitServer> {
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), 'steward-git-')));
   let child: ChildProcess | undefined;
   let port = opts.port ?? 0;
@@ -79,7 +81,18 @@ export async function createFleetRepo(server: GitServer, name: string): Promise<
   const bare = join(server.root, `${name}.git`);
   await exec('git', ['init', '-q', '--bare', '-b', 'main', bare]);
   const work = await mkdtemp(join(tmpdir(), `steward-work-${name}-`));
-  const git = async (...args: string[]) => (await exec('git', ['-C', work, ...args], { env: { ...process.env, GIT_AUTHOR_NAME: 'ops', GIT_AUTHOR_EMAIL: 'ops@example.com', GIT_COMMITTER_NAME: 'ops', GIT_COMMITTER_EMAIL: 'ops@example.com' } })).stdout.trim();
+  const git = async (...args: string[]) =>
+    (
+      await exec('git', ['-C', work, ...args], {
+        env: {
+          ...process.env,
+          GIT_AUTHOR_NAME: 'ops',
+          GIT_AUTHOR_EMAIL: 'ops@example.com',
+          GIT_COMMITTER_NAME: 'ops',
+          GIT_COMMITTER_EMAIL: 'ops@example.com',
+        },
+      })
+    ).stdout.trim();
   await exec('git', ['init', '-q', '-b', 'main', work]);
   await git('remote', 'add', 'origin', bare);
   let n = 0;
@@ -107,7 +120,8 @@ export async function createFleetRepo(server: GitServer, name: string): Promise<
 /** Reads a file of a branch in a bare repo (undefined when absent). */
 export async function showFile(bare: string, branch: string, path: string): Promise<string | undefined> {
   try {
-    return (await exec('git', ['--git-dir', bare, 'show', `${branch}:${path}`], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+    return (await exec('git', ['--git-dir', bare, 'show', `${branch}:${path}`], { maxBuffer: 64 * 1024 * 1024 }))
+      .stdout;
   } catch {
     return undefined;
   }

@@ -56,14 +56,21 @@ export async function startHostileServer(fault: Fault, opts: { limitBytes?: numb
       if (url.pathname.endsWith('/info/refs')) {
         // v1 advertisement of one branch (isomorphic-git's fetch starts here)
         res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-advertisement' });
-        res.end(Buffer.concat([pkt('# service=git-upload-pack\n'), Buffer.from('0000'), pkt(`${FAKE_OID} refs/heads/main\0side-band-64k shallow ofs-delta\n`), Buffer.from('0000')]));
+        res.end(
+          Buffer.concat([
+            pkt('# service=git-upload-pack\n'),
+            Buffer.from('0000'),
+            pkt(`${FAKE_OID} refs/heads/main\0side-band-64k shallow ofs-delta\n`),
+            Buffer.from('0000'),
+          ]),
+        );
         return;
       }
       if (body.includes('command=ls-refs')) {
         res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-result' });
         if (fault === 'endless-refs') return pump(res, pkt(`${'f'.repeat(40)} refs/heads/x${'y'.repeat(900)}\n`));
         if (fault === 'drip-refs') {
-          const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : (sent += 1, res.write('0'))), 50);
+          const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : ((sent += 1), res.write('0'))), 50);
           return;
         }
         res.end(Buffer.concat([pkt(`${FAKE_OID} refs/heads/main\n`), Buffer.from('0000')]));
@@ -76,11 +83,23 @@ export async function startHostileServer(fault: Fault, opts: { limitBytes?: numb
       }
       if (body.includes('command=fetch')) {
         // Protocol v2: the packfile section, then junk on the pack band.
-        res.write(Buffer.concat([pkt('packfile\n'), pkt(Buffer.concat([Buffer.from([1]), Buffer.from('PACK\0\0\0\x02\0\0\0\x05', 'latin1')]))]));
+        res.write(
+          Buffer.concat([
+            pkt('packfile\n'),
+            pkt(Buffer.concat([Buffer.from([1]), Buffer.from('PACK\0\0\0\x02\0\0\0\x05', 'latin1')])),
+          ]),
+        );
         return pump(res, pkt(Buffer.concat([Buffer.from([1]), Buffer.alloc(65515, 0x5a)])));
       }
       // The v1 fetch: a shallow answer, NAK, then junk on the pack band.
-      res.write(Buffer.concat([pkt(`shallow ${FAKE_OID}\n`), Buffer.from('0000'), pkt('NAK\n'), pkt(Buffer.concat([Buffer.from([1]), Buffer.from('PACK\0\0\0\x02\0\0\0\x05', 'latin1')]))]));
+      res.write(
+        Buffer.concat([
+          pkt(`shallow ${FAKE_OID}\n`),
+          Buffer.from('0000'),
+          pkt('NAK\n'),
+          pkt(Buffer.concat([Buffer.from([1]), Buffer.from('PACK\0\0\0\x02\0\0\0\x05', 'latin1')])),
+        ]),
+      );
       pump(res, pkt(Buffer.concat([Buffer.from([1]), Buffer.alloc(65515, 0x5a)])));
     });
   });
@@ -116,6 +135,7 @@ function zipBomb(): Buffer {
 /** Data on side-band 1, in packets of at most 65515 bytes. */
 function sideBand(data: Buffer): Buffer[] {
   const out: Buffer[] = [];
-  for (let at = 0; at < data.length; at += 65515) out.push(pkt(Buffer.concat([Buffer.from([1]), data.subarray(at, at + 65515)])));
+  for (let at = 0; at < data.length; at += 65515)
+    out.push(pkt(Buffer.concat([Buffer.from([1]), data.subarray(at, at + 65515)])));
   return out;
 }

@@ -31,12 +31,41 @@ export async function startSystemdHost(): Promise<SystemdHost> {
   const name = `steward-sd-${uid()}`;
   const etc = await mkdtemp(join(tmpdir(), 'steward-etc-'));
   await exec('docker', [
-    'run', '-d', '--name', name, '--hostname', name, '--network', 'host',
-    '--cap-add', 'SYS_ADMIN', '--security-opt', 'seccomp=unconfined', '--security-opt', 'apparmor=unconfined',
-    '--cgroupns=host', '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw', '--tmpfs', '/run', '--tmpfs', '/run/lock', '--tmpfs', '/tmp',
-    '-v', `${process.execPath}:/usr/bin/node:ro`, '-v', `${repoRoot}:/opt/steward:ro`, '-v', '/var/run/docker.sock:/var/run/docker.sock',
-    '-v', `${etc}:/etc/steward`, '--label', 'steward.test=systemd-host',
-    SYSTEMD_IMAGE, '/lib/systemd/systemd',
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--hostname',
+    name,
+    '--network',
+    'host',
+    '--cap-add',
+    'SYS_ADMIN',
+    '--security-opt',
+    'seccomp=unconfined',
+    '--security-opt',
+    'apparmor=unconfined',
+    '--cgroupns=host',
+    '-v',
+    '/sys/fs/cgroup:/sys/fs/cgroup:rw',
+    '--tmpfs',
+    '/run',
+    '--tmpfs',
+    '/run/lock',
+    '--tmpfs',
+    '/tmp',
+    '-v',
+    `${process.execPath}:/usr/bin/node:ro`,
+    '-v',
+    `${repoRoot}:/opt/steward:ro`,
+    '-v',
+    '/var/run/docker.sock:/var/run/docker.sock',
+    '-v',
+    `${etc}:/etc/steward`,
+    '--label',
+    'steward.test=systemd-host',
+    SYSTEMD_IMAGE,
+    '/lib/systemd/systemd',
   ]);
   const sh = (script: string) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
@@ -68,5 +97,8 @@ export async function startSystemdHost(): Promise<SystemdHost> {
 
 /** Writes /etc/steward/agent.yaml inside the host. */
 export async function writeAgentConfig(host: SystemdHost, url: string, extra = ''): Promise<void> {
-  await writeFile(join(host.etc, 'agent.yaml'), `host: ${host.name}\nsource:\n  url: ${url}\n  interval: 1s\nfiles:\n  roots: [/etc/kiosk, /opt/kiosk]\n${extra}`);
+  await writeFile(
+    join(host.etc, 'agent.yaml'),
+    `host: ${host.name}\nsource:\n  url: ${url}\n  interval: 1s\nfiles:\n  roots: [/etc/kiosk, /opt/kiosk]\n${extra}`,
+  );
 }

@@ -15,7 +15,9 @@ const fx = fleetFixture(t);
 /** Runs `steward once` in a child that kills itself with SIGKILL at `point` (STEWARD_FAULT). */
 const crashAt = (a: TestAgent, point: string) =>
   new Promise<string | null>((resolve) => {
-    const child = execFile(process.execPath, [main, 'once', '--config', a.configFile], { env: { ...process.env, STEWARD_FAULT: point } });
+    const child = execFile(process.execPath, [main, 'once', '--config', a.configFile], {
+      env: { ...process.env, STEWARD_FAULT: point },
+    });
     child.on('exit', (_c, signal) => resolve(signal));
   });
 
@@ -24,13 +26,29 @@ async function healthyAfter(t: Test, a: TestAgent, root: string, want: string[])
   const r = await a.once();
   t.equal(r.outcome.phase, 'Converged', 'the next run converges');
   const cs = await a.containers();
-  t.same(cs.map((c) => c.Labels['steward.id']).sort(), want.map((n) => `Container/${n}`).sort(), 'one container per resource, no orphans');
-  t.ok(cs.every((c) => c.State === 'running'), 'all running');
+  t.same(
+    cs.map((c) => c.Labels['steward.id']).sort(),
+    want.map((n) => `Container/${n}`).sort(),
+    'one container per resource, no orphans',
+  );
+  t.ok(
+    cs.every((c) => c.State === 'running'),
+    'all running',
+  );
   const state = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8'));
-  t.same(Object.keys(state.inventory).sort(), [...want.map((n) => `Container/${n}`), 'File/cfg'].sort(), 'state readable and complete');
+  t.same(
+    Object.keys(state.inventory).sort(),
+    [...want.map((n) => `Container/${n}`), 'File/cfg'].sort(),
+    'state readable and complete',
+  );
   const temps = [...(await readdir(a.stateDir)), ...(await readdir(root))].filter((n) => n.startsWith('.stw-'));
   t.same(temps, [], 'no temp files');
-  t.equal((await a.once()).outcome.results.size > 0 && [...(await a.once()).outcome.results.values()].every((x) => x.action === 'none'), true, 'and then nothing to do');
+  t.equal(
+    (await a.once()).outcome.results.size > 0 &&
+      [...(await a.once()).outcome.results.values()].every((x) => x.action === 'none'),
+    true,
+    'and then nothing to do',
+  );
 }
 
 t.test('kill -9 at each point of a run is repaired by the next run', async (t) => {
@@ -40,8 +58,17 @@ t.test('kill -9 at each point of a run is repaired by the next run', async (t) =
   fx.agents.push(a);
   const dir = `hosts/${a.host}`;
   const n = (x: string) => `${x}-${a.host}`;
-  const cfg = (v: string) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name: 'cfg' }, spec: { path: join(root, 'app.conf'), content: v } });
-  await fx.fleet.commit({ [`${dir}/cfg.yaml`]: cfg('v1'), [`${dir}/one.yaml`]: containerDoc(n('one'), { image: 'local/busybox:1' }) });
+  const cfg = (v: string) =>
+    JSON.stringify({
+      apiVersion: 'steward/v1',
+      kind: 'File',
+      metadata: { name: 'cfg' },
+      spec: { path: join(root, 'app.conf'), content: v },
+    });
+  await fx.fleet.commit({
+    [`${dir}/cfg.yaml`]: cfg('v1'),
+    [`${dir}/one.yaml`]: containerDoc(n('one'), { image: 'local/busybox:1' }),
+  });
   await a.once();
 
   // 1. after a temp file is written, before the rename
@@ -54,14 +81,21 @@ t.test('kill -9 at each point of a run is repaired by the next run', async (t) =
   // 2. after a container is created, before it is started
   await fx.fleet.commit({ [`${dir}/two.yaml`]: containerDoc(n('two'), { image: 'local/busybox:1' }) });
   t.equal(await crashAt(a, 'after-container-create'), 'SIGKILL');
-  t.same((await a.containers()).filter((c) => c.Names[0] === `/${n('two')}`).map((c) => c.State), ['created'], 'left created, not running');
+  t.same(
+    (await a.containers()).filter((c) => c.Names[0] === `/${n('two')}`).map((c) => c.State),
+    ['created'],
+    'left created, not running',
+  );
   await healthyAfter(t, a, root, [n('one'), n('two')]);
 
   // 3. after the old container is stopped, during a recreate
   await fx.fleet.commit({ [`${dir}/one.yaml`]: containerDoc(n('one'), { image: 'local/busybox:2' }) });
   t.equal(await crashAt(a, 'after-container-stop'), 'SIGKILL');
   await healthyAfter(t, a, root, [n('one'), n('two')]);
-  t.same((await a.containers()).filter((c) => c.Names[0] === `/${n('one')}`).map((c) => c.Image), ['local/busybox:2']);
+  t.same(
+    (await a.containers()).filter((c) => c.Names[0] === `/${n('one')}`).map((c) => c.Image),
+    ['local/busybox:2'],
+  );
 
   // 4. during a prune, after the stop and before the remove
   await fx.fleet.commit({ [`${dir}/two.yaml`]: null });
@@ -80,7 +114,13 @@ t.test('a delete that fails stays owned and is retried', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'steward-crash-root-'));
   const a = await makeAgent({ url: fx.server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
   fx.agents.push(a);
-  const file = (name: string) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec: { path: join(root, name), content: name } });
+  const file = (name: string) =>
+    JSON.stringify({
+      apiVersion: 'steward/v1',
+      kind: 'File',
+      metadata: { name },
+      spec: { path: join(root, name), content: name },
+    });
   await fx.fleet.commit({ [`hosts/${a.host}/f.yaml`]: [file('gone'), file('keep')].join('\n---\n') });
   await a.once();
   // Someone replaces the file with a directory: Steward will not delete what is no longer its file.

@@ -27,20 +27,35 @@ t.test('an unhealthy new image is rolled back automatically and not retried unti
   const s = await statusOf(a.host);
   t.equal(s.phase, 'Degraded');
   t.same(s.failedRevisions, [bad]);
-  t.match(s.rollback, { from: bad, to: good, reason: new RegExp(`^Container/web-${a.host}: recreate done, but not healthy within 3s: probe: grep: exit 1$`) });
+  t.match(s.rollback, {
+    from: bad,
+    to: good,
+    reason: new RegExp(`^Container/web-${a.host}: recreate done, but not healthy within 3s: probe: grep: exit 1$`),
+  });
   t.equal(s.appliedRevision, good);
   t.equal(s.lastGoodRevision, good);
   t.equal(s.desiredRevision, bad);
-  t.match(s.conditions.find((c) => c.type === 'Ready'), { status: 'False', reason: 'RolledBack' });
-  t.match(s.resources[`Container/web-${a.host}`], { action: 'recreate', message: /^rollback: recreate: image changed \(local\/busybox:2 -> local\/busybox:1\)/ });
+  t.match(
+    s.conditions.find((c) => c.type === 'Ready'),
+    { status: 'False', reason: 'RolledBack' },
+  );
+  t.match(s.resources[`Container/web-${a.host}`], {
+    action: 'recreate',
+    message: /^rollback: recreate: image changed \(local\/busybox:2 -> local\/busybox:1\)/,
+  });
 
   const id = (await a.containers())[0]!.Id;
   r = await a.once();
   t.equal(r.outcome.phase, 'Degraded', 'still degraded');
   t.equal((await a.containers())[0]!.Id, id, 'the failed revision is not tried again');
-  t.match(r.status?.warnings, [`revision ${bad.slice(0, 7)} failed its health checks and was rolled back; it is not tried again until the branch moves`, `enforcing the last good revision ${good.slice(0, 7)} meanwhile`]);
+  t.match(r.status?.warnings, [
+    `revision ${bad.slice(0, 7)} failed its health checks and was rolled back; it is not tried again until the branch moves`,
+    `enforcing the last good revision ${good.slice(0, 7)} meanwhile`,
+  ]);
 
-  const fixed = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`web-${a.host}`, { image: 'local/busybox:2' }) });
+  const fixed = await fx.fleet.commit({
+    [`hosts/${a.host}/web.yaml`]: containerDoc(`web-${a.host}`, { image: 'local/busybox:2' }),
+  });
   r = await a.once();
   t.equal(r.outcome.phase, 'Converged', 'the branch moved: the new head is tried');
   t.same(await imageOf(a), ['local/busybox:2']);
@@ -55,33 +70,56 @@ t.test('rollback: off reports the failure and leaves the host as applied', async
   const r = await a.once();
   t.equal(r.outcome.phase, 'Failed');
   t.same(await imageOf(a), ['local/busybox:2'], 'stays as applied');
-  t.match(r.outcome.results.get(`Container/web-${a.host}`), { status: 'Failed', health: 'Unhealthy', error: { code: 'E_HEALTH_TIMEOUT' } });
+  t.match(r.outcome.results.get(`Container/web-${a.host}`), {
+    status: 'Failed',
+    health: 'Unhealthy',
+    error: { code: 'E_HEALTH_TIMEOUT' },
+  });
   const s = await statusOf(a.host);
   t.equal(s.appliedRevision, bad);
   t.equal(s.failedRevisions, undefined);
-  t.match(s.conditions.find((c) => c.type === 'Healthy'), { status: 'False', reason: 'Unhealthy', message: `Container/web-${a.host}` });
+  t.match(
+    s.conditions.find((c) => c.type === 'Healthy'),
+    { status: 'False', reason: 'Unhealthy', message: `Container/web-${a.host}` },
+  );
 });
 
 t.test('a hanging health check is ended by its timeout', async (t) => {
   const a = await agent('rollback: "off"\nhealth: { timeout: 2s }\n');
   await fx.fleet.commit({
-    [`hosts/${a.host}/hang.yaml`]: containerDoc(`hang-${a.host}`, { image: 'local/busybox:1', probe: { exec: { command: ['sleep', '1000'] }, timeout: '500ms', interval: '200ms' } }),
-    [`hosts/${a.host}/tcp.yaml`]: containerDoc(`tcp-${a.host}`, { image: 'local/busybox:1', probe: { tcp: { port: 1 }, timeout: '300ms', deadline: '1s' } }),
+    [`hosts/${a.host}/hang.yaml`]: containerDoc(`hang-${a.host}`, {
+      image: 'local/busybox:1',
+      probe: { exec: { command: ['sleep', '1000'] }, timeout: '500ms', interval: '200ms' },
+    }),
+    [`hosts/${a.host}/tcp.yaml`]: containerDoc(`tcp-${a.host}`, {
+      image: 'local/busybox:1',
+      probe: { tcp: { port: 1 }, timeout: '300ms', deadline: '1s' },
+    }),
   });
   const started = Date.now();
   const r = await a.once();
   const took = Date.now() - started;
   // A hanging probe is `sleep 1000`: 60 s tells an ended run from a hung one on a slow machine too.
   t.ok(took < 60_000, `the run ended (${took} ms)`);
-  t.match(r.outcome.results.get(`Container/hang-${a.host}`), { status: 'Failed', error: { code: 'E_HEALTH_TIMEOUT', message: 'not healthy within 2s: probe: sleep: no result within 500ms' } });
-  t.match(r.outcome.results.get(`Container/tcp-${a.host}`), { status: 'Failed', error: { code: 'E_HEALTH_TIMEOUT', message: 'not healthy within 1s: probe: tcp 127.0.0.1:1: ECONNREFUSED' } });
+  t.match(r.outcome.results.get(`Container/hang-${a.host}`), {
+    status: 'Failed',
+    error: { code: 'E_HEALTH_TIMEOUT', message: 'not healthy within 2s: probe: sleep: no result within 500ms' },
+  });
+  t.match(r.outcome.results.get(`Container/tcp-${a.host}`), {
+    status: 'Failed',
+    error: { code: 'E_HEALTH_TIMEOUT', message: 'not healthy within 1s: probe: tcp 127.0.0.1:1: ECONNREFUSED' },
+  });
 });
 
 t.test('an invalid head keeps the last good bundle enforced: drift is still corrected', async (t) => {
   const a = await agent('');
-  const good = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:1' }) });
+  const good = await fx.fleet.commit({
+    [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:1' }),
+  });
   await a.once();
-  const bad = await fx.fleet.commit({ [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:2', cpus: -1 }) });
+  const bad = await fx.fleet.commit({
+    [`hosts/${a.host}/web.yaml`]: containerDoc(`inv-${a.host}`, { image: 'local/busybox:2', cpus: -1 }),
+  });
   await docker.getContainer(`inv-${a.host}`).remove({ force: true });
   const r = await a.once();
   t.equal(r.outcome.phase, 'Invalid');
@@ -96,7 +134,10 @@ t.test('a rewritten history is refused unless allowed', async (t) => {
   const a = await agent('');
   const b = await makeAgent({ url: fx.server.url('fleet'), sourceExtra: '  allowHistoryRewrite: true' });
   fx.agents.push(b);
-  const files = (image: string) => ({ [`hosts/${a.host}/w.yaml`]: containerDoc(`hist-${a.host}`, { image }), [`hosts/${b.host}/w.yaml`]: containerDoc(`hist-${b.host}`, { image }) });
+  const files = (image: string) => ({
+    [`hosts/${a.host}/w.yaml`]: containerDoc(`hist-${a.host}`, { image }),
+    [`hosts/${b.host}/w.yaml`]: containerDoc(`hist-${b.host}`, { image }),
+  });
   await fx.fleet.commit(files('local/busybox:1'));
   await a.once();
   await b.once();
@@ -114,7 +155,12 @@ t.test('a rewritten history is refused unless allowed', async (t) => {
   const rewritten = await fx.fleet.git('rev-parse', 'HEAD');
   t.teardown(() => fx.fleet.git('checkout', '-q', '-B', 'main'));
   const r = await a.once();
-  t.match(r.outcome.sourceError, { code: 'E_GIT_HISTORY', message: new RegExp(`^the branch was rewritten: ${rewritten.slice(0, 7)} does not descend from the applied revision [0-9a-f]{7}; refused`) });
+  t.match(r.outcome.sourceError, {
+    code: 'E_GIT_HISTORY',
+    message: new RegExp(
+      `^the branch was rewritten: ${rewritten.slice(0, 7)} does not descend from the applied revision [0-9a-f]{7}; refused`,
+    ),
+  });
   t.equal(r.outcome.phase, 'Failed');
   t.same(await imageOf(a), ['local/busybox:1'], 'refused: the host keeps its state');
   t.equal((await a.once()).outcome.sourceError?.code, 'E_GIT_HISTORY', 'still refused next run');
@@ -141,5 +187,8 @@ t.test('a bundle that became empty prunes nothing, and status says why', async (
   await fx.fleet.commit({ [`hosts/${a.host}/w.yaml`]: null });
   const r = await a.once();
   t.equal((await a.containers()).length, 1, 'nothing pruned');
-  t.match(r.status?.warnings, [`not at ${r.outcome.desiredRevision?.slice(0, 7)}: hosts/${a.host}`, 'the bundle is empty: pruning 1 owned resource(s) is held back (set prune.allowEmpty: true to allow it)']);
+  t.match(r.status?.warnings, [
+    `not at ${r.outcome.desiredRevision?.slice(0, 7)}: hosts/${a.host}`,
+    'the bundle is empty: pruning 1 owned resource(s) is held back (set prune.allowEmpty: true to allow it)',
+  ]);
 });

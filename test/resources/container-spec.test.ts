@@ -1,5 +1,11 @@
 import t from 'tap';
-import { fieldHashes, parseMemory, parsePort, specHash, toCreateOptions } from '../../agent/resources/container-spec.js';
+import {
+  fieldHashes,
+  parseMemory,
+  parsePort,
+  specHash,
+  toCreateOptions,
+} from '../../agent/resources/container-spec.js';
 
 t.test('ports: every form of the contract', async (t) => {
   const table: Array<[string, ReturnType<typeof parsePort>]> = [
@@ -40,7 +46,13 @@ t.test('the create request carries the whole spec and the ownership labels', asy
   t.same(opts.Entrypoint, ['/bin/sh', '-c']);
   t.same(opts.Env, ['A=1', 'B=CANARY_ENV']);
   t.same(opts.ExposedPorts, { '80/tcp': {}, '53/udp': {} });
-  t.same(opts.HostConfig?.PortBindings, { '80/tcp': [{ HostIp: '', HostPort: '8080' }, { HostIp: '', HostPort: '8081' }], '53/udp': [{ HostIp: '127.0.0.1', HostPort: '53' }] });
+  t.same(opts.HostConfig?.PortBindings, {
+    '80/tcp': [
+      { HostIp: '', HostPort: '8080' },
+      { HostIp: '', HostPort: '8081' },
+    ],
+    '53/udp': [{ HostIp: '127.0.0.1', HostPort: '53' }],
+  });
   t.same(opts.HostConfig?.Binds, ['/opt/kiosk/data:/data:ro', 'cache:/cache']);
   t.same(opts.HostConfig?.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 0 });
   t.equal(opts.HostConfig?.Memory, 64 * 1024 * 1024);
@@ -48,9 +60,40 @@ t.test('the create request carries the whole spec and the ownership labels', asy
   t.equal(opts.HostConfig?.NetworkMode, 'bridge');
   t.equal(opts.User, 'nobody');
   t.equal(opts.WorkingDir, '/srv');
-  t.same(opts.Healthcheck, { Test: ['CMD-SHELL', 'wget -q -O- localhost'], Interval: 10e9, Timeout: 2e9, Retries: 3, StartPeriod: 60e9 });
-  t.match(opts.Labels, { team: 'kiosk', 'steward.managed': 'true', 'steward.host': 'edge-1', 'steward.id': 'Container/web', 'steward.revision': 'c0ffee' });
-  t.equal(opts.Labels?.['steward.hash'], specHash({ image: 'local/busybox:1', command: ['httpd', '-f'], entrypoint: ['/bin/sh', '-c'], env: { B: 'CANARY_ENV', A: '1' }, ports: ['8080:80', '127.0.0.1:53:53/udp', '8081:80'], volumes: ['/opt/kiosk/data:/data:ro', 'cache:/cache'], restart: 'on-failure', user: 'nobody', workingDir: '/srv', labels: { team: 'kiosk' }, healthcheck: { test: 'wget -q -O- localhost', interval: '10s', timeout: '2s', retries: 3, startPeriod: '1m' }, memory: '64m', cpus: 0.5, networkMode: 'bridge' }), 'hash ignores key order');
+  t.same(opts.Healthcheck, {
+    Test: ['CMD-SHELL', 'wget -q -O- localhost'],
+    Interval: 10e9,
+    Timeout: 2e9,
+    Retries: 3,
+    StartPeriod: 60e9,
+  });
+  t.match(opts.Labels, {
+    team: 'kiosk',
+    'steward.managed': 'true',
+    'steward.host': 'edge-1',
+    'steward.id': 'Container/web',
+    'steward.revision': 'c0ffee',
+  });
+  t.equal(
+    opts.Labels?.['steward.hash'],
+    specHash({
+      image: 'local/busybox:1',
+      command: ['httpd', '-f'],
+      entrypoint: ['/bin/sh', '-c'],
+      env: { B: 'CANARY_ENV', A: '1' },
+      ports: ['8080:80', '127.0.0.1:53:53/udp', '8081:80'],
+      volumes: ['/opt/kiosk/data:/data:ro', 'cache:/cache'],
+      restart: 'on-failure',
+      user: 'nobody',
+      workingDir: '/srv',
+      labels: { team: 'kiosk' },
+      healthcheck: { test: 'wget -q -O- localhost', interval: '10s', timeout: '2s', retries: 3, startPeriod: '1m' },
+      memory: '64m',
+      cpus: 0.5,
+      networkMode: 'bridge',
+    }),
+    'hash ignores key order',
+  );
   t.notMatch(JSON.stringify(opts.Labels), /CANARY/, 'env values are not in the labels');
 });
 
@@ -63,5 +106,9 @@ t.test('hashes: defaults equal their omission, pull and dependencies do not coun
   const after = fieldHashes({ image: 'a:1', env: { A: '2' } });
   t.equal(before.image, after.image);
   t.not(before.env, after.env);
-  t.equal(toCreateOptions('x', 'Container/x', 'h', 'r', { image: 'a', restart: 'no' }).HostConfig?.RestartPolicy?.Name, '', 'restart: no is the empty policy');
+  t.equal(
+    toCreateOptions('x', 'Container/x', 'h', 'r', { image: 'a', restart: 'no' }).HostConfig?.RestartPolicy?.Name,
+    '',
+    'restart: no is the empty policy',
+  );
 });

@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 const execFileP = promisify(execFile);
 
 const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
-const fileDoc = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
+const fileDoc = (name: string, spec: Record<string, unknown>) =>
+  JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
 
 let server: GitServer;
 let fleet: FleetRepo;
@@ -35,7 +36,8 @@ async function setup(): Promise<{ a: TestAgent; root: string; outside: string; c
   const a = await makeAgent({ url: server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
   return { a, root, outside, canary };
 }
-const results = (r: Awaited<ReturnType<TestAgent['once']>>) => [...r.outcome.results.values()].map((x) => `${x.id} ${x.status} ${x.action}: ${x.message}`);
+const results = (r: Awaited<ReturnType<TestAgent['once']>>) =>
+  [...r.outcome.results.values()].map((x) => `${x.id} ${x.status} ${x.action}: ${x.message}`);
 
 t.test('create, change content, mode and owner, then absent and prune', async (t) => {
   const { a, root, canary } = await setup();
@@ -48,22 +50,42 @@ t.test('create, change content, mode and owner, then absent and prune', async (t
   });
   let r = await a.once();
   const h = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
-  t.same(results(r).sort(), [`File/config Ready create: create: file does not exist (sha256 ${h('color=blue SECRET_CANARY\n')})`, `File/motd Ready create: create: file does not exist (sha256 ${h('welcome\n')})`]);
+  t.same(results(r).sort(), [
+    `File/config Ready create: create: file does not exist (sha256 ${h('color=blue SECRET_CANARY\n')})`,
+    `File/motd Ready create: create: file does not exist (sha256 ${h('welcome\n')})`,
+  ]);
   t.equal(await readFile(path, 'utf8'), 'color=blue SECRET_CANARY\n');
   t.equal((await stat(path)).mode & 0o777, 0o640);
   t.equal(await readFile(join(root, 'motd'), 'utf8'), 'welcome\n', 'source read from the commit, next to the manifest');
   t.equal((await stat(join(root, 'app'))).mode & 0o777, 0o755, 'parent created');
 
-  await fleet.commit({ [`${dir}/files.yaml`]: fileDoc('config', { path, content: 'color=green SECRET_CANARY\n', mode: '0600', owner: 'nobody', group: 'nogroup' }) });
+  await fleet.commit({
+    [`${dir}/files.yaml`]: fileDoc('config', {
+      path,
+      content: 'color=green SECRET_CANARY\n',
+      mode: '0600',
+      owner: 'nobody',
+      group: 'nogroup',
+    }),
+  });
   r = await a.once();
-  t.same(results(r).filter((x) => x.startsWith('File/config')), [`File/config Ready update: update: content changed (sha256 ${h('color=blue SECRET_CANARY\n')} -> ${h('color=green SECRET_CANARY\n')}); mode 0640 -> 0600; owner 0 -> 65534; group 0 -> 65534`]);
+  t.same(
+    results(r).filter((x) => x.startsWith('File/config')),
+    [
+      `File/config Ready update: update: content changed (sha256 ${h('color=blue SECRET_CANARY\n')} -> ${h('color=green SECRET_CANARY\n')}); mode 0640 -> 0600; owner 0 -> 65534; group 0 -> 65534`,
+    ],
+  );
   const st = await stat(path);
   t.same([st.mode & 0o777, st.uid, st.gid], [0o600, 65534, 65534]);
   t.equal(await readFile(path, 'utf8'), 'color=green SECRET_CANARY\n');
 
   await writeFile(path, 'edited by hand\n');
   r = await a.once();
-  t.match(r.outcome.results.get('File/config'), { action: 'update', drift: true, message: `update: content was changed outside Steward (sha256 ${h('edited by hand\n')} -> ${h('color=green SECRET_CANARY\n')})` });
+  t.match(r.outcome.results.get('File/config'), {
+    action: 'update',
+    drift: true,
+    message: `update: content was changed outside Steward (sha256 ${h('edited by hand\n')} -> ${h('color=green SECRET_CANARY\n')})`,
+  });
   t.equal(await readFile(path, 'utf8'), 'color=green SECRET_CANARY\n', 'drift corrected');
 
   await fleet.commit({ [`${dir}/files.yaml`]: fileDoc('config', { path, ensure: 'absent' }) });
@@ -88,9 +110,15 @@ t.test('a file that was there before is kept, and put back when the resource is 
   await writeFile(path, 'original\n', { mode: 0o604 });
   await fleet.commit({ [`hosts/${a.host}/f.yaml`]: fileDoc('hosts', { path, content: 'managed\n' }) });
   const r = await a.once();
-  t.match(r.outcome.results.get('File/hosts'), { message: /^update: replaces a file Steward did not write \(the original is kept\) \(sha256 [0-9a-f]{12} -> [0-9a-f]{12}\); mode 0604 -> 0644$/ });
+  t.match(r.outcome.results.get('File/hosts'), {
+    message:
+      /^update: replaces a file Steward did not write \(the original is kept\) \(sha256 [0-9a-f]{12} -> [0-9a-f]{12}\); mode 0604 -> 0644$/,
+  });
   t.equal(await readFile(path, 'utf8'), 'managed\n');
-  await fleet.commit({ [`hosts/${a.host}/f.yaml`]: null, [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
+  await fleet.commit({
+    [`hosts/${a.host}/f.yaml`]: null,
+    [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }),
+  });
   await a.once();
   t.equal(await readFile(path, 'utf8'), 'original\n', 'the original is back');
   t.equal((await stat(path)).mode & 0o777, 0o604);
@@ -124,11 +152,20 @@ t.test('hostile paths: rejected before anything is written, or refused on disk',
   await symlink(canary, join(root, 'link.conf'));
   await symlink(outside, join(root, 'sub'));
   await fleet.commit({
-    [`${dir}/bad.yaml`]: [fileDoc('link', { path: join(root, 'link.conf'), content: 'pwned\n' }), fileDoc('parent', { path: join(root, 'sub', 'canary.txt'), content: 'pwned\n' })].join('\n---\n'),
+    [`${dir}/bad.yaml`]: [
+      fileDoc('link', { path: join(root, 'link.conf'), content: 'pwned\n' }),
+      fileDoc('parent', { path: join(root, 'sub', 'canary.txt'), content: 'pwned\n' }),
+    ].join('\n---\n'),
   });
   r = await a.once();
-  t.match(r.outcome.results.get('File/link'), { status: 'Failed', error: { code: 'E_FILE_UNSAFE', message: `${root}/link.conf is a symlink; Steward does not follow symlinks` } });
-  t.match(r.outcome.results.get('File/parent'), { status: 'Failed', error: { code: 'E_FILE_UNSAFE', message: `${root}/sub is a symlink; Steward does not follow symlinks` } });
+  t.match(r.outcome.results.get('File/link'), {
+    status: 'Failed',
+    error: { code: 'E_FILE_UNSAFE', message: `${root}/link.conf is a symlink; Steward does not follow symlinks` },
+  });
+  t.match(r.outcome.results.get('File/parent'), {
+    status: 'Failed',
+    error: { code: 'E_FILE_UNSAFE', message: `${root}/sub is a symlink; Steward does not follow symlinks` },
+  });
   t.match(r.outcome.results.get('File/ok'), { status: 'Ready' }, 'the rest still applies');
   t.equal(await readFile(canary, 'utf8'), 'do not touch\n', 'the canary outside the roots is untouched');
   t.ok((await lstat(join(root, 'link.conf'))).isSymbolicLink(), 'the planted link is left as it was');
@@ -137,70 +174,105 @@ t.test('hostile paths: rejected before anything is written, or refused on disk',
 t.test('a root-level config with a stateDir inside a root is still protected', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'steward-files-'));
   const a = await makeAgent({ url: server.url('fleet'), extra: `files:\n  roots: [${tmpdir()}]\n` });
-  await fleet.commit({ [`hosts/${a.host}/s.yaml`]: fileDoc('s', { path: join(a.stateDir, 'inventory.json'), content: 'x' }), [`hosts/${a.host}/ok.yaml`]: fileDoc('ok', { path: join(base, 'ok'), content: 'x' }) });
-  const r = await a.once();
-  t.same(r.outcome.bundleErrors.map(formatError), [`hosts/${a.host}/s.yaml:1: /spec/path: path "${a.stateDir}/inventory.json" is Steward's own file or folder (${a.stateDir}) and may not be managed [E_MANIFEST_INVALID]`]);
-});
-
-t.test('kill -9 between the temp write and the rename: the next run leaves no temp file and one of the contents', async (t) => {
-  const { a, root } = await setup();
-  const path = join(root, 'crash.conf');
-  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash', { path, content: 'old\n' }) });
-  await a.once();
-  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash', { path, content: 'new\n' }) });
-  const killed = await new Promise<string | null>((resolve) => {
-    const child = execFile(process.execPath, [main, 'once', '--config', a.configFile], { env: { ...process.env, STEWARD_FAULT: 'after-temp-write' } });
-    child.on('exit', (_code, signal) => resolve(signal));
+  await fleet.commit({
+    [`hosts/${a.host}/s.yaml`]: fileDoc('s', { path: join(a.stateDir, 'inventory.json'), content: 'x' }),
+    [`hosts/${a.host}/ok.yaml`]: fileDoc('ok', { path: join(base, 'ok'), content: 'x' }),
   });
-  t.equal(killed, 'SIGKILL', 'the agent died mid-write');
-  const left = (await readdir(root)).filter((n) => n.startsWith('.stw-'));
-  t.equal(left.length, 1, 'a temp file was left by the crash');
-  t.equal(await readFile(path, 'utf8'), 'old\n', 'the target still holds the old content');
   const r = await a.once();
-  t.equal(r.outcome.phase, 'Converged');
-  t.same((await readdir(root)).filter((n) => n.startsWith('.stw-')), [], 'no temp files after the next run');
-  t.equal(await readFile(path, 'utf8'), 'new\n');
+  t.same(r.outcome.bundleErrors.map(formatError), [
+    `hosts/${a.host}/s.yaml:1: /spec/path: path "${a.stateDir}/inventory.json" is Steward's own file or folder (${a.stateDir}) and may not be managed [E_MANIFEST_INVALID]`,
+  ]);
 });
 
-t.test('a File whose path changes: the old path is deleted, the file at the new one backed up and restored on prune', async (t) => {
-  const { a, root } = await setup();
-  const first = join(root, 'new.conf');
-  const second = join(root, 'orig.conf');
-  await writeFile(second, 'not written by Steward\n', { mode: 0o640 });
-  await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path: first, content: 'managed\n' }) });
-  await a.once();
-  t.equal(await readFile(first, 'utf8'), 'managed\n');
+t.test(
+  'kill -9 between the temp write and the rename: the next run leaves no temp file and one of the contents',
+  async (t) => {
+    const { a, root } = await setup();
+    const path = join(root, 'crash.conf');
+    await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash', { path, content: 'old\n' }) });
+    await a.once();
+    await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash', { path, content: 'new\n' }) });
+    const killed = await new Promise<string | null>((resolve) => {
+      const child = execFile(process.execPath, [main, 'once', '--config', a.configFile], {
+        env: { ...process.env, STEWARD_FAULT: 'after-temp-write' },
+      });
+      child.on('exit', (_code, signal) => resolve(signal));
+    });
+    t.equal(killed, 'SIGKILL', 'the agent died mid-write');
+    const left = (await readdir(root)).filter((n) => n.startsWith('.stw-'));
+    t.equal(left.length, 1, 'a temp file was left by the crash');
+    t.equal(await readFile(path, 'utf8'), 'old\n', 'the target still holds the old content');
+    const r = await a.once();
+    t.equal(r.outcome.phase, 'Converged');
+    t.same(
+      (await readdir(root)).filter((n) => n.startsWith('.stw-')),
+      [],
+      'no temp files after the next run',
+    );
+    t.equal(await readFile(path, 'utf8'), 'new\n');
+  },
+);
 
-  await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path: second, content: 'managed\n' }) });
-  let r = await a.once();
-  t.match(r.outcome.results.get('File/p'), { status: 'Ready', action: 'update', message: `update: path changed from ${first}: that file is deleted; replaces a file Steward did not write (the original is kept) (sha256 ${createHash('sha256').update('not written by Steward\n').digest('hex').slice(0, 12)} -> ${createHash('sha256').update('managed\n').digest('hex').slice(0, 12)}); mode 0640 -> 0644` });
-  t.equal(await lstat(first).catch(() => 'gone'), 'gone', 'the old path is deleted');
-  t.equal(await readFile(second, 'utf8'), 'managed\n');
-  const inventory = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p'];
-  t.equal(inventory.path, second, 'the inventory names the new path');
-  t.ok(inventory.backup, 'the replaced file is backed up');
+t.test(
+  'a File whose path changes: the old path is deleted, the file at the new one backed up and restored on prune',
+  async (t) => {
+    const { a, root } = await setup();
+    const first = join(root, 'new.conf');
+    const second = join(root, 'orig.conf');
+    await writeFile(second, 'not written by Steward\n', { mode: 0o640 });
+    await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path: first, content: 'managed\n' }) });
+    await a.once();
+    t.equal(await readFile(first, 'utf8'), 'managed\n');
 
-  await fleet.commit({ [`hosts/${a.host}/p.yaml`]: null, [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
-  r = await a.once();
-  t.match(r.outcome.results.get('File/p'), { status: 'Pruned' });
-  t.equal(await readFile(second, 'utf8'), 'not written by Steward\n', 'the original content is back');
-  t.equal((await stat(second)).mode & 0o777, 0o640, 'with its mode');
-  t.equal(await lstat(first).catch(() => 'gone'), 'gone', 'nothing left at the first path');
-  t.notOk(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p'], 'the inventory is exact');
-});
+    await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path: second, content: 'managed\n' }) });
+    let r = await a.once();
+    t.match(r.outcome.results.get('File/p'), {
+      status: 'Ready',
+      action: 'update',
+      message: `update: path changed from ${first}: that file is deleted; replaces a file Steward did not write (the original is kept) (sha256 ${createHash('sha256').update('not written by Steward\n').digest('hex').slice(0, 12)} -> ${createHash('sha256').update('managed\n').digest('hex').slice(0, 12)}); mode 0640 -> 0644`,
+    });
+    t.equal(await lstat(first).catch(() => 'gone'), 'gone', 'the old path is deleted');
+    t.equal(await readFile(second, 'utf8'), 'managed\n');
+    const inventory = JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p'];
+    t.equal(inventory.path, second, 'the inventory names the new path');
+    t.ok(inventory.backup, 'the replaced file is backed up');
+
+    await fleet.commit({
+      [`hosts/${a.host}/p.yaml`]: null,
+      [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }),
+    });
+    r = await a.once();
+    t.match(r.outcome.results.get('File/p'), { status: 'Pruned' });
+    t.equal(await readFile(second, 'utf8'), 'not written by Steward\n', 'the original content is back');
+    t.equal((await stat(second)).mode & 0o777, 0o640, 'with its mode');
+    t.equal(await lstat(first).catch(() => 'gone'), 'gone', 'nothing left at the first path');
+    t.notOk(
+      JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p'],
+      'the inventory is exact',
+    );
+  },
+);
 
 t.test('a path change back and forth between two owned paths keeps nothing stale', async (t) => {
   const { a, root } = await setup();
   const x = join(root, 'x.conf');
   const y = join(root, 'y.conf');
-  for (const [path, content] of [[x, '1\n'], [y, '2\n'], [x, '3\n']] as const) {
+  for (const [path, content] of [
+    [x, '1\n'],
+    [y, '2\n'],
+    [x, '3\n'],
+  ] as const) {
     await fleet.commit({ [`hosts/${a.host}/p.yaml`]: fileDoc('p', { path, content }) });
     const r = await a.once();
     t.equal(r.outcome.phase, 'Converged');
     t.equal(await readFile(path, 'utf8'), content);
     t.equal(await lstat(path === x ? y : x).catch(() => 'gone'), 'gone', 'only one path exists at a time');
   }
-  t.same(Object.keys(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p']).sort(), ['hash', 'kind', 'path', 'revision'], 'no backup recorded for files Steward made');
+  t.same(
+    Object.keys(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/p']).sort(),
+    ['hash', 'kind', 'path', 'revision'],
+    'no backup recorded for files Steward made',
+  );
 });
 
 t.test('a 250-byte file name is written (the temp name does not grow with it)', async (t) => {
@@ -215,42 +287,92 @@ t.test('a 250-byte file name is written (the temp name does not grow with it)', 
 t.test('a temp file left by a crash is removed when its resource is pruned before its next write', async (t) => {
   const { a, root } = await setup();
   const path = join(root, 'crash2.conf');
-  await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash2', { path, content: 'old\n' }), [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
+  await fleet.commit({
+    [`hosts/${a.host}/c.yaml`]: fileDoc('crash2', { path, content: 'old\n' }),
+    [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }),
+  });
   await a.once();
   await fleet.commit({ [`hosts/${a.host}/c.yaml`]: fileDoc('crash2', { path, content: 'new\n' }) });
-  await new Promise((resolve) => execFile(process.execPath, [main, 'once', '--config', a.configFile], { env: { ...process.env, STEWARD_FAULT: 'after-temp-write' } }).on('exit', resolve));
+  await new Promise((resolve) =>
+    execFile(process.execPath, [main, 'once', '--config', a.configFile], {
+      env: { ...process.env, STEWARD_FAULT: 'after-temp-write' },
+    }).on('exit', resolve),
+  );
   t.equal((await readdir(root)).filter((n) => n.startsWith('.stw-')).length, 1, 'the crash left a temp file');
   await fleet.commit({ [`hosts/${a.host}/c.yaml`]: null });
   const r = await a.once();
   t.match(r.outcome.results.get('File/crash2'), { status: 'Pruned' });
-  t.same((await readdir(root)).filter((n) => n.startsWith('.stw-')), [], 'the temp file went with its resource');
+  t.same(
+    (await readdir(root)).filter((n) => n.startsWith('.stw-')),
+    [],
+    'the temp file went with its resource',
+  );
 });
 
 t.test('a prune blocked by a symlinked parent says so (not "already gone") and keeps the file owned', async (t) => {
   const { a, root, outside } = await setup();
   const sub = join(root, 'sub');
   await mkdir(sub);
-  await fleet.commit({ [`hosts/${a.host}/s.yaml`]: fileDoc('s', { path: join(sub, 'f.conf'), content: 'x\n' }), [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }) });
+  await fleet.commit({
+    [`hosts/${a.host}/s.yaml`]: fileDoc('s', { path: join(sub, 'f.conf'), content: 'x\n' }),
+    [`hosts/${a.host}/keep.yaml`]: fileDoc('keep', { path: join(root, 'keep'), content: 'k\n' }),
+  });
   await a.once();
   await execFileP('mv', [sub, join(root, 'moved')]);
   await symlink(outside, sub);
   await fleet.commit({ [`hosts/${a.host}/s.yaml`]: null });
   const r = await a.once();
-  t.match(r.outcome.results.get('File/s'), { status: 'Failed', error: { code: 'E_FILE_UNSAFE', message: `${sub} is a symlink; Steward does not follow symlinks; ${sub}/f.conf is not deleted` } });
-  t.ok(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/s'], 'still owned, retried next run');
+  t.match(r.outcome.results.get('File/s'), {
+    status: 'Failed',
+    error: {
+      code: 'E_FILE_UNSAFE',
+      message: `${sub} is a symlink; Steward does not follow symlinks; ${sub}/f.conf is not deleted`,
+    },
+  });
+  t.ok(
+    JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory['File/s'],
+    'still owned, retried next run',
+  );
 });
 
 t.test('kill -9 right after the first change is journaled: the next run knows the file is its own', async (t) => {
   const { a, root } = await setup();
-  await fleet.commit({ [`hosts/${a.host}/j.yaml`]: ['j1', 'j2', 'j3'].map((n) => fileDoc(n, { path: join(root, n), content: `${n}\n` })).join('\n---\n') });
-  const signal = await new Promise<string | null>((resolve) => execFile(process.execPath, [main, 'once', '--config', a.configFile], { env: { ...process.env, STEWARD_FAULT: 'after-journal' } }).on('exit', (_c, s) => resolve(s)));
+  await fleet.commit({
+    [`hosts/${a.host}/j.yaml`]: ['j1', 'j2', 'j3']
+      .map((n) => fileDoc(n, { path: join(root, n), content: `${n}\n` }))
+      .join('\n---\n'),
+  });
+  const signal = await new Promise<string | null>((resolve) =>
+    execFile(process.execPath, [main, 'once', '--config', a.configFile], {
+      env: { ...process.env, STEWARD_FAULT: 'after-journal' },
+    }).on('exit', (_c, s) => resolve(s)),
+  );
   t.equal(signal, 'SIGKILL', 'died after the first journal record');
   t.equal(await readFile(join(root, 'j1'), 'utf8'), 'j1\n');
-  t.same((await readFile(join(a.stateDir, 'state.journal'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l).id), ['File/j1'], 'one record');
+  t.same(
+    (await readFile(join(a.stateDir, 'state.journal'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).id),
+    ['File/j1'],
+    'one record',
+  );
   const r = await a.once();
   t.equal(r.outcome.phase, 'Converged');
-  t.same([...r.outcome.results.values()].map((x) => `${x.id} ${x.action}`).sort(), ['File/j1 none', 'File/j2 create', 'File/j3 create'], 'j1 is known as written by Steward: not replaced, not backed up');
+  t.same(
+    [...r.outcome.results.values()].map((x) => `${x.id} ${x.action}`).sort(),
+    ['File/j1 none', 'File/j2 create', 'File/j3 create'],
+    'j1 is known as written by Steward: not replaced, not backed up',
+  );
   t.same(await readdir(join(a.stateDir, 'backup')).catch(() => []), [], 'no backup of Steward’s own file');
-  t.equal(await lstat(join(a.stateDir, 'state.journal')).catch(() => 'gone'), 'gone', 'the journal is folded into state.json at the end of the run');
-  t.same(Object.keys(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory).sort(), ['File/j1', 'File/j2', 'File/j3']);
+  t.equal(
+    await lstat(join(a.stateDir, 'state.journal')).catch(() => 'gone'),
+    'gone',
+    'the journal is folded into state.json at the end of the run',
+  );
+  t.same(Object.keys(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).inventory).sort(), [
+    'File/j1',
+    'File/j2',
+    'File/j3',
+  ]);
 });

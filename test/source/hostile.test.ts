@@ -15,12 +15,17 @@ async function agentConfig(url: string, extra = ''): Promise<{ config: string; s
   const dir = await mkdtemp(join(tmpdir(), 'steward-hostile-'));
   const stateDir = join(dir, 'state');
   const config = join(dir, 'agent.yaml');
-  await writeFile(config, `host: hostile\nsource:\n  url: ${url}\n  interval: 1s\n  timeout: 2s\n${extra}stateDir: ${stateDir}\nstatus:\n  enabled: false\n`);
+  await writeFile(
+    config,
+    `host: hostile\nsource:\n  url: ${url}\n  interval: 1s\n  timeout: 2s\n${extra}stateDir: ${stateDir}\nstatus:\n  enabled: false\n`,
+  );
   return { config, stateDir };
 }
 
 /** `steward once`, killed after 90 s if it has not ended by itself; peak RSS sampled from /proc. */
-function once(config: string): Promise<{ code: number | null; signal: string | null; ms: number; peakMiB: number; stdout: string }> {
+function once(
+  config: string,
+): Promise<{ code: number | null; signal: string | null; ms: number; peakMiB: number; stdout: string }> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, [main, 'once', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,7 +46,12 @@ function once(config: string): Promise<{ code: number | null; signal: string | n
   });
 }
 
-const codes = (stdout: string) => stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { code?: string }).code).filter(Boolean);
+const codes = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { code?: string }).code)
+    .filter(Boolean);
 
 async function withServer(fault: Fault, fn: (url: string) => Promise<void>, opts: { limitBytes?: number } = {}) {
   const s = await startHostileServer(fault, opts);
@@ -78,7 +88,12 @@ t.test('the deadline fires while the garbage collector runs all the time (the ru
       } catch (err) { console.log(err.code, Date.now() - t0); }
       clearInterval(gc);`;
     const out = await new Promise<string>((resolve) => {
-      execFile(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { timeout: 60_000 }, (_err, stdout) => resolve(stdout));
+      execFile(
+        process.execPath,
+        ['--expose-gc', '--input-type=module', '-e', script],
+        { timeout: 60_000 },
+        (_err, stdout) => resolve(stdout),
+      );
     });
     const [code, ms] = out.trim().split(' ');
     t.equal(code, 'ETIMEDOUT', `timed out (${out.trim() || 'no output: killed after 60 s'})`);
@@ -104,20 +119,30 @@ t.test('a pack over source.maxPackSize is cut off and leaves nothing in source.g
       const r = await once(config);
       t.equal(r.signal, null, `run ${run} ended by itself`);
       t.ok(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `run ${run}: E_GIT_TOO_LARGE (${codes(r.stdout).join(', ')})`);
-      t.same(await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []), [], `run ${run}: no pack left behind`);
+      t.same(
+        await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []),
+        [],
+        `run ${run}: no pack left behind`,
+      );
     }
   }),
 );
 
-t.test('a zip bomb (a 65 KiB pack of a blob that inflates to 64 MiB) is refused before it is inflated, and nothing is kept', (t) =>
-  withServer('bomb-pack', async (url) => {
-    const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n');
-    const r = await once(config);
-    t.equal(r.signal, null, 'ended by itself');
-    t.ok(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `E_GIT_TOO_LARGE (${codes(r.stdout).join(', ')})`);
-    t.match(r.stdout, /67108864 bytes, more than the limit of 8388608 \(source\.maxPackSize\)/, 'the message names the object size, the limit and the setting');
-    t.same(await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []), [], 'no pack left behind');
-  }),
+t.test(
+  'a zip bomb (a 65 KiB pack of a blob that inflates to 64 MiB) is refused before it is inflated, and nothing is kept',
+  (t) =>
+    withServer('bomb-pack', async (url) => {
+      const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n');
+      const r = await once(config);
+      t.equal(r.signal, null, 'ended by itself');
+      t.ok(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `E_GIT_TOO_LARGE (${codes(r.stdout).join(', ')})`);
+      t.match(
+        r.stdout,
+        /67108864 bytes, more than the limit of 8388608 \(source\.maxPackSize\)/,
+        'the message names the object size, the limit and the setting',
+      );
+      t.same(await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []), [], 'no pack left behind');
+    }),
 );
 
 t.test('a pack download is capped at source.maxPackSize, not at the small-answer limit', (t) =>
@@ -129,7 +154,10 @@ t.test('a pack download is capped at source.maxPackSize, not at the small-answer
       const { config, stateDir } = await agentConfig(url, '  maxPackSize: 64MiB\n');
       const r = await once(config);
       t.notOk(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `not cut off (${codes(r.stdout).join(', ')})`);
-      t.ok(codes(r.stdout).some((c) => c === 'E_GIT_FETCH' || c === 'E_GIT_PROTOCOL'), 'failed as a bad pack');
+      t.ok(
+        codes(r.stdout).some((c) => c === 'E_GIT_FETCH' || c === 'E_GIT_PROTOCOL'),
+        'failed as a bad pack',
+      );
       t.same(await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []), [], 'no partial pack');
     },
     { limitBytes: 40 * 1024 * 1024 },
@@ -143,7 +171,10 @@ t.test('a junk pack within the limit fails the fetch and leaves no pack without 
       const { config, stateDir } = await agentConfig(url);
       const r = await once(config);
       t.equal(r.signal, null, 'ended by itself');
-      t.ok(codes(r.stdout).some((c) => c === 'E_GIT_FETCH' || c === 'E_GIT_PROTOCOL'), `the fetch failed (${codes(r.stdout).join(', ')})`);
+      t.ok(
+        codes(r.stdout).some((c) => c === 'E_GIT_FETCH' || c === 'E_GIT_PROTOCOL'),
+        `the fetch failed (${codes(r.stdout).join(', ')})`,
+      );
       t.same(await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []), [], 'no partial pack');
     },
     { limitBytes: 2 * 1024 * 1024 },
