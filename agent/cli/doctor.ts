@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { readCredentials, type AgentConfig } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
-import { gitRemote } from '../reconcile/context.js';
+import { configRemote } from '../source/remote.js';
 import { GitRepo } from '../source/repo.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +41,7 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
           const repo = new GitRepo({
             gitdir: join(dir, 'x.git'),
             url: config.source.url,
-            ...gitRemote(config, creds, { signal }),
+            ...configRemote(config, creds, { signal }),
           });
           await repo.init();
           const head = await repo.remoteHead(config.source.branch);

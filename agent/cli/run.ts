@@ -4,7 +4,8 @@ import { acquireLock, RUN_LOCK_WAIT_MS } from '../daemon/lock.js';
 import { runLoop } from '../daemon/loop.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Notifier } from '../daemon/notify.js';
-import { createContext, gitRemote, statusRepo } from '../reconcile/context.js';
+import { createContext } from '../reconcile/context.js';
+import { configRemote, statusRepo } from '../source/remote.js';
 import { reportStopped, STOP_REPORT_MS } from '../daemon/offline.js';
 import type { AgentContext } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
@@ -92,7 +93,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       // aborted with the signal; a fresh one, bounded by STOP_REPORT_MS, does this last push.
       await reportStopped(
         ctx.config,
-        statusRepo(ctx.config, gitRemote(ctx.config, ctx.creds, { signal: AbortSignal.timeout(STOP_REPORT_MS) })),
+        statusRepo(ctx.config, configRemote(ctx.config, ctx.creds, { signal: AbortSignal.timeout(STOP_REPORT_MS) })),
         log(),
       );
     }

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, readCredentials, DEFAULT_CONFIG_PATH } from '../config/load.js';
 import { StewardError } from '../errors.js';
-import { createHttpClient } from '../source/http.js';
+import { Secret } from '../config/secret.js';
+import { openRemote } from '../source/remote.js';
 import { GitRepo } from '../source/repo.js';
 import { formatAge, readFleet, type FleetRow } from '../status/fleet.js';
-import { agentVersion } from '../version.js';
 import { readFile } from 'node:fs/promises';
 import { args, type ExitCode, type Io } from './common.js';
 
@@ -27,7 +27,7 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
   });
   let url = values.url;
   let branch = values.branch;
-  let token: string | undefined;
+  let token: Secret | undefined;
   let username = values.username ?? 'steward';
   let timeoutMs = 30_000;
   if (!url) {
@@ -36,24 +36,28 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     branch ??= config.status.branch;
     username = config.source.username;
     timeoutMs = config.source.timeoutMs;
-    token = (await readCredentials(config)).token?.reveal();
+    token = (await readCredentials(config)).token;
   } else if (values['token-file']) {
-    token = (
-      await readFile(values['token-file'], 'utf8').catch(() => {
-        throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${values['token-file']}`);
-      })
-    ).trim();
+    token = new Secret(
+      (
+        await readFile(values['token-file'], 'utf8').catch(() => {
+          throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${values['token-file']}`);
+        })
+      ).trim(),
+    );
   }
   const selectors = (values.selector ?? []).map((s) => {
     const m = /^([^=]+)=(.*)$/.exec(s);
     if (!m) throw new StewardError('E_ARGS', `--selector ${s}: expected key=value`);
     return [m[1]!, m[2]!] as const;
   });
-  const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
-  if (token) headers.authorization = `Basic ${Buffer.from(`${username}:${token}`).toString('base64')}`;
   const gitdir = await mkdtemp(join(tmpdir(), 'steward-status-'));
   try {
-    const repo = new GitRepo({ gitdir, url, headers, http: createHttpClient({ timeoutMs, signal }) });
+    const repo = new GitRepo({
+      gitdir,
+      url,
+      ...openRemote({ username, ...(token ? { token } : {}), timeoutMs, signal }),
+    });
     await repo.init();
     const { rows } = await readFleet(repo, branch ?? 'steward-status', new Date());
     const selected = rows.filter(

@@ -160,7 +160,6 @@ export class GitRepo {
           ...this.#headers,
           'content-type': `application/x-${service}-request`,
           accept: `application/x-${service}-result`,
-          'user-agent': `git/steward-${agentVersion}`,
           ...headers,
         },
         body,

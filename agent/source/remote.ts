@@ -1,0 +1,68 @@
+import { join } from 'node:path';
+import type { AgentConfig, Credentials } from '../config/load.js';
+import { Secret } from '../config/secret.js';
+import { agentVersion } from '../version.js';
+import { createHttpClient, type GitHttp, type HttpStats } from './http.js';
+import { GitRepo } from './repo.js';
+
+/** How a GitRepo reaches its server: the transport, and the headers every request carries. */
+export interface GitRemote {
+  http: GitHttp;
+  headers: Record<string, string>;
+  /** source.maxPackSize: also the largest object a pack may hold. */
+  maxObjectBytes: number;
+}
+
+export interface RemoteOptions {
+  username: string;
+  token?: Secret;
+  ca?: string;
+  timeoutMs: number;
+  maxPackBytes?: number;
+  stats?: HttpStats;
+  signal?: AbortSignal;
+}
+
+/**
+ * The one place the user agent and the credentials become request headers. The Authorization
+ * header is sent up front: isomorphic-git's onAuth would cost a 401 round trip on every request.
+ */
+export function openRemote(opts: RemoteOptions): GitRemote {
+  const headers: Record<string, string> = { 'user-agent': `git/steward-${agentVersion}` };
+  if (opts.token)
+    headers.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.token.reveal()}`).toString('base64')}`;
+  const http = createHttpClient({
+    timeoutMs: opts.timeoutMs,
+    ...(opts.maxPackBytes ? { maxPackBytes: opts.maxPackBytes } : {}),
+    ...(opts.ca ? { ca: opts.ca } : {}),
+    ...(opts.stats ? { stats: opts.stats } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  return { http, headers, maxObjectBytes: opts.maxPackBytes ?? 64 * 1024 * 1024 };
+}
+
+/** The remote of a loaded config. */
+export function configRemote(
+  config: AgentConfig,
+  creds: Credentials,
+  opts: { stats?: HttpStats; signal?: AbortSignal } = {},
+): GitRemote {
+  return openRemote({
+    username: config.source.username,
+    ...(creds.token ? { token: creds.token } : {}),
+    ...(creds.ca ? { ca: creds.ca } : {}),
+    timeoutMs: config.source.timeoutMs,
+    maxPackBytes: config.source.maxPackBytes,
+    ...opts,
+  });
+}
+
+/** The local gitdir the desired state is fetched into (stateDir/source.git). */
+export function sourceRepo(config: AgentConfig, remote: GitRemote): GitRepo {
+  return new GitRepo({ gitdir: join(config.stateDir, 'source.git'), url: config.source.url, ...remote });
+}
+
+/** The local gitdir the status branch is written from (stateDir/status.git). */
+export function statusRepo(config: AgentConfig, remote: GitRemote): GitRepo {
+  return new GitRepo({ gitdir: join(config.stateDir, 'status.git'), url: config.source.url, ...remote });
+}
