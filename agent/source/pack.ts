@@ -592,7 +592,8 @@ export async function writePack(
   }
 }
 
-function entryHeader(code: number, size: number): Buffer {
+/** A pack entry's header: the type code and the size, 4 bits then 7 per byte. */
+export function entryHeader(code: number, size: number): Buffer {
   const bytes: number[] = [];
   let c = (code << 4) | (size & 15);
   let rest = Math.floor(size / 16);

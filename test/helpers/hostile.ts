@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { deflateSync } from 'node:zlib';
+import { entryHeader } from '../../agent/source/pack.js';
 
 /**
  * Git servers that misbehave on purpose, on loopback: what a real Git server cannot be made to
@@ -122,13 +123,8 @@ export async function startHostileServer(fault: Fault, opts: { limitBytes?: numb
 /** A pack of one blob of 64 MiB of zeros, deflated (65 KiB), with a correct checksum. */
 function zipBomb(): Buffer {
   const size = 64 * 1024 * 1024;
-  const head = [0x30 | (size & 15)];
-  for (let rest = Math.floor(size / 16); rest > 0; rest = Math.floor(rest / 128)) {
-    head[head.length - 1]! |= 0x80;
-    head.push(rest & 0x7f);
-  }
   const header = Buffer.from('PACK\0\0\0\x02\0\0\0\x01', 'latin1');
-  const body = Buffer.concat([header, Buffer.from(head), deflateSync(Buffer.alloc(size))]);
+  const body = Buffer.concat([header, entryHeader(3, size), deflateSync(Buffer.alloc(size))]);
   return Buffer.concat([body, createHash('sha1').update(body).digest()]);
 }
 

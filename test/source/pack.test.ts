@@ -8,7 +8,14 @@ import { promisify } from 'node:util';
 import { deflateSync } from 'node:zlib';
 import { createHttpClient } from '../../agent/source/http.js';
 import { ObjectStore } from '../../agent/source/objects.js';
-import { indexPack, objectId, PackFormatError, PackTooLargeError, writePack } from '../../agent/source/pack.js';
+import {
+  entryHeader,
+  indexPack,
+  objectId,
+  PackFormatError,
+  PackTooLargeError,
+  writePack,
+} from '../../agent/source/pack.js';
 import { GitRepo } from '../../agent/source/repo.js';
 import { createFleetRepo, gitOut, startGitServer } from '../helpers/git.js';
 
@@ -110,19 +117,8 @@ function rawPack(entries: Buffer[], opts: { count?: number; badSum?: boolean; ta
   return Buffer.concat([body, sum]);
 }
 
-/** The header of a pack entry: type code and size. */
-function entryHead(code: number, size: number): Buffer {
-  const bytes = [];
-  let c = (code << 4) | (size & 15);
-  let rest = Math.floor(size / 16);
-  while (rest > 0) {
-    bytes.push(c | 0x80);
-    c = rest & 0x7f;
-    rest = Math.floor(rest / 128);
-  }
-  bytes.push(c);
-  return Buffer.from(bytes);
-}
+// Entry headers come from the pack writer's encoder; what it writes is checked against git above.
+const entryHead = entryHeader;
 const blobEntry = (data: Buffer) => Buffer.concat([entryHead(3, data.length), deflateSync(data)]);
 
 t.test('hostile packs: each is refused with the byte and reason, and none is buffered past the limit', async (t) => {
