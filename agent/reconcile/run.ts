@@ -75,7 +75,7 @@ export async function runOnce(
     config.source.branch,
     state,
     config.source.intervalMs,
-    startedAt,
+    now,
     log,
   );
   const outcome: RunOutcome = {
@@ -303,7 +303,7 @@ export async function runOnce(
       warn(`cannot write ${config.stateDir}/status.json: ${err.code ?? err.message}`),
     );
     // The status branch lives on the same server: while the source is in backoff, the report waits in the outbox.
-    const serverResting = state.source !== undefined && Date.parse(state.source.retryAt) > Date.now();
+    const serverResting = state.source !== undefined && Date.parse(state.source.retryAt) > now().getTime();
     if (!config.status.enabled || !due || opts.signal.aborted || serverResting) {
       const held = config.status.enabled && serverResting && due;
       report.published = held ? 'failed' : 'skipped';

@@ -26,13 +26,14 @@ export async function sync(
   branch: string,
   state: AgentState,
   intervalMs: number,
-  now: Date,
+  /** The run's clock (tests pass a fake one; nothing here reads the system time). */
+  now: () => Date,
   log: Logger,
 ): Promise<SyncResult> {
   await repo.init();
   repo.freshCache();
   const local = await repo.localHead(branch);
-  if (state.source && Date.parse(state.source.retryAt) > now.getTime()) {
+  if (state.source && Date.parse(state.source.retryAt) > now().getTime()) {
     const error = new StewardError(
       state.source.error.code as StewardError['code'],
       `${state.source.error.message} (next try at ${state.source.retryAt})`,
@@ -63,7 +64,7 @@ export async function sync(
     // From the moment of the failure, not the run's start: a timeout may have taken a while.
     state.source = {
       failures,
-      retryAt: new Date(Math.max(now.getTime(), Date.now()) + wait).toISOString(),
+      retryAt: new Date(now().getTime() + wait).toISOString(),
       error: { code: error.code, message: error.message },
     };
     log.warn(

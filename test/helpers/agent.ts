@@ -25,7 +25,8 @@ export interface TestAgent {
   ctx: AgentContext;
   logs: Array<Record<string, unknown>>;
   stats: HttpStats;
-  once(opts?: { apply?: boolean }): Promise<RunReport>;
+  /** One run; `now` is its clock (a test moves past a backoff instead of sleeping through it). */
+  once(opts?: { apply?: boolean; now?: () => Date }): Promise<RunReport>;
   /** Containers labelled for this host. */
   containers(): Promise<Docker.ContainerInfo[]>;
   cleanup(): Promise<void>;
@@ -83,7 +84,12 @@ export async function makeAgent(opts: {
     ctx,
     logs,
     stats,
-    once: (o) => runOnce(ctx, { apply: o?.apply ?? true, signal: new AbortController().signal }),
+    once: (o) =>
+      runOnce(ctx, {
+        apply: o?.apply ?? true,
+        signal: new AbortController().signal,
+        ...(o?.now ? { now: o.now } : {}),
+      }),
     containers: list,
     async cleanup() {
       for (const c of await list())
