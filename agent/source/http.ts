@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { packetRanges, pkt } from './pktline.js';
 
 /** Counters for the requests one client made; the bench reads them. */
 export interface HttpStats {
@@ -227,18 +228,8 @@ function isUploadPackAdvertisement(req: GitHttpRequest, res: IncomingMessage): b
  * Anything that is not a well-formed v1 advertisement is returned unchanged.
  */
 export function withHead(buf: Buffer): Buffer {
-  const lines: Array<{ start: number; end: number; text: string }> = [];
-  let at = 0;
-  while (at + 4 <= buf.length) {
-    const len = parseInt(buf.subarray(at, at + 4).toString('ascii'), 16);
-    if (Number.isNaN(len) || (len > 0 && len < 4) || at + Math.max(len, 4) > buf.length) return buf;
-    lines.push({
-      start: at,
-      end: at + Math.max(len, 4),
-      text: len === 0 ? '' : buf.subarray(at + 4, at + len).toString('latin1'),
-    });
-    at += Math.max(len, 4);
-  }
+  const lines = packetRanges(buf);
+  if (!lines) return buf;
   // "# service=git-upload-pack", flush, then the refs (the first carries the capabilities), flush
   const refs = lines[0]?.text.startsWith('# service=') && lines[1]?.text === '' ? 2 : 0;
   const first = lines[refs];
@@ -247,9 +238,7 @@ export function withHead(buf: Buffer): Buffer {
   for (let i = refs; i < lines.length && lines[i]!.text !== ''; i++) {
     if (/^[0-9a-f]{40} HEAD(\0|\n|$)/.test(lines[i]!.text)) return buf;
   }
-  const head = `${m[1]} HEAD\n`;
-  const pkt = Buffer.from((head.length + 4).toString(16).padStart(4, '0') + head);
-  return Buffer.concat([buf.subarray(0, first.end), pkt, buf.subarray(first.end)]);
+  return Buffer.concat([buf.subarray(0, first.end), Buffer.from(pkt(`${m[1]} HEAD\n`)), buf.subarray(first.end)]);
 }
 
 function timeoutError(url: string): Error {

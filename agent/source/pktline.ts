@@ -32,6 +32,24 @@ export function parsePktLines(buf: Buffer): string[] | undefined {
   return undefined;
 }
 
+/**
+ * Every packet of a buffered stream with its byte range (a flush packet has empty text), up to
+ * the last whole packet; undefined when a length is not hex, is 1 to 3 (no delimiter or
+ * response-end here: this is for v1 advertisements), or runs past the end.
+ */
+export function packetRanges(buf: Buffer): Array<{ start: number; end: number; text: string }> | undefined {
+  const out: Array<{ start: number; end: number; text: string }> = [];
+  let at = 0;
+  while (at + 4 <= buf.length) {
+    const len = parseInt(buf.subarray(at, at + 4).toString('ascii'), 16);
+    const end = at + Math.max(len, 4);
+    if (Number.isNaN(len) || (len > 0 && len < 4) || end > buf.length) return undefined;
+    out.push({ start: at, end, text: len === 0 ? '' : buf.subarray(at + 4, end).toString('latin1') });
+    at = end;
+  }
+  return out;
+}
+
 /** A pkt-line stream that is not one: the message says what was found. */
 export class ProtocolError extends Error {
   readonly code = 'E_GIT_PROTOCOL';
