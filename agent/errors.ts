@@ -56,6 +56,62 @@ export type ErrorCode =
 
 export type Retry = 'transient' | 'stalled';
 
+/**
+ * What fixes each code when the error does not say otherwise. `transient`: the host or a server
+ * is not ready yet, and the next run may succeed on its own (the daemon retries sooner, see
+ * daemon/loop.ts); `stalled`: the input is wrong or a human must act, and only a new commit or a
+ * config change helps. The status document carries the class with every error.
+ */
+export const RETRY: Readonly<Record<ErrorCode, Retry>> = {
+  E_ARGS: 'stalled',
+  E_CONFIG_READ: 'stalled',
+  E_CONFIG_PARSE: 'stalled',
+  E_CONFIG_INVALID: 'stalled',
+  E_CONFIG_TOKEN: 'stalled',
+  E_MANIFEST_PARSE: 'stalled',
+  E_MANIFEST_INVALID: 'stalled',
+  E_MANIFEST_DUPLICATE: 'stalled',
+  E_MANIFEST_ENTRY: 'stalled',
+  E_MANIFEST_SOURCE: 'stalled',
+  E_MANIFEST_DEPENDENCY: 'stalled',
+  E_BUNDLE_EMPTY: 'stalled',
+  E_GIT_UNREACHABLE: 'transient',
+  E_GIT_AUTH: 'stalled',
+  E_GIT_TIMEOUT: 'transient',
+  E_GIT_NO_BRANCH: 'transient',
+  E_GIT_PROTOCOL: 'transient',
+  E_GIT_FETCH: 'transient',
+  E_GIT_TOO_LARGE: 'stalled',
+  E_GIT_NO_REVISION: 'transient',
+  E_STATUS_PUSH: 'transient',
+  E_DOCKER_UNREACHABLE: 'transient',
+  E_IMAGE_PULL: 'transient',
+  E_CONTAINER_NAME_TAKEN: 'stalled',
+  E_CONTAINER_CREATE: 'transient',
+  E_CONTAINER_START: 'transient',
+  E_CONTAINER_REMOVE: 'transient',
+  E_CONTAINER_UNHEALTHY: 'transient',
+  E_PROBE_FAILED: 'transient',
+  E_HEALTH_TIMEOUT: 'transient',
+  E_GIT_HISTORY: 'stalled',
+  E_REVISION_FAILED: 'stalled',
+  E_FILE_UNSAFE: 'stalled',
+  E_FILE_NOT_OWNED: 'stalled',
+  E_FILE_OWNER: 'stalled',
+  E_FILE_WRITE: 'transient',
+  E_UNIT_WRITE: 'transient',
+  E_UNIT_START: 'transient',
+  E_UNIT_STOP: 'transient',
+  E_UNIT_ENABLE: 'transient',
+  E_UNIT_NOT_FOUND: 'stalled',
+  E_SYSTEMD_UNREACHABLE: 'transient',
+  E_DEPENDENCY_FAILED: 'transient',
+  E_KIND_UNSUPPORTED: 'stalled',
+  E_LOCKED: 'transient',
+  E_STATE_WRITE: 'transient',
+  E_INTERNAL: 'stalled',
+};
+
 export interface ErrorDetail {
   /** Resource id, e.g. Container/web. */
   resource?: string;
@@ -75,7 +131,7 @@ export class StewardError extends Error {
   constructor(code: ErrorCode, message: string, opts: { retry?: Retry; cause?: unknown } & ErrorDetail = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
-    this.retry = opts.retry ?? 'stalled';
+    this.retry = opts.retry ?? RETRY[code];
     const { resource, file, line, pointer } = opts;
     this.detail = Object.fromEntries(
       Object.entries({ resource, file, line, pointer }).filter(([, v]) => v !== undefined),
@@ -83,8 +139,8 @@ export class StewardError extends Error {
   }
 
   /** The error as it goes into a status document or a log line: no stack, no cause chain. */
-  toJSON(): { code: ErrorCode; message: string } & ErrorDetail {
-    return { code: this.code, message: this.message, ...this.detail };
+  toJSON(): { code: ErrorCode; message: string; retry: Retry } & ErrorDetail {
+    return { code: this.code, message: this.message, retry: this.retry, ...this.detail };
   }
 }
 

@@ -66,6 +66,10 @@ export interface Run {
 export interface Error {
   code: string;
   message: string;
+  /**
+   * What fixes it: transient (the next run may succeed on its own; the agent retries sooner) or stalled (a new commit, a config change or a human is needed).
+   */
+  retry?: "transient" | "stalled";
   resource?: string;
   file?: string;
   line?: number;

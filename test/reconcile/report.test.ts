@@ -93,13 +93,18 @@ t.test('a status document for each phase validates against the schema', async (t
     t.equal(doc.phase, phase);
   }
   const failed = buildStatus(id, phases[2]![1], emptyState(), new Date());
-  t.same(failed.errors, [{ code: 'E_IMAGE_PULL', message: 'cannot pull image x', resource: 'Container/web' }]);
+  t.same(
+    failed.errors,
+    [{ code: 'E_IMAGE_PULL', message: 'cannot pull image x', retry: 'transient', resource: 'Container/web' }],
+    'each error says whether the next run may fix it on its own',
+  );
   t.equal(commitMessage(failed), `steward(edge-1): Failed at aaaaaaa — 0 changed, 1 failed\n`);
   const invalid = buildStatus(id, phases[3]![1], emptyState(), new Date());
   t.same(invalid.errors, [
     {
       code: 'E_MANIFEST_INVALID',
       message: 'must be a string',
+      retry: 'stalled',
       file: 'hosts/a/w.yaml',
       line: 7,
       pointer: '/spec/env/A',
