@@ -9,7 +9,8 @@ import { parseConfig } from '../agent/config/load.js';
 import { StewardErrors } from '../agent/errors.js';
 import { buildBundle } from '../agent/manifest/bundle.js';
 import { decodeManifest } from '../agent/manifest/text.js';
-import { resolveBundle } from '../agent/reconcile/resolve.js';
+import { forbiddenPaths, resolveBundle } from '../agent/reconcile/resolve.js';
+import { FileDriver } from '../agent/resources/file.js';
 
 const replay = process.argv[2] === '--replay' ? Number(process.argv[3]) : undefined;
 const total = replay === undefined ? Number(process.argv[2] ?? 1_000_000) : 1;
@@ -115,6 +116,10 @@ function mutate(base: string, r: () => number): Buffer {
 }
 
 const config = parseConfig(configs[0]!, '/etc/steward/agent.yaml', { hostname: 'edge-1' });
+// The File driver's admission check is what a manifest's paths meet; no host is touched.
+const drivers = {
+  File: new FileDriver(config.stateDir, { roots: config.files.roots, forbidden: forbiddenPaths(config) }),
+};
 const readRepoFile = async (path: string) => {
   if (path.endsWith('.html')) return Buffer.from('<h1>hi</h1>');
   throw new Error(`${path} does not exist at this commit`);
@@ -145,7 +150,7 @@ async function runOne(i: number): Promise<{ kind: string; input: Buffer; result:
       const decoded = decodeManifest('hosts/edge-1/m.yaml', input);
       if ('text' in decoded) {
         const built = buildBundle('a'.repeat(40), [{ path: 'hosts/edge-1/m.yaml', text: decoded.text }]);
-        if (built.bundle) await resolveBundle(built.bundle, config, readRepoFile);
+        if (built.bundle) await resolveBundle(built.bundle, drivers, readRepoFile);
       }
     }
   } catch (err) {

@@ -46,8 +46,8 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   };
   const block = () => {
     // Fault injection for the watchdog test (STEWARD_FAULT=block-on-usr2): a blocked event loop.
-    const until = Date.now() + 120_000;
-    while (Date.now() < until) {
+    const until = performance.now() + 120_000;
+    while (performance.now() < until) {
       /* spin */
     }
   };
@@ -68,7 +68,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       'source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile',
     );
   await notify.ready(`started; polling ${config.source.url}`);
-  notify.startWatchdog(() => runStarted === 0 || Date.now() - runStarted < STUCK_RUN_MS);
+  notify.startWatchdog(() => runStarted === 0 || performance.now() - runStarted < STUCK_RUN_MS);
   try {
     const maxRuns = values['max-runs'] ? Number(values['max-runs']) : undefined;
     await runLoop({
@@ -76,7 +76,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       context: () => ctx,
       ...(maxRuns ? { maxRuns } : {}),
       beforeRun: async () => {
-        runStarted = Date.now();
+        runStarted = performance.now();
         return acquireLock(ctx.config.stateDir, 'run', RUN_LOCK_WAIT_MS);
       },
       onRun: (report) => {

@@ -27,7 +27,7 @@ export async function acquireLock(stateDir: string, name: string, waitMs = 0): P
   const me = `${process.pid} ${startTime(process.pid) ?? '?'}\n`;
   const tmp = `${path}.${process.pid}`;
   await writeFile(tmp, me);
-  const end = Date.now() + waitMs;
+  const end = performance.now() + waitMs;
   try {
     for (;;) {
       try {
@@ -45,7 +45,7 @@ export async function acquireLock(stateDir: string, name: string, waitMs = 0): P
         await rm(path, { force: true }); // stale: its process is gone
         continue;
       }
-      if (Date.now() >= end)
+      if (performance.now() >= end)
         throw new StewardError(
           'E_LOCKED',
           `another steward (pid ${pid}) is running on this host with ${stateDir}; only one agent per host`,

@@ -15,6 +15,24 @@ export interface LoopOptions {
   beforeRun?: () => Promise<() => Promise<void>>;
 }
 
+const RETRY_FIRST_MS = 5_000;
+
+/**
+ * How long until the next run on an interval. A run whose resources failed with a transient
+ * error (an image the registry does not serve yet, an engine restarting, a probe not passing
+ * yet) is tried again sooner: 5 s, doubling with each such run in a row, never past the
+ * interval. A stalled error waits the interval (only a new commit fixes it), and a failing Git
+ * server has its own backoff (reconcile/sync.ts). Pure.
+ */
+export function nextRunDelayMs(report: RunReport | undefined, intervalMs: number, transientRuns: number): number {
+  if (!report || transientRuns === 0 || !hasTransientFailure(report)) return intervalMs;
+  return Math.min(intervalMs, RETRY_FIRST_MS * 2 ** (transientRuns - 1));
+}
+
+export function hasTransientFailure(report: RunReport): boolean {
+  return [...report.outcome.results.values()].some((r) => r.error?.retry === 'transient' && r.status !== 'Ready');
+}
+
 /**
  * Poll, reconcile, report, forever: one run at a time, on an interval or a cron schedule, each
  * delayed by a random jitter so a fleet does not hit the Git server in step. A run never
@@ -22,6 +40,8 @@ export interface LoopOptions {
  */
 export async function runLoop(opts: LoopOptions): Promise<number> {
   let runs = 0;
+  let last: RunReport | undefined;
+  let transientRuns = 0;
   const log = (): Logger => opts.context().log.child({ component: 'daemon' });
   let wake: (() => void) | undefined;
   let due = false;
@@ -66,6 +86,8 @@ export async function runLoop(opts: LoopOptions): Promise<number> {
         const release = await opts.beforeRun?.();
         try {
           const report = await runOnce(ctx, { apply: true, signal: opts.signal });
+          last = report;
+          transientRuns = hasTransientFailure(report) ? transientRuns + 1 : 0;
           opts.onRun?.(report);
         } finally {
           await release?.();
@@ -81,7 +103,7 @@ export async function runLoop(opts: LoopOptions): Promise<number> {
       if (schedule) {
         while (!due && !opts.signal.aborted) await sleep(60_000);
         due = false;
-      } else await sleep(intervalMs);
+      } else await sleep(nextRunDelayMs(last, intervalMs, transientRuns));
       if (jitterMs > 0 && !opts.signal.aborted) await sleep(Math.random() * jitterMs);
     }
   } finally {

@@ -1,35 +1,16 @@
 import { StewardError } from '../errors.js';
-import type { ContainerSpec } from '../types/container.js';
-import type { FileSpec } from '../types/file.js';
-import type { ServiceSpec } from '../types/service.js';
+import { isKind, KIND_RULES, KINDS, type Desired, type Kind } from './kinds.js';
 import { parseDocuments } from './parse.js';
 import { checkSchema } from './schema.js';
 
-export const KINDS = ['Container', 'File', 'Service'] as const;
-export type Kind = (typeof KINDS)[number];
-
-interface Base<K extends Kind, S> {
-  /** "Container/web" */
-  id: string;
-  kind: K;
-  name: string;
-  spec: S;
-  /** Where the document was declared: repository-relative file and line. */
-  file: string;
-  line: number;
-  /** The line of a value inside the document, for errors found after parsing. */
-  at?: (pointer: string) => number;
-}
-export type DesiredContainer = Base<'Container', ContainerSpec>;
-export type DesiredFile = Base<'File', FileSpec> & {
-  /** The bytes to write: `content`, or the `source` file read from the same commit. */
-  data?: Buffer;
-};
-export type DesiredService = Base<'Service', ServiceSpec> & {
-  /** The unit file's bytes, when the spec carries `content` or `source`. */
-  data?: Buffer;
-};
-export type Desired = DesiredContainer | DesiredFile | DesiredService;
+export {
+  KINDS,
+  type Kind,
+  type Desired,
+  type DesiredContainer,
+  type DesiredFile,
+  type DesiredService,
+} from './kinds.js';
 
 /** The desired state of a host at one commit: every resource, in dependency order. */
 export interface Bundle {
@@ -73,7 +54,7 @@ export function buildBundle(
         continue;
       }
       const kind = (v as { kind?: unknown }).kind;
-      if (!KINDS.includes(kind as Kind)) {
+      if (!isKind(kind)) {
         const msg =
           kind === undefined
             ? 'missing required field "kind"'
@@ -81,7 +62,7 @@ export function buildBundle(
         errors.push(new StewardError('E_MANIFEST_INVALID', msg, kind === undefined ? at('', 'kind') : at('/kind')));
         continue;
       }
-      const problems = checkSchema((kind as string).toLowerCase() as 'container' | 'file' | 'service', v);
+      const problems = checkSchema(kind.toLowerCase() as Lowercase<Kind>, v);
       if (problems.length > 0) {
         for (const p of problems) errors.push(new StewardError('E_MANIFEST_INVALID', p.message, at(p.pointer, p.key)));
         continue;
@@ -130,11 +111,11 @@ function checkSemantics(
       (r.spec[field] ?? []).forEach((ref, i) => {
         const pointer = `/spec/${field}/${i}`;
         const where = { file: r.file, line: lineAt(r.id, pointer) ?? r.line, resource: r.id, pointer };
-        if (field === 'restartOn' && r.kind === 'File')
+        if (field === 'restartOn' && !KIND_RULES[r.kind].restartable)
           errors.push(
             new StewardError(
               'E_MANIFEST_DEPENDENCY',
-              `a File cannot be restarted; use dependsOn to order it after ${ref}`,
+              `a ${r.kind} cannot be restarted; use dependsOn to order it after ${ref}`,
               where,
             ),
           );
@@ -151,14 +132,15 @@ function checkSemantics(
       });
     }
     // Two File resources for one path, or two Services for one unit, would fight each other.
-    const key = r.kind === 'File' ? `path:${r.spec.path}` : r.kind === 'Service' ? `unit:${r.spec.unit}` : undefined;
+    const exclusive = KIND_RULES[r.kind].exclusive as ((spec: Desired['spec']) => string) | undefined;
+    const key = exclusive ? `${r.kind}:${exclusive(r.spec)}` : undefined;
     if (key) {
       const other = names.get(key);
       if (other)
         errors.push(
           new StewardError(
             'E_MANIFEST_DUPLICATE',
-            `${r.id} and ${other.id} (${other.file}:${other.line}) manage the same ${key.replace(':', ' ')}`,
+            `${r.id} and ${other.id} (${other.file}:${other.line}) manage the same ${key.slice(r.kind.length + 1)}`,
             { file: r.file, line: r.line, resource: r.id },
           ),
         );
@@ -219,8 +201,8 @@ function findCycle(resources: Desired[]): string[] | undefined {
 
 /** A stable topological order: dependencies first, otherwise files, Files, Services, Containers. */
 function orderByDependencies(resources: Desired[]): Desired[] {
-  const rank: Record<Kind, number> = { File: 0, Service: 1, Container: 2 };
-  const sorted = [...resources].sort((a, b) => rank[a.kind] - rank[b.kind] || a.id.localeCompare(b.id));
+  const rank = (r: Desired) => KIND_RULES[r.kind].order;
+  const sorted = [...resources].sort((a, b) => rank(a) - rank(b) || a.id.localeCompare(b.id));
   const byId = new Map(sorted.map((r) => [r.id, r]));
   const out: Desired[] = [];
   const placed = new Set<string>();

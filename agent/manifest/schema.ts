@@ -4,9 +4,10 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormatsModule from 'ajv-formats';
 import { parseDuration } from '../duration.js';
 import { schemasDir } from '../paths.js';
+import type { Kind } from './kinds.js';
 
 /** The schema files, by the name used in `schemas/<name>.schema.json`. */
-export type SchemaName = 'agent-config' | 'container' | 'file' | 'service' | 'host-status';
+export type SchemaName = 'agent-config' | 'host-status' | Lowercase<Kind>;
 
 export interface SchemaProblem {
   /** JSON pointer of the bad value (for an unknown or missing field: its parent object). */

@@ -1,7 +1,7 @@
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Desired } from '../manifest/bundle.js';
-import type { Action, Change, Owned, ResourceDriver } from '../resources/driver.js';
+import { driverOf, type Action, type Owned } from '../resources/driver.js';
 import { prerequisites, type Drivers, type Plan } from './plan.js';
 
 export type ResourceStatus = 'Ready' | 'Failed' | 'Skipped' | 'Pruned';
@@ -84,13 +84,13 @@ export async function applyPlan(
       record('Ready', 'restart not needed: no trigger changed', undefined);
       continue;
     }
-    const driver = drivers[change.kind] as ResourceDriver<Desired, unknown>;
-    const started = Date.now();
+    const driver = driverOf(drivers, change.kind)!;
+    const started = performance.now();
     try {
-      const owned = await driver.apply(change, signal);
+      const owned = await driver.apply(change, { revision: plan.revision, signal });
       changed.add(change.id);
       rlog.info(
-        { action: change.action, reason, drift: change.drift, ms: Date.now() - started },
+        { action: change.action, reason, drift: change.drift, ms: Math.round(performance.now() - started) },
         `${change.action} ${change.id}: ${reason}`,
       );
       record(

@@ -1,16 +1,26 @@
-import { existsSync } from 'node:fs';
 import { readCredentials, type AgentConfig, type Credentials } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
 import { collectFacts } from '../host/facts.js';
 import type { Logger } from '../log.js';
-import { ContainerDriver } from '../resources/container.js';
-import { FileDriver } from '../resources/file.js';
-import { ServiceDriver } from '../resources/service.js';
-import { Systemd } from '../host/systemd.js';
+import type { Drivers } from '../resources/driver.js';
+import { createDrivers } from '../resources/registry.js';
+import { forbiddenPaths } from './resolve.js';
+import type { HostIdentity } from './report.js';
+import type { GitRepo } from '../source/repo.js';
 import type { HttpStats } from '../source/http.js';
 import { configRemote, sourceRepo, statusRepo } from '../source/remote.js';
 import { agentVersion } from '../version.js';
-import type { AgentContext } from './run.js';
+
+/** Everything a run needs, built once per process (and again on a config reload). */
+export interface AgentContext {
+  config: AgentConfig;
+  creds: Credentials;
+  log: Logger;
+  source: GitRepo;
+  status: GitRepo;
+  drivers: Drivers;
+  identity: HostIdentity;
+}
 
 export interface ContextOptions {
   /** Counts the Git requests and bytes of both repos (the bench reads it). */
@@ -33,19 +43,19 @@ export async function createContext(
   const creds = await readCredentials(config);
   const remote = configRemote(config, creds, opts);
   const docker = createDocker(config.docker.socket);
-  const revision = { current: '' };
   return {
     config,
     creds,
     log,
     source: sourceRepo(config, remote),
     status: statusRepo(config, remote),
-    drivers: {
-      Container: new ContainerDriver(docker, config.host, () => revision.current, config.docker.socket),
-      File: new FileDriver(config.stateDir),
-      // systemd's own test for "booted with systemd": without it, Service resources fail as unsupported.
-      ...(existsSync('/run/systemd/system') ? { Service: new ServiceDriver(new Systemd(), config.stateDir) } : {}),
-    },
+    drivers: createDrivers({
+      host: config.host,
+      stateDir: config.stateDir,
+      docker,
+      dockerSocket: config.docker.socket,
+      filePaths: { roots: config.files.roots, forbidden: forbiddenPaths(config) },
+    }),
     identity: {
       host: config.host,
       labels: config.labels,
@@ -54,6 +64,5 @@ export async function createContext(
       facts:
         opts.facts === false ? { nodeVersion: process.versions.node, arch: process.arch } : await collectFacts(docker),
     },
-    revision,
   };
 }

@@ -1,10 +1,13 @@
 import { toStewardError, type StewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bundle, Desired, Kind } from '../manifest/bundle.js';
-import type { ResourceDriver } from '../resources/driver.js';
+import { driverOf } from '../resources/driver.js';
+import { ownedOf, record } from './inventory.js';
 import { applyPlan, type ResourceResult } from './apply.js';
 import { checkHealth } from './health.js';
 import { makePlan, type Drivers, type Observations, type Plan } from './plan.js';
+import type { AgentContext } from './context.js';
+import { journal, type RunRecord } from './record.js';
 import type { AgentState, JournalRecord } from './state.js';
 
 export interface EnforceOptions {
@@ -26,8 +29,9 @@ export async function planBundle(
   const observations: Observations = {};
   const unobservable: Partial<Record<Kind, StewardError>> = {};
   // Each kind on its own: an engine that is down fails the containers, not the files.
-  for (const [kind, driver] of Object.entries(opts.drivers) as Array<[Kind, ResourceDriver<Desired, unknown>]>) {
-    const owned = new Map(Object.entries(state.inventory).filter(([, e]) => e.kind === kind));
+  for (const kind of Object.keys(opts.drivers) as Kind[]) {
+    const driver = driverOf(opts.drivers, kind)!;
+    const owned = ownedOf(state.inventory, kind);
     try {
       observations[kind] = await driver.observe(
         bundle.resources.filter((r) => r.kind === kind),
@@ -70,11 +74,7 @@ export async function enforce(
   return { plan, results };
 }
 
-/**
- * The inventory after one result: a Ready resource is owned at its spec hash with what it
- * claims (path, unit) and what the apply reported (backup, original state); a pruned one leaves;
- * a failed one keeps what it had, so a failed delete is retried.
- */
+/** Keeps the inventory current with one result (see inventory.ts for what is owned when). */
 function remember(
   state: AgentState,
   d: Desired | undefined,
@@ -82,24 +82,43 @@ function remember(
   drivers: Drivers,
   revision: string,
 ): void {
-  if (r.status === 'Pruned') {
-    delete state.inventory[r.id];
-    return;
-  }
-  const driver = d ? (drivers[d.kind] as ResourceDriver<Desired, unknown> | undefined) : undefined;
-  if (r.status !== 'Ready' || !d || !driver) return;
-  const prior = state.inventory[d.id];
-  const claims = driver.claims(d);
-  // What the host knows the resource by (a path, a unit) changed: the old one was deleted by the
-  // apply, and nothing recorded for it (its backup, its original state) belongs to the new one.
-  const moved =
-    prior !== undefined &&
-    ((claims.path !== undefined && prior.path !== undefined && claims.path !== prior.path) ||
-      (claims.unit !== undefined && prior.unit !== undefined && claims.unit !== prior.unit));
-  const keep =
-    prior && !moved ? { path: prior.path, backup: prior.backup, unit: prior.unit, original: prior.original } : {};
-  const merged = Object.fromEntries(
-    Object.entries({ ...keep, ...claims, ...(r.owned ?? {}) }).filter(([, v]) => v !== undefined),
-  );
-  state.inventory[d.id] = { kind: d.kind, hash: driver.hash(d), revision, ...merged };
+  const driver = d ? driverOf(drivers, d.kind) : undefined;
+  const applied =
+    d && driver ? { desired: d, hash: driver.hash(d), claims: driver.claims?.(d) ?? {}, revision } : undefined;
+  const entry = record(state.inventory[r.id], r, applied);
+  if (entry) state.inventory[r.id] = entry;
+  else delete state.inventory[r.id];
+}
+
+/** Step 3: makes the host match `bundle`, journalling each inventory change, and records what it did. */
+export async function enforceStep(
+  ctx: AgentContext,
+  run: RunRecord,
+  bundle: Bundle,
+): Promise<Map<string, ResourceResult>> {
+  const result = await enforce(bundle, run.state, {
+    drivers: ctx.drivers,
+    allowEmptyPrune: ctx.config.prune.allowEmpty,
+    healthTimeoutMs: ctx.config.health.timeoutMs,
+    log: run.log,
+    signal: run.signal,
+    journal: (record) => journal(ctx, run, record),
+  });
+  run.outcome.notes.push(...result.plan.notes);
+  run.state.appliedRevision = bundle.revision;
+  run.report.plan = result.plan;
+  return result.results;
+}
+
+/** `steward plan`: observes and plans `bundle`, changes nothing. */
+export async function planStep(ctx: AgentContext, run: RunRecord, bundle: Bundle): Promise<Plan> {
+  const plan = await planBundle(bundle, run.state, {
+    drivers: ctx.drivers,
+    allowEmptyPrune: ctx.config.prune.allowEmpty,
+    log: run.log,
+    signal: run.signal,
+  });
+  run.outcome.notes.push(...plan.notes);
+  run.report.plan = plan;
+  return plan;
 }

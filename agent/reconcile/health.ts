@@ -2,7 +2,7 @@ import { parseDuration } from '../duration.js';
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bundle, Desired } from '../manifest/bundle.js';
-import type { Health, ResourceDriver } from '../resources/driver.js';
+import { driverOf, type Health, type ProbeTiming, type ResourceDriver } from '../resources/driver.js';
 import type { ResourceResult } from './apply.js';
 import type { Drivers } from './plan.js';
 
@@ -39,22 +39,17 @@ export async function checkHealth(
   const waits: Array<Promise<void>> = [];
   for (const d of bundle.resources) {
     const r = results.get(d.id);
-    const driver = drivers[d.kind] as ResourceDriver<Desired, unknown> | undefined;
+    const driver = driverOf(drivers, d.kind);
     if (!r || !driver || r.status !== 'Ready') continue;
     const changed = r.action !== 'none';
-    const hasProbe =
-      d.kind !== 'File' && (d.spec.probe !== undefined || (d.kind === 'Container' && d.spec.healthcheck !== undefined));
-    if (!changed && !hasProbe) {
+    const live = driver.liveHealth?.(d);
+    if (!changed && !live) {
       r.health = 'Healthy';
       continue;
     }
-    const deadlineMs = changed
-      ? d.kind !== 'File' && d.spec.probe?.deadline
-        ? parseDuration(d.spec.probe.deadline)
-        : defaultDeadlineMs
-      : 0;
+    const deadlineMs = changed ? (live?.probe?.deadline ? parseDuration(live.probe.deadline) : defaultDeadlineMs) : 0;
     waits.push(
-      watch(driver, d, deadlineMs, signal).then((h) => {
+      watch(driver, d, live?.probe, deadlineMs, signal).then((h) => {
         if (h.state === 'healthy') {
           r.health = 'Healthy';
           return;
@@ -83,17 +78,17 @@ export async function checkHealth(
 async function watch(
   driver: ResourceDriver<Desired, unknown>,
   d: Desired,
+  probe: ProbeTiming | undefined,
   deadlineMs: number,
   signal: AbortSignal,
 ): Promise<Health> {
-  const probe = d.kind !== 'File' ? d.spec.probe : undefined;
   const intervalMs = Math.max(100, parseDuration(probe?.interval ?? '1s'));
   const attemptMs = parseDuration(probe?.timeout ?? '5s') + 2000;
-  const end = Date.now() + deadlineMs;
+  const end = performance.now() + deadlineMs;
   let last: Health;
   for (;;) {
     last = await once(driver, d, attemptMs, signal);
-    if (last.state !== 'starting' || Date.now() + intervalMs > end || signal.aborted) return last;
+    if (last.state !== 'starting' || performance.now() + intervalMs > end || signal.aborted) return last;
     await sleep(intervalMs, signal);
   }
 }

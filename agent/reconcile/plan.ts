@@ -1,8 +1,9 @@
 import { StewardError } from '../errors.js';
 import type { Bundle, Desired, Kind } from '../manifest/bundle.js';
-import type { Change, InventoryEntry, ResourceDriver } from '../resources/driver.js';
+import { driverOf, type Change, type Drivers, type InventoryEntry } from '../resources/driver.js';
+import { prunable } from './inventory.js';
 
-export type Drivers = { [K in Kind]?: ResourceDriver<Extract<Desired, { kind: K }>, unknown> };
+export type { Drivers } from '../resources/driver.js';
 export type Observations = { [K in Kind]?: Map<string, unknown> };
 
 export interface Plan {
@@ -33,7 +34,7 @@ export function makePlan(
   const desiredIds = new Set(bundle.resources.map((r) => r.id));
 
   for (const d of bundle.resources) {
-    const driver = drivers[d.kind] as ResourceDriver<Desired, unknown> | undefined;
+    const driver = driverOf(drivers, d.kind);
     if (!driver) {
       const blocked = new StewardError(
         'E_KIND_UNSUPPORTED',
@@ -92,14 +93,10 @@ export function makePlan(
 
   // Prune: what Steward owns (seen on the host or in the inventory) that is no longer desired.
   const prunes: Change[] = [];
-  const candidates = new Map<string, Kind>();
-  for (const [kind, map] of Object.entries(observed) as Array<[Kind, Map<string, unknown>]>)
-    for (const id of map.keys()) candidates.set(id, kind);
-  for (const [id, entry] of Object.entries(inventory)) candidates.set(id, entry.kind);
-  for (const [id, kind] of [...candidates].sort(([a], [b]) => a.localeCompare(b))) {
-    if (desiredIds.has(id) || unobservable[kind]) continue;
-    const driver = drivers[kind] as ResourceDriver<Desired, unknown> | undefined;
-    const change = driver?.diff(undefined, observed[kind]?.get(id), inventory[id]);
+  const seen = Object.fromEntries(Object.entries(observed).map(([kind, map]) => [kind, map.keys()]));
+  const held = new Set(Object.keys(unobservable) as Kind[]);
+  for (const { id, kind } of prunable(inventory, seen, desiredIds, held)) {
+    const change = driverOf(drivers, kind)?.diff(undefined, observed[kind]?.get(id), inventory[id]);
     if (change) prunes.push({ ...change, id });
   }
   if (prunes.length > 0 && bundle.resources.length === 0 && !opts.allowEmptyPrune) {

@@ -1,8 +1,10 @@
 import { dirname, posix } from 'node:path';
 import type { AgentConfig } from '../config/load.js';
 import { StewardError } from '../errors.js';
-import { filePathProblem, realPathOf } from '../host/paths.js';
+import { realPathOf } from '../host/paths.js';
 import type { Bundle, Desired } from '../manifest/bundle.js';
+import { KIND_RULES } from '../manifest/kinds.js';
+import { driverOf, type Drivers } from '../resources/driver.js';
 import { packageRoot } from '../paths.js';
 
 /** Steward's own files and folders: no File resource may write to them, whatever the roots. */
@@ -28,18 +30,18 @@ export function forbiddenPaths(config: AgentConfig): string[] {
 }
 
 /**
- * The checks that need the host's config or the rest of the commit, run before anything is
- * applied: File paths against the roots and Steward's own files, and `source` files read from
- * the same commit (relative to the manifest, never outside the repository, never a symlink).
- * Fills each File's and Service's `data`. Returns the errors; any error rejects the bundle.
+ * The checks that need the host or the rest of the commit, run before anything is applied: each
+ * driver's `admit` (File paths against the roots and Steward's own files), and the `source`
+ * files of the kinds that carry data, read from the same commit (relative to the manifest, never
+ * outside the repository, never a symlink). Fills each such resource's `data`. Returns the
+ * errors; any error rejects the bundle.
  */
 export async function resolveBundle(
   bundle: Bundle,
-  config: AgentConfig,
+  drivers: Drivers,
   readRepoFile: (path: string) => Promise<Buffer>,
 ): Promise<StewardError[]> {
   const errors: StewardError[] = [];
-  const forbidden = forbiddenPaths(config);
   const at = (r: Desired, pointer: string) => ({
     file: r.file,
     line: r.at?.(pointer) ?? r.line,
@@ -47,22 +49,18 @@ export async function resolveBundle(
     resource: r.id,
   });
   for (const r of bundle.resources) {
-    if (r.kind === 'Container') continue;
-    if (r.kind === 'File') {
-      const problem = filePathProblem(r.spec.path, config.files.roots, forbidden);
-      if (problem)
-        errors.push(
-          new StewardError('E_MANIFEST_INVALID', `path ${JSON.stringify(r.spec.path)} ${problem}`, at(r, '/spec/path')),
-        );
-    }
-    if (r.spec.content !== undefined) r.data = Buffer.from(r.spec.content, 'utf8');
-    else if (r.spec.source !== undefined) {
-      const joined = posix.normalize(posix.join(posix.dirname(r.file), r.spec.source));
-      if (r.spec.source.startsWith('/') || joined.startsWith('../') || joined === '..') {
+    const refused = driverOf(drivers, r.kind)?.admit?.(r);
+    if (refused) errors.push(new StewardError('E_MANIFEST_INVALID', refused.message, at(r, refused.pointer)));
+    if (!KIND_RULES[r.kind].carriesData) continue;
+    const spec = r.spec as { content?: string; source?: string };
+    if (spec.content !== undefined) r.data = Buffer.from(spec.content, 'utf8');
+    else if (spec.source !== undefined) {
+      const joined = posix.normalize(posix.join(posix.dirname(r.file), spec.source));
+      if (spec.source.startsWith('/') || joined.startsWith('../') || joined === '..') {
         errors.push(
           new StewardError(
             'E_MANIFEST_SOURCE',
-            `source ${JSON.stringify(r.spec.source)} must be a path inside the repository, relative to ${r.file}`,
+            `source ${JSON.stringify(spec.source)} must be a path inside the repository, relative to ${r.file}`,
             at(r, '/spec/source'),
           ),
         );
@@ -74,7 +72,7 @@ export async function resolveBundle(
         errors.push(
           new StewardError(
             'E_MANIFEST_SOURCE',
-            `source ${JSON.stringify(r.spec.source)}: ${(err as Error).message}`,
+            `source ${JSON.stringify(spec.source)}: ${(err as Error).message}`,
             at(r, '/spec/source'),
           ),
         );

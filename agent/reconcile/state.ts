@@ -1,8 +1,8 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { faultPoint, readJson, writeJsonAtomic } from '../host/fs.js';
-import { KINDS, type Kind } from '../manifest/bundle.js';
 import type { InventoryEntry } from '../resources/driver.js';
+import { merge, parseEntry } from './inventory.js';
 import type { HostStatus } from '../types/host-status.js';
 
 /** What the agent remembers between runs, in `stateDir/state.json`. */
@@ -74,74 +74,104 @@ export async function appendJournal(stateDir: string, record: JournalRecord): Pr
   faultPoint('after-journal');
 }
 
-/** Replays journal records onto `inventory`. A torn last line (a crash mid-append) is skipped. */
+/** Replays journal lines onto `inventory`. A torn last line (a crash mid-append) is skipped. */
 function replay(text: string, inventory: Record<string, InventoryEntry>): number {
-  let n = 0;
+  const records: unknown[] = [];
   for (const line of text.split('\n')) {
     if (!line) continue;
-    let rec: unknown;
     try {
-      rec = JSON.parse(line);
+      records.push(JSON.parse(line));
     } catch {
       continue;
     }
-    if (!rec || typeof rec !== 'object' || typeof (rec as JournalRecord).id !== 'string') continue;
-    const { id, entry } = rec as JournalRecord;
-    if (entry === undefined) delete inventory[id];
-    else if (isEntry(entry)) inventory[id] = entry;
-    n += 1;
   }
-  return n;
-}
-
-function isEntry(e: unknown): e is InventoryEntry {
-  const x = e as Partial<InventoryEntry> | null;
-  return (
-    Boolean(x) && KINDS.includes(x!.kind as Kind) && typeof x!.hash === 'string' && typeof x!.revision === 'string'
-  );
+  return merge(inventory, records);
 }
 
 /**
- * Loads the state; a missing file is a fresh host. Entries of unknown shape are dropped, not
- * trusted. A file that is not JSON (it cannot be half-written: writes are atomic, but a disk
- * can fail) is moved aside as state.json.corrupt-<time> and the run starts from an empty state:
- * containers are still recognised by their labels, and the warning says what was lost.
+ * Loads the state; a missing file is a fresh host. Every field is checked as it is read:
+ * what has the wrong shape is dropped, not trusted. A file that is not JSON (it cannot be
+ * half-written: writes are atomic, but a disk can fail) is moved aside as
+ * state.json.corrupt-<time> and the run starts from an empty state: containers are still
+ * recognised by their labels, and the warning says what was lost.
  */
-export async function loadState(stateDir: string, warn: (msg: string) => void = () => undefined): Promise<AgentState> {
+export async function loadState(
+  stateDir: string,
+  warn: (msg: string) => void = () => undefined,
+  now: () => Date = () => new Date(),
+): Promise<AgentState> {
   let raw: unknown;
   try {
     raw = await readJson(file(stateDir));
   } catch (err) {
-    const aside = `${file(stateDir)}.corrupt-${Date.now()}`;
+    const aside = `${file(stateDir)}.corrupt-${now().getTime()}`;
     await rename(file(stateDir), aside).catch(() => undefined);
     warn(`state file unreadable (${(err as Error).message}); moved to ${aside}, starting from an empty state`);
     return emptyState();
   }
-  if (!raw || typeof raw !== 'object') {
-    // A first run cut off part way has only its journal.
-    const fresh = emptyState();
-    replay(await readFile(journalFile(stateDir), 'utf8').catch(() => ''), fresh.inventory);
-    return fresh;
-  }
-  const s = raw as Partial<AgentState>;
-  const rev = (v: unknown) => (typeof v === 'string' && /^[0-9a-f]{40}$/.test(v) ? v : null);
-  const inventory: Record<string, InventoryEntry> = {};
-  for (const [id, e] of Object.entries(s.inventory ?? {})) if (isEntry(e)) inventory[id] = e;
-  const journal = await readFile(journalFile(stateDir), 'utf8').catch(() => '');
-  if (journal) replay(journal, inventory);
-  return {
-    ...emptyState(),
-    ...s,
-    version: 1,
-    appliedRevision: rev(s.appliedRevision),
-    lastGoodRevision: rev(s.lastGoodRevision),
-    inventory,
-    conditions: Array.isArray(s.conditions) ? s.conditions : [],
-    recentRuns: Array.isArray(s.recentRuns) ? s.recentRuns : [],
-    failedRevisions: Array.isArray(s.failedRevisions)
-      ? s.failedRevisions.filter((r) => rev(r) !== null).slice(-20)
-      : [],
-  };
+  // A first run cut off part way has only its journal.
+  const state =
+    raw && typeof raw === 'object' && !Array.isArray(raw) ? parseState(raw as Record<string, unknown>) : emptyState();
+  replay(await readFile(journalFile(stateDir), 'utf8').catch(() => ''), state.inventory);
+  return state;
+}
+
+const isRevision = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{40}$/.test(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isObject = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
+
+/** The state as read from disk, field by field. */
+function parseState(s: Record<string, unknown>): AgentState {
+  const state = emptyState();
+  if (isRevision(s.appliedRevision)) state.appliedRevision = s.appliedRevision;
+  if (isRevision(s.lastGoodRevision)) state.lastGoodRevision = s.lastGoodRevision;
+  if (isObject(s.inventory))
+    for (const [id, e] of Object.entries(s.inventory)) {
+      const entry = parseEntry(e);
+      if (entry) state.inventory[id] = entry;
+    }
+  if (Array.isArray(s.conditions))
+    state.conditions = s.conditions.filter(
+      (c): c is AgentState['conditions'][number] =>
+        isObject(c) && ['type', 'status', 'reason', 'message', 'lastTransitionTime'].every((k) => isString(c[k])),
+    );
+  if (Array.isArray(s.recentRuns))
+    state.recentRuns = s.recentRuns.filter(
+      (r): r is AgentState['recentRuns'][number] =>
+        isObject(r) &&
+        isString(r.startedAt) &&
+        typeof r.durationMs === 'number' &&
+        isString(r.result) &&
+        isObject(r.counts),
+    );
+  if (Array.isArray(s.failedRevisions)) state.failedRevisions = s.failedRevisions.filter(isRevision).slice(-20);
+  const report = s.report;
+  if (isObject(report) && isString(report.fingerprint) && isString(report.at) && typeof report.pushed === 'boolean')
+    state.report = {
+      fingerprint: report.fingerprint,
+      at: report.at,
+      pushed: report.pushed,
+      ...(isString(report.pushedAt) ? { pushedAt: report.pushedAt } : {}),
+    };
+  const rb = s.rollback;
+  if (isObject(rb) && isRevision(rb.from) && isRevision(rb.to) && isString(rb.at) && isString(rb.reason))
+    state.rollback = { from: rb.from, to: rb.to, at: rb.at, reason: rb.reason };
+  if (isRevision(s.refusedRevision)) state.refusedRevision = s.refusedRevision;
+  const src = s.source;
+  if (
+    isObject(src) &&
+    typeof src.failures === 'number' &&
+    isString(src.retryAt) &&
+    isObject(src.error) &&
+    isString(src.error.code) &&
+    isString(src.error.message)
+  )
+    state.source = {
+      failures: src.failures,
+      retryAt: src.retryAt,
+      error: { code: src.error.code, message: src.error.message },
+    };
+  return state;
 }
 
 /** Writes the whole state atomically, then empties the journal it now contains. */

@@ -1,5 +1,7 @@
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { AgentContext } from './context.js';
+import type { RunRecord } from './record.js';
 import type { AgentState } from './state.js';
 import { MAX_PACKS, type GitRepo } from '../source/repo.js';
 
@@ -17,7 +19,7 @@ export function backoffMs(failures: number, intervalMs: number, random = Math.ra
 }
 
 /**
- * Step 1 of a run: asks the server whether the branch moved (one request) and fetches only when
+ * Asks the server whether the branch moved (one request) and fetches only when
  * it did. After a failure the server is left alone until the backoff ends, while runs go on
  * enforcing the last fetched commit; the first successful contact resets it. Never throws.
  */
@@ -73,4 +75,21 @@ export async function sync(
     );
     return { ...(local ? { revision: local } : {}), error };
   }
+}
+
+/** Step 1 as the run sees it: the head to reconcile, or none (the run then only reports why). */
+export async function syncStep(ctx: AgentContext, run: RunRecord): Promise<string | undefined> {
+  const { config } = ctx;
+  const { revision, error } = await sync(
+    ctx.source,
+    config.source.branch,
+    run.state,
+    config.source.intervalMs,
+    run.now,
+    run.log,
+  );
+  run.outcome.desiredRevision = revision ?? null;
+  if (error) run.outcome.sourceError = error;
+  if (!revision) run.outcome.sourceError ??= new StewardError('E_GIT_NO_REVISION', 'no revision has been fetched yet');
+  return revision;
 }

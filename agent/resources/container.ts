@@ -4,7 +4,7 @@ import { dockerMessage, dockerStatus, engineDown, idempotent, isEngineDown } fro
 import { faultPoint } from '../host/fs.js';
 import type { DesiredContainer } from '../manifest/bundle.js';
 import { fieldHashes, LABEL, SHAPING_FIELDS, specHash, toCreateOptions } from './container-spec.js';
-import type { Change, Health, InventoryEntry, Owned, ResourceDriver } from './driver.js';
+import type { ApplyContext, Change, Health, InventoryEntry, ResourceDriver } from './driver.js';
 import { parseDuration } from '../duration.js';
 import { probeOnce } from '../host/probe.js';
 
@@ -35,7 +35,6 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   constructor(
     private readonly docker: Docker,
     private readonly host: string,
-    private readonly revision: () => string,
     private readonly socket: string,
   ) {}
 
@@ -155,7 +154,10 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     return undefined;
   }
 
-  async apply(change: Change<DesiredContainer, ObservedContainer>, signal: AbortSignal): Promise<undefined> {
+  async apply(
+    change: Change<DesiredContainer, ObservedContainer>,
+    { revision, signal }: ApplyContext,
+  ): Promise<undefined> {
     const { desired, observed } = change;
     try {
       switch (change.action) {
@@ -172,7 +174,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
               // The engine lost track of this container's task (it was restarted under us):
               // a fresh container from the same spec is the way out. Volumes are kept.
               await this.#remove(observed!.containerId, 'after-container-stop');
-              await this.#create(desired!);
+              await this.#create(desired!, revision);
               return;
             }
           }
@@ -184,10 +186,10 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
           await this.#ensureImage(desired!, signal);
           if (observed?.owned)
             for (const c of [observed.containerId, ...observed.extras]) await this.#remove(c, 'after-container-stop');
-          await this.#create(desired!);
+          await this.#create(desired!, revision);
           return;
         case 'restart':
-          await this.restart(desired!, signal);
+          await this.#restart(desired!);
           return;
       }
     } catch (err) {
@@ -195,7 +197,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     }
   }
 
-  async restart(desired: DesiredContainer, _signal: AbortSignal): Promise<void> {
+  async #restart(desired: DesiredContainer): Promise<void> {
     try {
       await this.docker.getContainer(desired.name).restart({ t: STOP_SECONDS });
     } catch (err) {
@@ -203,8 +205,9 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     }
   }
 
-  claims(): Owned {
-    return {};
+  /** A probe or a docker healthcheck is read every run; a plain container only after a change. */
+  liveHealth(d: DesiredContainer): { probe?: DesiredContainer['spec']['probe'] } | undefined {
+    return d.spec.probe !== undefined || d.spec.healthcheck !== undefined ? { probe: d.spec.probe } : undefined;
   }
 
   async check(d: DesiredContainer, signal: AbortSignal): Promise<Health> {
@@ -249,9 +252,12 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     const exec = await this.docker
       .getContainer(containerId)
       .exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
-    await exec.start({ Detach: true });
-    const end = Date.now() + timeoutMs;
-    while (Date.now() < end) {
+    // Detached, the command runs on in the container; the HTTP answer stays open (the engine keeps
+    // the connection) and would hold a socket for the modem's 120 s timeout: it is closed now.
+    const answer: unknown = await exec.start({ Detach: true });
+    (answer as { destroy?: () => void } | undefined)?.destroy?.();
+    const end = performance.now() + timeoutMs;
+    while (performance.now() < end) {
       const info = await exec.inspect();
       if (!info.Running) return { ok: info.ExitCode === 0, message: `${cmd[0]}: exit ${info.ExitCode}` };
       await new Promise((r) => setTimeout(r, 100));
@@ -287,11 +293,11 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     }
   }
 
-  async #create(desired: DesiredContainer): Promise<void> {
+  async #create(desired: DesiredContainer, revision: string): Promise<void> {
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(
-        toCreateOptions(desired.name, desired.id, this.host, this.revision(), desired.spec),
+        toCreateOptions(desired.name, desired.id, this.host, revision, desired.spec),
       );
     } catch (err) {
       if (dockerStatus(err) === 409)

@@ -1,5 +1,5 @@
 import type { ErrorCode, StewardError } from '../errors.js';
-import type { Desired, Kind } from '../manifest/bundle.js';
+import type { Desired, Kind } from '../manifest/kinds.js';
 
 /** What a change does. `restart` is a trigger from restartOn; `delete` is a prune. */
 export type Action = 'create' | 'update' | 'recreate' | 'start' | 'restart' | 'delete';
@@ -46,9 +46,23 @@ export interface Health {
   code?: ErrorCode;
 }
 
+/** The timing of a resource's probe: how long a changed resource may take, how often to ask. */
+export interface ProbeTiming {
+  deadline?: string;
+  interval?: string;
+  timeout?: string;
+}
+
+/** What an apply needs besides the change: the revision it comes from (labels), and SIGTERM. */
+export interface ApplyContext {
+  revision: string;
+  signal: AbortSignal;
+}
+
 /**
  * One implementation per kind. `observe` and `apply` touch the host (through host/ only);
- * `diff` is pure and synchronous, so `steward plan` and the planner tests need no host.
+ * `diff` is pure and synchronous, so `steward plan` and the planner tests need no host. What a
+ * kind can do beyond that is declared by the optional members; a kind without one cannot.
  */
 export interface ResourceDriver<D extends Desired, O> {
   readonly kind: Kind;
@@ -66,17 +80,33 @@ export interface ResourceDriver<D extends Desired, O> {
   /**
    * What would make `observed` match `desired`: undefined when nothing. `desired` undefined
    * means the resource left Git (prune). `record` is what the inventory says was applied. Pure.
+   * A `restart` change (restartOn) is planned only for a kind whose rules say restartable.
    */
   diff(desired: D | undefined, observed: O | undefined, record: InventoryEntry | undefined): Change<D, O> | undefined;
   /**
    * Carries out one change. Idempotent: safe to run again after a crash part way through.
    * Returns what the inventory must remember of the resource now (undefined: nothing new).
    */
-  apply(change: Change<D, O>, signal: AbortSignal): Promise<Owned | undefined>;
-  /** Restarts a resource because something it names in restartOn changed in this run. */
-  restart(desired: D, signal: AbortSignal): Promise<void>;
-  /** One live health reading: the kind's own liveness, then the spec's probe. Never changes the host. */
+  apply(change: Change<D, O>, at: ApplyContext): Promise<Owned | undefined>;
+  /** One health reading: the kind's own liveness, then the spec's probe. Never changes the host. */
   check(desired: D, signal: AbortSignal): Promise<Health>;
+  /**
+   * Whether an unchanged resource is read every run (a probe, a docker healthcheck), and its
+   * probe's timing. Absent, or undefined for a resource: it is checked only right after a change.
+   */
+  liveHealth?(desired: D): { probe?: ProbeTiming } | undefined;
   /** What the desired resource owns on the host (a path, a unit), known without the host. Pure. */
-  claims(desired: D): Owned;
+  claims?(desired: D): Owned;
+  /**
+   * A reason the resource cannot be applied on this host at all (a path outside files.roots),
+   * found before anything is applied: it rejects the bundle. Pure.
+   */
+  admit?(desired: D): { pointer: string; message: string } | undefined;
 }
+
+/** The driver of each kind this host can manage (resources/registry.ts builds them). */
+export type Drivers = { [K in Kind]?: ResourceDriver<Extract<Desired, { kind: K }>, unknown> };
+
+/** A driver seen through the kind-independent interface the reconciler uses. */
+export const driverOf = (drivers: Drivers, kind: Kind): ResourceDriver<Desired, unknown> | undefined =>
+  drivers[kind] as ResourceDriver<Desired, unknown> | undefined;

@@ -3,7 +3,7 @@ import { lstat, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StewardError } from '../errors.js';
 import { backupFile, restoreBackup, sweepTemps, syncDir, writeFileAtomic } from '../host/fs.js';
-import { ensureRealDir } from '../host/paths.js';
+import { ensureRealDir, filePathProblem } from '../host/paths.js';
 import { readAccounts } from '../host/users.js';
 import type { DesiredFile } from '../manifest/bundle.js';
 import { canonical, sha } from './container-spec.js';
@@ -36,7 +36,17 @@ const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('h
 export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   readonly kind = 'File' as const;
 
-  constructor(private readonly stateDir: string) {}
+  constructor(
+    private readonly stateDir: string,
+    /** Where File resources may write (files.roots) and Steward's own paths they never may. */
+    private readonly paths: { roots: readonly string[]; forbidden: readonly string[] } = { roots: [], forbidden: [] },
+  ) {}
+
+  /** A path outside the roots, or one of Steward's own files, rejects the bundle before anything is applied. */
+  admit(d: DesiredFile): { pointer: string; message: string } | undefined {
+    const problem = filePathProblem(d.spec.path, this.paths.roots, this.paths.forbidden);
+    return problem ? { pointer: '/spec/path', message: `path ${JSON.stringify(d.spec.path)} ${problem}` } : undefined;
+  }
 
   async observe(
     desired: readonly DesiredFile[],
@@ -196,7 +206,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     return { ...base, action: 'update', reasons, drift: applied };
   }
 
-  async apply(change: Change<DesiredFile, ObservedFile>, _signal: AbortSignal): Promise<Owned | undefined> {
+  async apply(change: Change<DesiredFile, ObservedFile>): Promise<Owned | undefined> {
     try {
       if (change.action === 'delete') return await this.#delete(change);
       const d = change.desired!;
@@ -240,11 +250,6 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     return ok
       ? { state: 'healthy', message: 'content matches' }
       : { state: 'unhealthy', message: `${d.spec.path} does not hold the written content`, code: 'E_FILE_WRITE' };
-  }
-
-  /** Files have nothing running to restart: a restartOn naming a File is a validation error. */
-  async restart(): Promise<void> {
-    throw new StewardError('E_INTERNAL', 'a File cannot be restarted');
   }
 
   async #delete(change: Change<DesiredFile, ObservedFile>): Promise<Owned | undefined> {

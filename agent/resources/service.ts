@@ -168,13 +168,13 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     return { ...base, action, reasons, drift: applied && record !== undefined };
   }
 
-  async apply(change: Change<DesiredService, ObservedService>, _signal: AbortSignal): Promise<Owned | undefined> {
+  async apply(change: Change<DesiredService, ObservedService>): Promise<Owned | undefined> {
     if (change.action === 'delete') {
       await this.#prune(change);
       return undefined;
     }
     if (change.action === 'restart') {
-      await this.restart(change.desired!);
+      await this.#restart(change.desired!);
       return undefined;
     }
     const d = change.desired!;
@@ -241,6 +241,11 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
     return { unit: d.spec.unit, ...(d.data ? { path: this.#path(d.spec.unit) } : {}) };
   }
 
+  /** A unit with a probe is probed every run; without one, it is read only after a change. */
+  liveHealth(d: DesiredService): { probe?: DesiredService['spec']['probe'] } | undefined {
+    return d.spec.probe !== undefined ? { probe: d.spec.probe } : undefined;
+  }
+
   async check(d: DesiredService, signal: AbortSignal): Promise<Health> {
     const s = (await this.systemd.show([d.spec.unit])).get(d.spec.unit)!;
     if (d.spec.state === 'stopped')
@@ -267,7 +272,7 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       : { state: 'starting', message: `probe: ${r.message}`, code: 'E_PROBE_FAILED' };
   }
 
-  async restart(desired: DesiredService): Promise<void> {
+  async #restart(desired: DesiredService): Promise<void> {
     try {
       await this.systemd.unit('restart', desired.spec.unit);
     } catch (err) {

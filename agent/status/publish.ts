@@ -47,7 +47,7 @@ export async function publishStatus(
   opts: { attempts?: number; deadlineMs?: number; signal?: AbortSignal; historyLimit?: number } = {},
 ): Promise<PublishResult> {
   const attempts = opts.attempts ?? 40;
-  const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
+  const deadline = performance.now() + (opts.deadlineMs ?? 120_000);
   const historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
   const path = ['hosts', doc.host, 'status.json'];
   const text = JSON.stringify(doc, null, 2) + '\n';
@@ -107,7 +107,7 @@ export async function publishStatus(
         squashDenied ||
         (last.retry === 'transient' && (refused || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT'));
       const wait = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
-      if (!retryable || attempt === attempts || opts.signal?.aborted || Date.now() + wait > deadline) break;
+      if (!retryable || attempt === attempts || opts.signal?.aborted || performance.now() + wait > deadline) break;
       log.debug(
         { attempt, delayMs: Math.round(wait), code: last.code },
         'status push refused; rebuilding on the new tip',

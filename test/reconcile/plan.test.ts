@@ -7,7 +7,7 @@ import type { Bundle, DesiredContainer } from '../../agent/manifest/bundle.js';
 import type { ContainerSpec } from '../../agent/types/container.js';
 
 // diff is pure: the Docker client is never called by the planner.
-const driver = new ContainerDriver(new Docker({ socketPath: '/nonexistent' }), 'h1', () => 'r', '/nonexistent');
+const driver = new ContainerDriver(new Docker({ socketPath: '/nonexistent' }), 'h1', '/nonexistent');
 const drivers = { Container: driver };
 const REV = 'b'.repeat(40);
 

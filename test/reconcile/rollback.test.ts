@@ -109,6 +109,12 @@ t.test('a hanging health check is ended by its timeout', async (t) => {
     status: 'Failed',
     error: { code: 'E_HEALTH_TIMEOUT', message: 'not healthy within 1s: probe: tcp 127.0.0.1:1: ECONNREFUSED' },
   });
+  // Each exec probe attempt once left its engine connection open for 120 s (the daemon held one
+  // socket per attempt); the agent runs in this process, so its open handles are ours to count.
+  const handles = (process as unknown as { _getActiveHandles(): Array<{ _httpMessage?: { path?: string } }> })
+    ._getActiveHandles()
+    .filter((h) => h._httpMessage?.path?.startsWith('/exec/'));
+  t.equal(handles.length, 0, 'no connection of an exec probe is left open');
 });
 
 t.test('an invalid head keeps the last good bundle enforced: drift is still corrected', async (t) => {

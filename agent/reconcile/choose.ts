@@ -1,0 +1,126 @@
+import { StewardError, toStewardError } from '../errors.js';
+import { buildBundle, type Bundle } from '../manifest/bundle.js';
+import { readManifests, readRepoFile } from '../source/tree.js';
+import type { AgentContext } from './context.js';
+import { short, type RunRecord } from './record.js';
+import type { Phase } from './report.js';
+import { resolveBundle } from './resolve.js';
+
+/** Why the head is, or is not, the bundle a run enforces. */
+export type Verdict = 'head' | 'invalid' | 'failed' | 'refused';
+
+export interface Choice {
+  verdict: Verdict;
+  /** What this run enforces: the head's bundle, else the last good one, else nothing. */
+  target?: Bundle;
+}
+
+/**
+ * A check a head must pass before its bundle is read; the first one that refuses decides, and
+ * its refusal names the phase the run ends in. Gates are the verification seam: a signature
+ * check is one more entry in GATES. A gate records its own reason (a warning, a source error).
+ */
+type Gate = (
+  ctx: AgentContext,
+  run: RunRecord,
+  head: string,
+) => Promise<Exclude<Verdict, 'head' | 'invalid'> | undefined>;
+
+const GATES: Gate[] = [notFailedBefore, descendsFromApplied];
+
+/** The phase a run ends in when its head was not applied for `verdict`. */
+export const REFUSED_PHASE: Record<Exclude<Verdict, 'head'>, Phase> = {
+  invalid: 'Invalid',
+  failed: 'Degraded',
+  refused: 'Failed',
+};
+
+/**
+ * Step 2: the head's bundle, unless a gate refuses the head or its bundle is invalid; then the
+ * last good bundle is enforced instead, so drift is still corrected.
+ */
+export async function choose(ctx: AgentContext, run: RunRecord, head: string): Promise<Choice> {
+  let verdict: Verdict = 'head';
+  for (const gate of GATES) {
+    const refused = await gate(ctx, run, head);
+    if (refused) {
+      verdict = refused;
+      break;
+    }
+  }
+  if (verdict === 'head') {
+    const loaded = await loadBundle(ctx, run, head);
+    run.outcome.bundleErrors = loaded.errors;
+    if (loaded.bundle) return { verdict, target: loaded.bundle };
+    verdict = 'invalid';
+    for (const e of loaded.errors) run.log.error({ code: e.code, ...e.detail }, e.message);
+  }
+  const good = run.state.lastGoodRevision;
+  if (!good || good === head) return { verdict };
+  const loaded = await loadBundle(ctx, run, good);
+  if (!loaded.bundle) {
+    run.warn(`the last good revision ${short(good)} cannot be loaded: ${loaded.errors[0]?.message ?? 'unknown error'}`);
+    return { verdict };
+  }
+  run.warn(`enforcing the last good revision ${short(good)} meanwhile`);
+  return { verdict, target: loaded.bundle };
+}
+
+/** Loads and validates the bundle at a commit (manifests and the files they source). */
+export async function loadBundle(
+  ctx: AgentContext,
+  run: RunRecord,
+  revision: string,
+): Promise<{ bundle?: Bundle; errors: StewardError[] }> {
+  const { config } = ctx;
+  try {
+    const read = await readManifests(ctx.source.objects, revision, config.source.paths);
+    if (read.missing.length > 0 && revision === run.outcome.desiredRevision)
+      run.outcome.notes.push(`not at ${short(revision)}: ${read.missing.join(', ')}`);
+    const built = buildBundle(revision, read.files);
+    const errors = [...read.errors, ...built.errors];
+    if (!built.bundle || errors.length > 0) return { errors };
+    const resolved = await resolveBundle(built.bundle, ctx.drivers, (path) =>
+      readRepoFile(ctx.source.objects, revision, path),
+    );
+    return resolved.length > 0 ? { errors: resolved } : { bundle: built.bundle, errors: [] };
+  } catch (err) {
+    return { errors: [toStewardError(err, 'E_GIT_NO_REVISION', `cannot read revision ${short(revision)}`)] };
+  }
+}
+
+/** A revision rolled back for failing its health checks is not tried again until the branch moves. */
+async function notFailedBefore(_ctx: AgentContext, run: RunRecord, head: string) {
+  if (!run.state.failedRevisions.includes(head)) return undefined;
+  run.warn(
+    `revision ${short(head)} failed its health checks and was rolled back; it is not tried again until the branch moves`,
+  );
+  return 'failed' as const;
+}
+
+/** A head that does not descend from the applied revision is refused (once checked, remembered). */
+async function descendsFromApplied(ctx: AgentContext, run: RunRecord, head: string) {
+  const { state } = run;
+  const applied = state.appliedRevision;
+  if (!applied || head === applied || ctx.config.source.allowHistoryRewrite) return undefined;
+  if (state.refusedRevision !== head) {
+    let related: boolean | 'unknown';
+    try {
+      related = await ctx.source.isDescendant(ctx.config.source.branch, head, applied);
+    } catch (err) {
+      run.warn(`cannot check that ${short(head)} descends from ${short(applied)}: ${(err as Error).message}`);
+      return undefined;
+    }
+    if (related === 'unknown')
+      run.warn(`${short(head)} is more than 1000 commits past ${short(applied)}; its ancestry was not verified`);
+    if (related !== false) return undefined;
+    state.refusedRevision = head;
+  }
+  const error = new StewardError(
+    'E_GIT_HISTORY',
+    `the branch was rewritten: ${short(head)} does not descend from the applied revision ${short(applied)}; refused (set source.allowHistoryRewrite: true to accept it)`,
+  );
+  run.outcome.sourceError = error;
+  run.log.error({ code: error.code, head, applied }, error.message);
+  return 'refused' as const;
+}

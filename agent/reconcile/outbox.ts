@@ -1,0 +1,110 @@
+import { join } from 'node:path';
+import { toStewardError } from '../errors.js';
+import { writeJsonAtomic } from '../host/fs.js';
+import { checkSchema } from '../manifest/schema.js';
+import { publishStatus } from '../status/publish.js';
+import type { HostStatus } from '../types/host-status.js';
+import type { AgentContext } from './context.js';
+import { errnoOf, persist, type RunRecord, type RunReport } from './record.js';
+import { buildStatus, fingerprint } from './report.js';
+
+/**
+ * Step 5: the status document of the run (pure), into the outbox (`stateDir/status.json`),
+ * then to the status branch when it changed or a heartbeat is due; then the state is saved.
+ * `steward plan` records nothing, not even when it found nothing to plan.
+ */
+export async function report(ctx: AgentContext, run: RunRecord): Promise<RunReport> {
+  run.outcome.durationMs = performance.now() - run.startedMs;
+  if (!run.apply) return run.report;
+  const { doc, due } = recordStatus(ctx, run);
+  await writeOutbox(ctx, run, doc);
+  run.report.published = await publish(ctx, run, doc, due);
+  await persist(ctx, run);
+  run.log.info(
+    {
+      phase: run.outcome.phase,
+      revision: run.outcome.desiredRevision,
+      ms: Math.round(run.outcome.durationMs),
+      changed: doc.lastRun.counts.changed,
+      failed: doc.lastRun.counts.failed,
+    },
+    `run finished: ${run.outcome.phase}`,
+  );
+  return run.report;
+}
+
+/** Builds the document, keeps what the next run needs of it, and says whether it is worth a commit. */
+function recordStatus(ctx: AgentContext, run: RunRecord): { doc: HostStatus; due: boolean } {
+  const { state } = run;
+  const now = run.now();
+  const doc = buildStatus(ctx.identity, run.outcome, state, now);
+  run.report.status = doc;
+  const problems = checkSchema('host-status', doc);
+  if (problems.length > 0)
+    run.log.error(
+      { code: 'E_INTERNAL', problems },
+      'the status document does not match schemas/host-status.schema.json (a bug; it is written anyway)',
+    );
+  state.conditions = doc.conditions;
+  state.recentRuns = doc.recentRuns ?? [];
+  const fp = fingerprint(doc);
+  const prior = state.report;
+  const heartbeatDue = !prior?.pushedAt || now.getTime() - Date.parse(prior.pushedAt) >= ctx.config.status.heartbeatMs;
+  const due = !prior || prior.fingerprint !== fp || !prior.pushed || heartbeatDue;
+  state.report = {
+    fingerprint: fp,
+    at: doc.updatedAt,
+    pushed: prior?.fingerprint === fp && prior.pushed,
+    ...(prior?.pushedAt ? { pushedAt: prior.pushedAt } : {}),
+  };
+  return { doc, due };
+}
+
+/** The outbox: the newest report is on disk before any push is tried. */
+async function writeOutbox(ctx: AgentContext, run: RunRecord, doc: HostStatus): Promise<void> {
+  await writeJsonAtomic(join(ctx.config.stateDir, 'status.json'), doc).catch((err: unknown) =>
+    run.warn(`cannot write ${ctx.config.stateDir}/status.json: ${errnoOf(err)}`),
+  );
+}
+
+async function publish(
+  ctx: AgentContext,
+  run: RunRecord,
+  doc: HostStatus,
+  due: boolean,
+): Promise<NonNullable<RunReport['published']>> {
+  const { config } = ctx;
+  const { state } = run;
+  // The status branch lives on the same server: while the source is in backoff, the report waits in the outbox.
+  const serverResting = state.source !== undefined && Date.parse(state.source.retryAt) > run.now().getTime();
+  if (!config.status.enabled || !due) return 'skipped';
+  if (serverResting) {
+    run.log.warn(
+      { code: 'E_STATUS_PUSH' },
+      `status kept in ${config.stateDir}/status.json until the Git server answers again`,
+    );
+    return 'failed';
+  }
+  if (run.signal.aborted) return 'skipped';
+  try {
+    // Bounded so that contention on the branch delays the next run by one interval at most.
+    const res = await publishStatus(ctx.status, config.status.branch, doc, run.log, {
+      signal: run.signal,
+      historyLimit: config.status.historyLimit,
+      deadlineMs: Math.max(60_000, config.source.intervalMs),
+    });
+    state.report = { fingerprint: state.report!.fingerprint, at: doc.updatedAt, pushed: true, pushedAt: doc.updatedAt };
+    run.log.info(
+      { commit: res.commit, attempts: res.attempts, phase: doc.phase },
+      `status ${res.outcome} to ${config.status.branch}`,
+    );
+    return res.outcome;
+  } catch (err) {
+    const e = toStewardError(err, 'E_STATUS_PUSH');
+    run.log.error(
+      { code: e.code },
+      `status not published (kept in ${config.stateDir}/status.json, retried next run): ${e.message}`,
+    );
+    return 'failed';
+  }
+}
