@@ -32,75 +32,11 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     return 1;
   }
   const checks: Check[] = [
-    [
-      'git',
-      async () => {
-        const creds = await readCredentials(config);
-        const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
-        try {
-          const repo = new GitRepo({
-            gitdir: join(dir, 'x.git'),
-            url: config.source.url,
-            ...configRemote(config, creds, { signal }),
-          });
-          await repo.init();
-          const head = await repo.remoteHead(config.source.branch);
-          if (!head)
-            throw new Error(
-              `reachable${creds.token ? ' with the credentials' : ''}, but branch "${config.source.branch}" does not exist`,
-            );
-          return `reachable${creds.token ? ' with the credentials' : ''}; ${config.source.branch} at ${head.slice(0, 7)}`;
-        } finally {
-          await rm(dir, { recursive: true, force: true });
-        }
-      },
-    ],
-    [
-      'docker',
-      async () => {
-        const v = await createDocker(config.docker.socket).version();
-        return `${config.docker.socket}: engine ${v.Version} (API ${v.ApiVersion})`;
-      },
-    ],
-    [
-      'systemd',
-      async () => {
-        if (!existsSync('/run/systemd/system'))
-          throw new Error('this host was not booted with systemd: Service resources cannot be applied');
-        const out = await new Promise<string>((res, rej) =>
-          execFile('systemctl', ['--version'], (e, o) => (e ? rej(e) : res(o))),
-        );
-        return out.split('\n')[0] ?? 'present';
-      },
-    ],
-    [
-      'state',
-      async () => {
-        await mkdir(config.stateDir, { recursive: true });
-        await access(config.stateDir, constants.W_OK);
-        return `${config.stateDir} writable`;
-      },
-    ],
-    [
-      'file roots',
-      async () => {
-        if (config.files.roots.length === 0) return 'none configured (File resources cannot write anywhere)';
-        const notes: string[] = [];
-        for (const root of config.files.roots) {
-          const st = await lstat(root).catch(() => undefined);
-          if (!st) notes.push(`${root} missing (created on first write)`);
-          else if (st.isSymbolicLink()) throw new Error(`${root} is a symlink; Steward does not follow symlinks`);
-          else if (!st.isDirectory()) throw new Error(`${root} is not a directory`);
-          else {
-            await access(root, constants.W_OK).catch(() => {
-              throw new Error(`${root} is not writable`);
-            });
-            notes.push(`${root} writable`);
-          }
-        }
-        return notes.join(', ');
-      },
-    ],
+    ['git', () => checkGit(config, signal)],
+    ['docker', () => checkDocker(config)],
+    ['systemd', checkSystemd],
+    ['state', () => checkState(config)],
+    ['file roots', () => checkRoots(config)],
   ];
   let failed = false;
   for (const [name, check] of checks) {
@@ -112,4 +48,62 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     }
   }
   return failed ? 1 : 0;
+}
+
+/** The branch, asked for with the host's credentials, in a throwaway gitdir. */
+async function checkGit(config: AgentConfig, signal: AbortSignal): Promise<string> {
+  const creds = await readCredentials(config);
+  const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
+  try {
+    const repo = new GitRepo({
+      gitdir: join(dir, 'x.git'),
+      url: config.source.url,
+      ...configRemote(config, creds, { signal }),
+    });
+    await repo.init();
+    const head = await repo.remoteHead(config.source.branch);
+    const how = `reachable${creds.token ? ' with the credentials' : ''}`;
+    if (!head) throw new Error(`${how}, but branch "${config.source.branch}" does not exist`);
+    return `${how}; ${config.source.branch} at ${head.slice(0, 7)}`;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function checkDocker(config: AgentConfig): Promise<string> {
+  const v = await createDocker(config.docker.socket).version();
+  return `${config.docker.socket}: engine ${v.Version} (API ${v.ApiVersion})`;
+}
+
+async function checkSystemd(): Promise<string> {
+  if (!existsSync('/run/systemd/system'))
+    throw new Error('this host was not booted with systemd: Service resources cannot be applied');
+  const out = await new Promise<string>((res, rej) =>
+    execFile('systemctl', ['--version'], (e, o) => (e ? rej(e) : res(o))),
+  );
+  return out.split('\n')[0] ?? 'present';
+}
+
+async function checkState(config: AgentConfig): Promise<string> {
+  await mkdir(config.stateDir, { recursive: true });
+  await access(config.stateDir, constants.W_OK);
+  return `${config.stateDir} writable`;
+}
+
+async function checkRoots(config: AgentConfig): Promise<string> {
+  if (config.files.roots.length === 0) return 'none configured (File resources cannot write anywhere)';
+  const notes: string[] = [];
+  for (const root of config.files.roots) {
+    const st = await lstat(root).catch(() => undefined);
+    if (!st) notes.push(`${root} missing (created on first write)`);
+    else if (st.isSymbolicLink()) throw new Error(`${root} is a symlink; Steward does not follow symlinks`);
+    else if (!st.isDirectory()) throw new Error(`${root} is not a directory`);
+    else {
+      await access(root, constants.W_OK).catch(() => {
+        throw new Error(`${root} is not writable`);
+      });
+      notes.push(`${root} writable`);
+    }
+  }
+  return notes.join(', ');
 }

@@ -1,4 +1,5 @@
-import { loadConfig } from '../config/load.js';
+import { loadConfig, type AgentConfig } from '../config/load.js';
+import type { Logger } from '../log.js';
 import { formatError, StewardErrors } from '../errors.js';
 import { acquireLock, RUN_LOCK_WAIT_MS } from '../daemon/lock.js';
 import { runLoop } from '../daemon/loop.js';
@@ -32,41 +33,13 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   const metrics = new Metrics(config.host);
   const server = config.metrics ? await metrics.serve(config.metrics.listen) : undefined;
   let runStarted = 0;
-  const reload = () => {
-    void (async () => {
-      try {
-        const next = await loadConfig(ctx.config.file);
-        ctx = await createContext(next, loggerFor(next, false), { signal });
-        log().info({ file: next.file }, 'config reloaded');
-      } catch (err) {
-        const msg = err instanceof StewardErrors ? err.errors.map(formatError).join('; ') : (err as Error).message;
-        log().error({ code: 'E_CONFIG_INVALID' }, `config reload refused, keeping the running config: ${msg}`);
-      }
-    })();
-  };
-  const block = () => {
-    // Fault injection for the watchdog test (STEWARD_FAULT=block-on-usr2): a blocked event loop.
-    const until = performance.now() + 120_000;
-    while (performance.now() < until) {
-      /* spin */
-    }
-  };
+  const reload = () =>
+    void reloadContext(ctx, signal).then((next) => {
+      if (next) ctx = next;
+    });
   process.on('SIGHUP', reload);
-  if (process.env.STEWARD_FAULT === 'block-on-usr2') process.on('SIGUSR2', block);
-  log().info(
-    {
-      host: config.host,
-      url: config.source.url,
-      branch: config.source.branch,
-      paths: config.source.paths,
-      metrics: config.metrics?.listen,
-    },
-    'steward started',
-  );
-  if (config.source.urlPassword)
-    log().warn(
-      'source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile',
-    );
+  if (process.env.STEWARD_FAULT === 'block-on-usr2') process.on('SIGUSR2', blockEventLoop);
+  logStart(config, log());
   await notify.ready(`started; polling ${config.source.url}`);
   notify.startWatchdog(() => runStarted === 0 || performance.now() - runStarted < STUCK_RUN_MS);
   try {
@@ -106,4 +79,44 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   }
   log().info('steward stopped');
   return 0;
+}
+
+/** SIGHUP: the config file read again; an invalid one is refused and the running context kept. */
+async function reloadContext(ctx: AgentContext, signal: AbortSignal): Promise<AgentContext | undefined> {
+  const log = ctx.log.child({ component: 'daemon' });
+  try {
+    const next = await loadConfig(ctx.config.file);
+    const fresh = await createContext(next, loggerFor(next, false), { signal });
+    log.info({ file: next.file }, 'config reloaded');
+    return fresh;
+  } catch (err) {
+    const msg = err instanceof StewardErrors ? err.errors.map(formatError).join('; ') : (err as Error).message;
+    log.error({ code: 'E_CONFIG_INVALID' }, `config reload refused, keeping the running config: ${msg}`);
+    return undefined;
+  }
+}
+
+/** Fault injection for the watchdog test (STEWARD_FAULT=block-on-usr2): a blocked event loop. */
+function blockEventLoop(): void {
+  const until = performance.now() + 120_000;
+  while (performance.now() < until) {
+    /* spin */
+  }
+}
+
+function logStart(config: AgentConfig, log: Logger): void {
+  log.info(
+    {
+      host: config.host,
+      url: config.source.url,
+      branch: config.source.branch,
+      paths: config.source.paths,
+      metrics: config.metrics?.listen,
+    },
+    'steward started',
+  );
+  if (config.source.urlPassword)
+    log.warn(
+      'source.url carries a password: it is used but never stored or printed; move it to a file named by source.auth.tokenFile',
+    );
 }

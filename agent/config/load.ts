@@ -87,6 +87,47 @@ export async function loadConfig(file: string, opts: { hostname?: string } = {})
 
 /** Like loadConfig, from text already read (used by `steward enroll` before it writes). */
 export function parseConfig(text: string, file: string, opts: { hostname?: string } = {}): AgentConfig {
+  const doc = readConfigDocument(text, file);
+  const raw = doc.value as AgentConfigFile;
+  const errors: StewardError[] = [];
+  const where = (pointer: string) => ({ file, line: doc.lineOf(pointer), pointer });
+  const host = raw.host ?? opts.hostname ?? hostname();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(host))
+    errors.push(
+      new StewardError(
+        'E_CONFIG_INVALID',
+        `the OS hostname ${JSON.stringify(host)} is not a valid host name; set "host"`,
+        { file, line: doc.line, pointer: '/host' },
+      ),
+    );
+  const labels = Object.fromEntries(
+    Object.entries(raw.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
+  );
+  const paths = (raw.source.paths ?? ['hosts/${host}']).map((p, i) => {
+    try {
+      return normalizeRepoPath(expand(p, host, labels));
+    } catch (err) {
+      errors.push(new StewardError('E_CONFIG_INVALID', (err as Error).message, where(`/source/paths/${i}`)));
+      return '';
+    }
+  });
+  if (raw.source.schedule !== undefined) {
+    const check = cron.validateDetailed(raw.source.schedule);
+    if (!check.valid)
+      errors.push(
+        new StewardError(
+          'E_CONFIG_INVALID',
+          `invalid cron expression: ${check.errors.map((e) => e.message).join('; ')}`,
+          where('/source/schedule'),
+        ),
+      );
+  }
+  if (errors.length > 0) throw new StewardErrors(errors);
+  return toAgentConfig(raw, { file, host, labels, paths });
+}
+
+/** The one document of a config file, parsed and checked against its schema; throws every problem. */
+function readConfigDocument(text: string, file: string) {
   // `paths: [hosts/${host}]` is what users write (and what the docs show), but YAML reads an
   // unquoted { inside [ ] as a mapping. ${name} is swapped for the same-length $(name) before
   // parsing, so lines and columns stay true, and swapped back in the values.
@@ -109,55 +150,24 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
           }),
       ),
     );
-  const raw = doc.value as AgentConfigFile;
-  const errors: StewardError[] = [];
-  const host = raw.host ?? opts.hostname ?? hostname();
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(host))
-    errors.push(
-      new StewardError(
-        'E_CONFIG_INVALID',
-        `the OS hostname ${JSON.stringify(host)} is not a valid host name; set "host"`,
-        { file, line: doc.line, pointer: '/host' },
-      ),
-    );
-  const labels = Object.fromEntries(
-    Object.entries(raw.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
-  );
+  return doc;
+}
 
-  const paths = (raw.source.paths ?? ['hosts/${host}']).map((p, i) => {
-    const pointer = `/source/paths/${i}`;
-    try {
-      return normalizeRepoPath(expand(p, host, labels));
-    } catch (err) {
-      errors.push(
-        new StewardError('E_CONFIG_INVALID', (err as Error).message, { file, line: doc.lineOf(pointer), pointer }),
-      );
-      return '';
-    }
-  });
-  if (raw.source.schedule !== undefined) {
-    const check = cron.validateDetailed(raw.source.schedule);
-    if (!check.valid)
-      errors.push(
-        new StewardError(
-          'E_CONFIG_INVALID',
-          `invalid cron expression: ${check.errors.map((e) => e.message).join('; ')}`,
-          { file, line: doc.lineOf('/source/schedule'), pointer: '/source/schedule' },
-        ),
-      );
-  }
-  if (errors.length > 0) throw new StewardErrors(errors);
-
+/** The checked file with every default filled in. */
+function toAgentConfig(
+  raw: AgentConfigFile,
+  known: Pick<AgentConfig, 'file' | 'host' | 'labels'> & { paths: string[] },
+): AgentConfig {
   const s = raw.source;
   const url = splitUrlCredentials(s.url);
   return {
-    file,
-    host,
-    labels,
+    file: known.file,
+    host: known.host,
+    labels: known.labels,
     source: {
       url: url.url.replace(/\/+$/, ''),
       branch: s.branch ?? 'main',
-      paths: [...new Set(paths)],
+      paths: [...new Set(known.paths)],
       username: s.auth?.username ?? url.username ?? 'steward',
       ...(url.password ? { urlPassword: url.password } : {}),
       ...(s.auth ? { tokenFile: s.auth.tokenFile } : {}),

@@ -1,5 +1,4 @@
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Logger } from '../log.js';
 import { runOnce, type AgentContext, type RunReport } from '../reconcile/run.js';
 
 export interface LoopOptions {
@@ -42,72 +41,92 @@ export async function runLoop(opts: LoopOptions): Promise<number> {
   let runs = 0;
   let last: RunReport | undefined;
   let transientRuns = 0;
-  const log = (): Logger => opts.context().log.child({ component: 'daemon' });
-  let wake: (() => void) | undefined;
-  let due = false;
-  let task: ScheduledTask | undefined;
-  let scheduleOf: string | undefined;
+  const clock = new Wakeup(opts.signal);
+  try {
+    while (!opts.signal.aborted) {
+      last = await runGuarded(opts);
+      if (last) transientRuns = hasTransientFailure(last) ? transientRuns + 1 : 0;
+      runs += 1;
+      if (opts.maxRuns !== undefined && runs >= opts.maxRuns) break;
+      const { intervalMs, jitterMs, schedule } = opts.context().config.source;
+      clock.follow(schedule);
+      if (schedule) await clock.nextTick();
+      else await clock.sleep(nextRunDelayMs(last, intervalMs, transientRuns));
+      if (jitterMs > 0 && !opts.signal.aborted) await clock.sleep(Math.random() * jitterMs);
+    }
+  } finally {
+    clock.stop();
+  }
+  return runs;
+}
 
-  const ensureSchedule = () => {
-    const schedule = opts.context().config.source.schedule;
-    if (schedule === scheduleOf) return;
-    void task?.destroy();
-    task = undefined;
-    scheduleOf = schedule;
-    if (schedule) {
-      task = cron.schedule(
+/** One run under the run lock; whatever it throws is logged and the daemon lives on. */
+async function runGuarded(opts: LoopOptions): Promise<RunReport | undefined> {
+  const ctx = opts.context();
+  try {
+    const release = await opts.beforeRun?.();
+    try {
+      const report = await runOnce(ctx, { apply: true, signal: opts.signal });
+      opts.onRun?.(report);
+      return report;
+    } finally {
+      await release?.();
+    }
+  } catch (err) {
+    // runOnce records its own failures; this is a bug or a broken state dir, and the daemon lives on.
+    ctx.log
+      .child({ component: 'daemon' })
+      .error({ err: (err as Error).message, code: 'E_INTERNAL' }, 'run failed unexpectedly; retrying next poll');
+    return undefined;
+  }
+}
+
+/** The loop's waits: an interval, or the next tick of a cron schedule; SIGTERM ends either at once. */
+class Wakeup {
+  #wake: (() => void) | undefined;
+  #due = false;
+  #task: ScheduledTask | undefined;
+  #schedule: string | undefined;
+
+  constructor(private readonly signal: AbortSignal) {}
+
+  /** Keeps the cron task in step with the config's schedule (a reload may change it). */
+  follow(schedule: string | undefined): void {
+    if (schedule === this.#schedule) return;
+    void this.#task?.destroy();
+    this.#task = undefined;
+    this.#schedule = schedule;
+    if (schedule)
+      this.#task = cron.schedule(
         schedule,
         () => {
-          due = true;
-          wake?.();
+          this.#due = true;
+          this.#wake?.();
         },
         { noOverlap: true, name: 'steward-poll' },
       );
-    }
-  };
+  }
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
+  async nextTick(): Promise<void> {
+    while (!this.#due && !this.signal.aborted) await this.sleep(60_000);
+    this.#due = false;
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        opts.signal.removeEventListener('abort', done);
-        wake = undefined;
+        this.signal.removeEventListener('abort', done);
+        this.#wake = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);
-      opts.signal.addEventListener('abort', done, { once: true });
-      wake = done;
+      this.signal.addEventListener('abort', done, { once: true });
+      this.#wake = done;
     });
-
-  try {
-    while (!opts.signal.aborted) {
-      const ctx = opts.context();
-      try {
-        const release = await opts.beforeRun?.();
-        try {
-          const report = await runOnce(ctx, { apply: true, signal: opts.signal });
-          last = report;
-          transientRuns = hasTransientFailure(report) ? transientRuns + 1 : 0;
-          opts.onRun?.(report);
-        } finally {
-          await release?.();
-        }
-      } catch (err) {
-        // runOnce records its own failures; this is a bug or a broken state dir, and the daemon lives on.
-        log().error({ err: (err as Error).message, code: 'E_INTERNAL' }, 'run failed unexpectedly; retrying next poll');
-      }
-      runs += 1;
-      if (opts.maxRuns !== undefined && runs >= opts.maxRuns) break;
-      ensureSchedule();
-      const { intervalMs, jitterMs, schedule } = opts.context().config.source;
-      if (schedule) {
-        while (!due && !opts.signal.aborted) await sleep(60_000);
-        due = false;
-      } else await sleep(nextRunDelayMs(last, intervalMs, transientRuns));
-      if (jitterMs > 0 && !opts.signal.aborted) await sleep(Math.random() * jitterMs);
-    }
-  } finally {
-    void task?.destroy();
   }
-  return runs;
+
+  stop(): void {
+    void this.#task?.destroy();
+  }
 }

@@ -30,52 +30,13 @@ export function buildBundle(
   const errors: StewardError[] = [];
   const resources: Desired[] = [];
   const byId = new Map<string, Desired>();
-  const lineOf = new Map<string, (pointer: string) => number>();
   for (const f of files) {
-    const isJson = /\.json$/i.test(f.path);
-    const { docs, failures } = parseDocuments(f.text, !isJson);
+    const { docs, failures } = parseDocuments(f.text, !/\.json$/i.test(f.path));
     for (const p of failures)
       errors.push(new StewardError('E_MANIFEST_PARSE', p.message, { file: f.path, line: p.line }));
     for (const doc of docs) {
-      const v = doc.value;
-      const at = (pointer: string, key?: string) => ({
-        file: f.path,
-        line: doc.lineOf(pointer, key),
-        pointer: key ? `${pointer}/${key}` : pointer || '/',
-      });
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-        errors.push(
-          new StewardError(
-            'E_MANIFEST_INVALID',
-            'a document must be a mapping with apiVersion, kind, metadata and spec',
-            at(''),
-          ),
-        );
-        continue;
-      }
-      const kind = (v as { kind?: unknown }).kind;
-      if (!isKind(kind)) {
-        const msg =
-          kind === undefined
-            ? 'missing required field "kind"'
-            : `unknown kind ${JSON.stringify(kind)}; expected one of ${KINDS.join(', ')}`;
-        errors.push(new StewardError('E_MANIFEST_INVALID', msg, kind === undefined ? at('', 'kind') : at('/kind')));
-        continue;
-      }
-      const problems = checkSchema(kind.toLowerCase() as Lowercase<Kind>, v);
-      if (problems.length > 0) {
-        for (const p of problems) errors.push(new StewardError('E_MANIFEST_INVALID', p.message, at(p.pointer, p.key)));
-        continue;
-      }
-      const doc2 = v as { kind: Kind; metadata: { name: string }; spec: never };
-      const r = {
-        id: `${doc2.kind}/${doc2.metadata.name}`,
-        kind: doc2.kind,
-        name: doc2.metadata.name,
-        spec: doc2.spec,
-        file: f.path,
-        line: doc.line,
-      } as Desired;
+      const r = toResource(f.path, doc, errors);
+      if (!r) continue;
       const prior = byId.get(r.id);
       if (prior) {
         errors.push(
@@ -88,14 +49,61 @@ export function buildBundle(
         continue;
       }
       byId.set(r.id, r);
-      lineOf.set(r.id, (pointer) => doc.lineOf(pointer));
-      Object.defineProperty(r, 'at', { value: (pointer: string) => doc.lineOf(pointer), enumerable: false });
       resources.push(r);
     }
   }
-  errors.push(...checkSemantics(resources, (id, pointer) => lineOf.get(id)?.(pointer)));
+  errors.push(...checkSemantics(resources, (id, pointer) => byId.get(id)?.at?.(pointer)));
   if (errors.length > 0) return { errors };
   return { bundle: { revision, resources: orderByDependencies(resources) }, errors };
+}
+
+/** One parsed document as a resource of a known kind that matches its schema; else its errors. */
+function toResource(
+  path: string,
+  doc: ReturnType<typeof parseDocuments>['docs'][number],
+  errors: StewardError[],
+): Desired | undefined {
+  const v = doc.value;
+  const at = (pointer: string, key?: string) => ({
+    file: path,
+    line: doc.lineOf(pointer, key),
+    pointer: key ? `${pointer}/${key}` : pointer || '/',
+  });
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    errors.push(
+      new StewardError(
+        'E_MANIFEST_INVALID',
+        'a document must be a mapping with apiVersion, kind, metadata and spec',
+        at(''),
+      ),
+    );
+    return undefined;
+  }
+  const kind = (v as { kind?: unknown }).kind;
+  if (!isKind(kind)) {
+    const msg =
+      kind === undefined
+        ? 'missing required field "kind"'
+        : `unknown kind ${JSON.stringify(kind)}; expected one of ${KINDS.join(', ')}`;
+    errors.push(new StewardError('E_MANIFEST_INVALID', msg, kind === undefined ? at('', 'kind') : at('/kind')));
+    return undefined;
+  }
+  const problems = checkSchema(kind.toLowerCase() as Lowercase<Kind>, v);
+  if (problems.length > 0) {
+    for (const p of problems) errors.push(new StewardError('E_MANIFEST_INVALID', p.message, at(p.pointer, p.key)));
+    return undefined;
+  }
+  const valid = v as { kind: Kind; metadata: { name: string }; spec: never };
+  const r = {
+    id: `${valid.kind}/${valid.metadata.name}`,
+    kind: valid.kind,
+    name: valid.metadata.name,
+    spec: valid.spec,
+    file: path,
+    line: doc.line,
+  } as Desired;
+  Object.defineProperty(r, 'at', { value: (pointer: string) => doc.lineOf(pointer), enumerable: false });
+  return r;
 }
 
 /** Cross-document rules the schemas cannot express. */
@@ -107,45 +115,22 @@ function checkSemantics(
   const ids = new Set(resources.map((r) => r.id));
   const names = new Map<string, Desired>();
   for (const r of resources) {
-    for (const field of ['dependsOn', 'restartOn'] as const) {
-      (r.spec[field] ?? []).forEach((ref, i) => {
-        const pointer = `/spec/${field}/${i}`;
-        const where = { file: r.file, line: lineAt(r.id, pointer) ?? r.line, resource: r.id, pointer };
-        if (field === 'restartOn' && !KIND_RULES[r.kind].restartable)
-          errors.push(
-            new StewardError(
-              'E_MANIFEST_DEPENDENCY',
-              `a ${r.kind} cannot be restarted; use dependsOn to order it after ${ref}`,
-              where,
-            ),
-          );
-        else if (ref === r.id)
-          errors.push(new StewardError('E_MANIFEST_DEPENDENCY', `${r.id} cannot name itself in ${field}`, where));
-        else if (!ids.has(ref))
-          errors.push(
-            new StewardError(
-              'E_MANIFEST_DEPENDENCY',
-              `${field} names ${ref}, which is not in this host's bundle`,
-              where,
-            ),
-          );
-      });
-    }
+    errors.push(...checkReferences(r, ids, lineAt));
     // Two File resources for one path, or two Services for one unit, would fight each other.
     const exclusive = KIND_RULES[r.kind].exclusive as ((spec: Desired['spec']) => string) | undefined;
-    const key = exclusive ? `${r.kind}:${exclusive(r.spec)}` : undefined;
-    if (key) {
-      const other = names.get(key);
-      if (other)
-        errors.push(
-          new StewardError(
-            'E_MANIFEST_DUPLICATE',
-            `${r.id} and ${other.id} (${other.file}:${other.line}) manage the same ${key.slice(r.kind.length + 1)}`,
-            { file: r.file, line: r.line, resource: r.id },
-          ),
-        );
-      else names.set(key, r);
-    }
+    if (!exclusive) continue;
+    const what = exclusive(r.spec);
+    const key = `${r.kind}:${what}`;
+    const other = names.get(key);
+    if (other)
+      errors.push(
+        new StewardError(
+          'E_MANIFEST_DUPLICATE',
+          `${r.id} and ${other.id} (${other.file}:${other.line}) manage the same ${what}`,
+          { file: r.file, line: r.line, resource: r.id },
+        ),
+      );
+    else names.set(key, r);
   }
   const cycle = findCycle(resources);
   if (cycle) {
@@ -160,6 +145,31 @@ function checkSemantics(
         resource: first.id,
       }),
     );
+  }
+  return errors;
+}
+
+/** dependsOn and restartOn name other resources of the bundle; restartOn only on a kind that restarts. */
+function checkReferences(
+  r: Desired,
+  ids: ReadonlySet<string>,
+  lineAt: (id: string, pointer: string) => number | undefined,
+): StewardError[] {
+  const errors: StewardError[] = [];
+  for (const field of ['dependsOn', 'restartOn'] as const) {
+    (r.spec[field] ?? []).forEach((ref, i) => {
+      const pointer = `/spec/${field}/${i}`;
+      const where = { file: r.file, line: lineAt(r.id, pointer) ?? r.line, resource: r.id, pointer };
+      const problem =
+        field === 'restartOn' && !KIND_RULES[r.kind].restartable
+          ? `a ${r.kind} cannot be restarted; use dependsOn to order it after ${ref}`
+          : ref === r.id
+            ? `${r.id} cannot name itself in ${field}`
+            : !ids.has(ref)
+              ? `${field} names ${ref}, which is not in this host's bundle`
+              : undefined;
+      if (problem) errors.push(new StewardError('E_MANIFEST_DEPENDENCY', problem, where));
+    });
   }
   return errors;
 }

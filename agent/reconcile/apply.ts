@@ -1,7 +1,7 @@
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Desired } from '../manifest/bundle.js';
-import { driverOf, type Action, type Owned } from '../resources/driver.js';
+import { driverOf, type Action, type Change, type Owned } from '../resources/driver.js';
 import { prerequisites, type Drivers, type Plan } from './plan.js';
 
 export type ResourceStatus = 'Ready' | 'Failed' | 'Skipped' | 'Pruned';
@@ -33,72 +33,34 @@ export async function applyPlan(
   const results = new Map<string, ResourceResult>();
   for (const id of plan.unchanged)
     results.set(id, { id, action: 'none', status: 'Ready', message: 'up to date', drift: false });
-  const failed = (id: string) => {
-    const r = results.get(id);
-    return r !== undefined && (r.status === 'Failed' || r.status === 'Skipped');
-  };
   const changed = new Set<string>();
-
   for (const change of plan.changes) {
     const rlog = log.child({ resource: change.id });
+    const result = (status: ResourceStatus, message: string, error?: StewardError, owned?: Owned): ResourceResult => ({
+      id: change.id,
+      action: change.action,
+      status,
+      message,
+      drift: change.drift,
+      ...(error ? { error } : {}),
+      ...(owned ? { owned } : {}),
+    });
+    const held = holdBack(change, results, changed, signal, rlog);
+    if (held) {
+      results.set(change.id, result(held.status, held.message, held.error));
+      continue;
+    }
     const reason = change.reasons.join('; ');
-    const record = (status: ResourceStatus, message: string, error?: StewardError, owned?: Owned) => {
-      results.set(change.id, {
-        id: change.id,
-        action: change.action,
-        status,
-        message,
-        drift: change.drift,
-        ...(error ? { error } : {}),
-        ...(owned ? { owned } : {}),
-      });
-    };
-    if (signal.aborted) {
-      record(
-        'Skipped',
-        'agent is stopping; applied next run',
-        new StewardError('E_DEPENDENCY_FAILED', 'agent is stopping', { resource: change.id, retry: 'transient' }),
-      );
-      continue;
-    }
-    if (change.blocked) {
-      rlog.error(
-        { action: change.action, reason, code: change.blocked.code, err: change.blocked.message },
-        `${change.action} blocked: ${change.blocked.message}`,
-      );
-      record('Failed', change.blocked.message, change.blocked);
-      continue;
-    }
-    const blockers = change.desired ? prerequisites(change.desired).filter(failed) : [];
-    if (blockers.length > 0) {
-      const msg = `skipped: ${blockers.join(', ')} failed`;
-      rlog.warn({ action: change.action, reason: msg }, msg);
-      record('Skipped', msg, new StewardError('E_DEPENDENCY_FAILED', msg, { resource: change.id, retry: 'transient' }));
-      continue;
-    }
-    if (
-      change.action === 'restart' &&
-      change.desired &&
-      !(change.desired.spec.restartOn ?? []).some((t) => changed.has(t))
-    ) {
-      record('Ready', 'restart not needed: no trigger changed', undefined);
-      continue;
-    }
-    const driver = driverOf(drivers, change.kind)!;
     const started = performance.now();
     try {
-      const owned = await driver.apply(change, { revision: plan.revision, signal });
+      const owned = await driverOf(drivers, change.kind)!.apply(change, { revision: plan.revision, signal });
       changed.add(change.id);
       rlog.info(
         { action: change.action, reason, drift: change.drift, ms: Math.round(performance.now() - started) },
         `${change.action} ${change.id}: ${reason}`,
       );
-      record(
-        change.action === 'delete' && !change.desired ? 'Pruned' : 'Ready',
-        `${change.action}: ${reason}`,
-        undefined,
-        owned,
-      );
+      const done = change.action === 'delete' && !change.desired ? 'Pruned' : 'Ready';
+      results.set(change.id, result(done, `${change.action}: ${reason}`, undefined, owned));
       await afterChange(results.get(change.id)!);
     } catch (err) {
       const e = toStewardError(err, 'E_INTERNAL', undefined, { resource: change.id });
@@ -106,8 +68,56 @@ export async function applyPlan(
         { action: change.action, reason, code: e.code, err: e.message },
         `${change.action} ${change.id} failed: ${e.message}`,
       );
-      record('Failed', e.message, e);
+      results.set(change.id, result('Failed', e.message, e));
     }
   }
   return results;
+}
+
+/**
+ * Why a change is not made in this run, if it is not: the agent is stopping, the change is
+ * blocked, what it depends on failed, or it is a restart whose trigger did not change after all.
+ */
+function holdBack(
+  change: Change,
+  results: ReadonlyMap<string, ResourceResult>,
+  changed: ReadonlySet<string>,
+  signal: AbortSignal,
+  rlog: Logger,
+): { status: ResourceStatus; message: string; error?: StewardError } | undefined {
+  const failed = (id: string) => {
+    const r = results.get(id);
+    return r !== undefined && (r.status === 'Failed' || r.status === 'Skipped');
+  };
+  if (signal.aborted)
+    return {
+      status: 'Skipped',
+      message: 'agent is stopping; applied next run',
+      error: new StewardError('E_DEPENDENCY_FAILED', 'agent is stopping', { resource: change.id }),
+    };
+  const reason = change.reasons.join('; ');
+  if (change.blocked) {
+    rlog.error(
+      { action: change.action, reason, code: change.blocked.code, err: change.blocked.message },
+      `${change.action} blocked: ${change.blocked.message}`,
+    );
+    return { status: 'Failed', message: change.blocked.message, error: change.blocked };
+  }
+  const blockers = change.desired ? prerequisites(change.desired).filter(failed) : [];
+  if (blockers.length > 0) {
+    const message = `skipped: ${blockers.join(', ')} failed`;
+    rlog.warn({ action: change.action, reason: message }, message);
+    return {
+      status: 'Skipped',
+      message,
+      error: new StewardError('E_DEPENDENCY_FAILED', message, { resource: change.id }),
+    };
+  }
+  if (
+    change.action === 'restart' &&
+    change.desired &&
+    !(change.desired.spec.restartOn ?? []).some((t) => changed.has(t))
+  )
+    return { status: 'Ready', message: 'restart not needed: no trigger changed' };
+  return undefined;
 }

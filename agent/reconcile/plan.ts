@@ -31,81 +31,93 @@ export function makePlan(
   const changes: Change[] = [];
   const unchanged: string[] = [];
   const notes: string[] = [];
-  const desiredIds = new Set(bundle.resources.map((r) => r.id));
-
   for (const d of bundle.resources) {
-    const driver = driverOf(drivers, d.kind);
-    if (!driver) {
-      const blocked = new StewardError(
-        'E_KIND_UNSUPPORTED',
-        `this agent cannot manage ${d.kind} resources on this host`,
-        { resource: d.id },
-      );
-      changes.push({
-        id: d.id,
-        kind: d.kind,
-        action: 'create',
-        reasons: [`no ${d.kind} driver`],
-        drift: false,
-        desired: d,
-        blocked,
-      });
-      continue;
-    }
-    const cannot = unobservable[d.kind];
-    if (cannot) {
-      changes.push({
-        id: d.id,
-        kind: d.kind,
-        action: 'update',
-        reasons: [`cannot observe ${d.kind} resources`],
-        drift: false,
-        desired: d,
-        blocked: new StewardError(cannot.code, cannot.message, { resource: d.id, retry: cannot.retry }),
-      });
-      continue;
-    }
-    const change = driver.diff(d, observed[d.kind]?.get(d.id), inventory[d.id]);
-    if (change) changes.push({ ...change, id: d.id });
+    const change = planOne(d, observed, inventory, drivers, unobservable);
+    if (change) changes.push(change);
     else unchanged.push(d.id);
   }
+  changes.push(...planRestarts(bundle, changes, unchanged, drivers));
+  // Keep dependency order: place each change where its resource stands in the bundle.
+  const order = new Map(bundle.resources.map((r, i) => [r.id, i]));
+  changes.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
+  const prunes = planPrunes(bundle, observed, inventory, drivers, unobservable);
+  if (prunes.length > 0 && bundle.resources.length === 0 && !opts.allowEmptyPrune) {
+    notes.push(
+      `the bundle is empty: pruning ${prunes.length} owned resource(s) is held back (set prune.allowEmpty: true to allow it)`,
+    );
+  } else changes.push(...prunes);
+  return { revision: bundle.revision, changes, unchanged, notes };
+}
 
-  // restartOn: a resource whose trigger changes in this run is restarted after it.
+/** The change one desired resource needs, blocked when its kind has no driver or could not be observed. */
+function planOne(
+  d: Desired,
+  observed: Observations,
+  inventory: Record<string, InventoryEntry>,
+  drivers: Drivers,
+  unobservable: Partial<Record<Kind, StewardError>>,
+): Change | undefined {
+  const base = { id: d.id, kind: d.kind, drift: false, desired: d };
+  const driver = driverOf(drivers, d.kind);
+  if (!driver)
+    return {
+      ...base,
+      action: 'create',
+      reasons: [`no ${d.kind} driver`],
+      blocked: new StewardError('E_KIND_UNSUPPORTED', `this agent cannot manage ${d.kind} resources on this host`, {
+        resource: d.id,
+      }),
+    };
+  const cannot = unobservable[d.kind];
+  if (cannot)
+    return {
+      ...base,
+      action: 'update',
+      reasons: [`cannot observe ${d.kind} resources`],
+      blocked: new StewardError(cannot.code, cannot.message, { resource: d.id, retry: cannot.retry }),
+    };
+  const change = driver.diff(d, observed[d.kind]?.get(d.id), inventory[d.id]);
+  return change ? { ...change, id: d.id } : undefined;
+}
+
+/** restartOn: a resource whose trigger changes in this run is restarted after it (taken out of `unchanged`). */
+function planRestarts(bundle: Bundle, changes: readonly Change[], unchanged: string[], drivers: Drivers): Change[] {
   const changing = new Set(changes.filter((c) => !c.blocked).map((c) => c.id));
+  const restarts: Change[] = [];
   for (const d of bundle.resources) {
     const triggers = (d.spec.restartOn ?? []).filter((t) => changing.has(t));
     if (triggers.length === 0 || changing.has(d.id) || !drivers[d.kind]) continue;
     const at = unchanged.indexOf(d.id);
     if (at >= 0) unchanged.splice(at, 1);
-    const restart: Change = {
+    restarts.push({
       id: d.id,
       kind: d.kind,
       action: 'restart',
       reasons: triggers.map((t) => `${t} changes in this run (restartOn)`),
       drift: false,
       desired: d,
-    };
-    changes.push(restart);
+    });
   }
-  // Keep dependency order: place each change where its resource stands in the bundle.
-  const order = new Map(bundle.resources.map((r, i) => [r.id, i]));
-  changes.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
+  return restarts;
+}
 
-  // Prune: what Steward owns (seen on the host or in the inventory) that is no longer desired.
+/** Prune: what Steward owns (seen on the host or in the inventory) that is no longer desired. */
+function planPrunes(
+  bundle: Bundle,
+  observed: Observations,
+  inventory: Record<string, InventoryEntry>,
+  drivers: Drivers,
+  unobservable: Partial<Record<Kind, StewardError>>,
+): Change[] {
   const prunes: Change[] = [];
+  const desired = new Set(bundle.resources.map((r) => r.id));
   const seen = Object.fromEntries(Object.entries(observed).map(([kind, map]) => [kind, map.keys()]));
   const held = new Set(Object.keys(unobservable) as Kind[]);
-  for (const { id, kind } of prunable(inventory, seen, desiredIds, held)) {
+  for (const { id, kind } of prunable(inventory, seen, desired, held)) {
     const change = driverOf(drivers, kind)?.diff(undefined, observed[kind]?.get(id), inventory[id]);
     if (change) prunes.push({ ...change, id });
   }
-  if (prunes.length > 0 && bundle.resources.length === 0 && !opts.allowEmptyPrune) {
-    notes.push(
-      `the bundle is empty: pruning ${prunes.length} owned resource(s) is held back (set prune.allowEmpty: true to allow it)`,
-    );
-  } else changes.push(...prunes);
-
-  return { revision: bundle.revision, changes, unchanged, notes };
+  return prunes;
 }
 
 /** Ids each resource waits for: a failure there skips it. */

@@ -42,6 +42,8 @@ export function phaseOf(results: Map<string, ResourceResult>, invalid: boolean):
   return 'Converged';
 }
 
+type Counts = HostStatus['lastRun']['counts'];
+
 /**
  * Builds the status document from a run. Pure: the clock comes in `now`. Condition transition
  * times move only when a condition's status, reason or message changes.
@@ -53,28 +55,7 @@ export function buildStatus(
   now: Date,
   reportCondition?: Omit<Condition, 'lastTransitionTime'>,
 ): HostStatus {
-  const resources: HostStatus['resources'] = {};
-  const counts = { resources: 0, changed: 0, failed: 0, skipped: 0, pruned: 0, drift: 0 };
-  for (const r of [...run.results.values()].sort((a, b) => a.id.localeCompare(b.id))) {
-    resources[r.id] = {
-      action: r.action,
-      status: r.status,
-      health: r.health ?? (r.status === 'Ready' ? 'Healthy' : r.status === 'Failed' ? 'Unhealthy' : 'Unknown'),
-      message: r.message,
-      driftCorrected: r.drift && r.status === 'Ready',
-      ...(r.error ? { code: r.error.code } : {}),
-    };
-    if (r.status !== 'Pruned') counts.resources += 1;
-    if (r.action !== 'none' && (r.status === 'Ready' || r.status === 'Pruned')) counts.changed += 1;
-    if (r.status === 'Failed') counts.failed += 1;
-    if (r.status === 'Skipped') counts.skipped += 1;
-    if (r.status === 'Pruned') counts.pruned += 1;
-    if (r.drift && r.status === 'Ready') counts.drift += 1;
-  }
-  const unhealthy = [...run.results.values()]
-    .filter((r) => r.health === 'Unhealthy')
-    .map((r) => r.id)
-    .sort();
+  const { resources, counts } = resourcesOf(run);
   const errors = [
     ...(run.sourceError ? [run.sourceError] : []),
     ...run.bundleErrors,
@@ -82,52 +63,7 @@ export function buildStatus(
   ]
     .slice(0, MAX_ERRORS)
     .map((e) => e.toJSON());
-
-  const want: Array<Omit<Condition, 'lastTransitionTime'>> = [
-    run.sourceError
-      ? { type: 'SourceReady', status: 'False', reason: run.sourceError.code, message: run.sourceError.message }
-      : {
-          type: 'SourceReady',
-          status: 'True',
-          reason: 'Fetched',
-          message: `at ${run.desiredRevision ?? 'no revision'}`,
-        },
-    run.bundleErrors.length > 0
-      ? {
-          type: 'Valid',
-          status: 'False',
-          reason: run.bundleErrors[0]!.code,
-          message: `${run.bundleErrors.length} error(s) in the bundle`,
-        }
-      : {
-          type: 'Valid',
-          status: run.desiredRevision ? 'True' : 'Unknown',
-          reason: run.desiredRevision ? 'Validated' : 'NoRevision',
-          message: '',
-        },
-    run.phase === 'Converged'
-      ? {
-          type: 'Ready',
-          status: 'True',
-          reason: 'Converged',
-          message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}`,
-        }
-      : {
-          type: 'Ready',
-          status: 'False',
-          reason: run.rollback ? 'RolledBack' : run.phase,
-          message: readyMessage(run, counts),
-        },
-    unhealthy.length > 0
-      ? { type: 'Healthy', status: 'False', reason: 'Unhealthy', message: unhealthy.join(', ') }
-      : {
-          type: 'Healthy',
-          status: run.results.size > 0 ? 'True' : 'Unknown',
-          reason: run.results.size > 0 ? 'Healthy' : 'NothingChecked',
-          message: '',
-        },
-    ...(reportCondition ? [reportCondition] : []),
-  ];
+  const want = [...conditionsOf(run, counts), ...(reportCondition ? [reportCondition] : [])];
   const conditions = want.map((c) => {
     const prior = state.conditions.find((p) => p.type === c.type);
     const same = prior && prior.status === c.status && prior.reason === c.reason && prior.message === c.message;
@@ -160,6 +96,78 @@ export function buildStatus(
     ...(state.failedRevisions.length > 0 ? { failedRevisions: state.failedRevisions } : {}),
     ...(state.rollback ? { rollback: state.rollback } : {}),
   };
+}
+
+/** Each resource's line in the document, sorted by id, and the run's counts. */
+function resourcesOf(run: RunOutcome): { resources: HostStatus['resources']; counts: Counts } {
+  const resources: HostStatus['resources'] = {};
+  const counts = { resources: 0, changed: 0, failed: 0, skipped: 0, pruned: 0, drift: 0 };
+  for (const r of [...run.results.values()].sort((a, b) => a.id.localeCompare(b.id))) {
+    resources[r.id] = {
+      action: r.action,
+      status: r.status,
+      health: r.health ?? (r.status === 'Ready' ? 'Healthy' : r.status === 'Failed' ? 'Unhealthy' : 'Unknown'),
+      message: r.message,
+      driftCorrected: r.drift && r.status === 'Ready',
+      ...(r.error ? { code: r.error.code } : {}),
+    };
+    if (r.status !== 'Pruned') counts.resources += 1;
+    if (r.action !== 'none' && (r.status === 'Ready' || r.status === 'Pruned')) counts.changed += 1;
+    if (r.status === 'Failed') counts.failed += 1;
+    if (r.status === 'Skipped') counts.skipped += 1;
+    if (r.status === 'Pruned') counts.pruned += 1;
+    if (r.drift && r.status === 'Ready') counts.drift += 1;
+  }
+  return { resources, counts };
+}
+
+/** SourceReady, Valid, Ready and Healthy, as this run leaves them. */
+function conditionsOf(run: RunOutcome, counts: Counts): Array<Omit<Condition, 'lastTransitionTime'>> {
+  const unhealthy = [...run.results.values()]
+    .filter((r) => r.health === 'Unhealthy')
+    .map((r) => r.id)
+    .sort();
+  const { sourceError, bundleErrors, desiredRevision } = run;
+  const checked = run.results.size > 0;
+  return [
+    sourceError
+      ? { type: 'SourceReady', status: 'False', reason: sourceError.code, message: sourceError.message }
+      : { type: 'SourceReady', status: 'True', reason: 'Fetched', message: `at ${desiredRevision ?? 'no revision'}` },
+    bundleErrors.length > 0
+      ? {
+          type: 'Valid',
+          status: 'False',
+          reason: bundleErrors[0]!.code,
+          message: `${bundleErrors.length} error(s) in the bundle`,
+        }
+      : {
+          type: 'Valid',
+          status: desiredRevision ? 'True' : 'Unknown',
+          reason: desiredRevision ? 'Validated' : 'NoRevision',
+          message: '',
+        },
+    run.phase === 'Converged'
+      ? {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Converged',
+          message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}`,
+        }
+      : {
+          type: 'Ready',
+          status: 'False',
+          reason: run.rollback ? 'RolledBack' : run.phase,
+          message: readyMessage(run, counts),
+        },
+    unhealthy.length > 0
+      ? { type: 'Healthy', status: 'False', reason: 'Unhealthy', message: unhealthy.join(', ') }
+      : {
+          type: 'Healthy',
+          status: checked ? 'True' : 'Unknown',
+          reason: checked ? 'Healthy' : 'NothingChecked',
+          message: '',
+        },
+  ];
 }
 
 function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number }): string {

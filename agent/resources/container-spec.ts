@@ -135,22 +135,7 @@ export function toCreateOptions(
       [LABEL.fields]: JSON.stringify(fieldHashes(spec)),
       [LABEL.revision]: revision,
     },
-    ...(hc
-      ? {
-          Healthcheck: {
-            Test:
-              typeof hc.test === 'string'
-                ? ['CMD-SHELL', hc.test]
-                : ['CMD', 'CMD-SHELL', 'NONE'].includes(hc.test[0])
-                  ? hc.test
-                  : ['CMD', ...hc.test],
-            ...(hc.interval ? { Interval: parseDuration(hc.interval) * NS_PER_MS } : {}),
-            ...(hc.timeout ? { Timeout: parseDuration(hc.timeout) * NS_PER_MS } : {}),
-            ...(hc.retries ? { Retries: hc.retries } : {}),
-            ...(hc.startPeriod ? { StartPeriod: parseDuration(hc.startPeriod) * NS_PER_MS } : {}),
-          },
-        }
-      : {}),
+    ...(hc ? { Healthcheck: toHealthcheck(hc) } : {}),
     HostConfig: {
       Binds: spec.volumes ?? [],
       PortBindings: bindings,
@@ -159,5 +144,21 @@ export function toCreateOptions(
       ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
       ...(spec.networkMode ? { NetworkMode: spec.networkMode } : {}),
     },
+  };
+}
+
+/** A spec's healthcheck as the engine takes it: a string is a shell command, durations in ns. */
+function toHealthcheck(hc: NonNullable<ContainerSpec['healthcheck']>) {
+  return {
+    Test:
+      typeof hc.test === 'string'
+        ? ['CMD-SHELL', hc.test]
+        : ['CMD', 'CMD-SHELL', 'NONE'].includes(hc.test[0]!)
+          ? hc.test
+          : ['CMD', ...hc.test],
+    ...(hc.interval ? { Interval: parseDuration(hc.interval) * NS_PER_MS } : {}),
+    ...(hc.timeout ? { Timeout: parseDuration(hc.timeout) * NS_PER_MS } : {}),
+    ...(hc.retries ? { Retries: hc.retries } : {}),
+    ...(hc.startPeriod ? { StartPeriod: parseDuration(hc.startPeriod) * NS_PER_MS } : {}),
   };
 }

@@ -33,6 +33,8 @@ const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('h
  * deletes only files it wrote (the inventory holds their paths); a file that stood where
  * Steward writes is kept under stateDir/backup and put back when the resource is pruned.
  */
+type ChangeBase = Pick<Change<DesiredFile, ObservedFile>, 'id' | 'kind' | 'desired' | 'observed' | 'record'>;
+
 export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   readonly kind = 'File' as const;
 
@@ -111,42 +113,14 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     o: ObservedFile | undefined,
     record: InventoryEntry | undefined,
   ): Change<DesiredFile, ObservedFile> | undefined {
-    const base = {
+    const base: ChangeBase = {
       id: desired?.id ?? '',
       kind: 'File' as const,
       ...(desired ? { desired } : {}),
       ...(o ? { observed: o } : {}),
       ...(record ? { record } : {}),
     };
-    if (!desired || desired.spec.ensure === 'absent') {
-      if (o?.unsafe && record?.path)
-        return {
-          ...base,
-          action: 'delete',
-          reasons: [desired ? 'ensure: absent' : 'no longer in Git'],
-          drift: false,
-          blocked: new StewardError('E_FILE_UNSAFE', `${o.unsafe}; ${record.path} is not deleted`, {
-            resource: base.id,
-          }),
-        };
-      if (!o || o.type === 'absent')
-        return !desired && record
-          ? { ...base, action: 'delete', reasons: ['no longer in Git (already gone)'], drift: false }
-          : undefined;
-      if (!record?.path)
-        return {
-          ...base,
-          action: 'delete',
-          reasons: ['ensure: absent'],
-          drift: false,
-          blocked: new StewardError(
-            'E_FILE_NOT_OWNED',
-            `${o.path} exists but was not written by Steward; it is not deleted`,
-            { resource: desired!.id },
-          ),
-        };
-      return { ...base, action: 'delete', reasons: [desired ? 'ensure: absent' : 'no longer in Git'], drift: false };
-    }
+    if (!desired || desired.spec.ensure === 'absent') return this.#diffAbsent(base, desired, o, record);
     // The inventory's path is the file Steward wrote. A spec whose path changed is a new file
     // at the new path (with the backup of whatever stood there) and a delete of the old one.
     const moved = record?.path !== undefined && record.path !== desired.spec.path ? record.path : undefined;
@@ -183,27 +157,49 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
         ],
         drift: applied,
       };
-    const reasons: string[] = [...move];
-    const data = desired.data ?? Buffer.alloc(0);
-    const want = digest(data);
-    if (o.sha256 !== want) {
-      const what = owns
-        ? applied
-          ? 'content was changed outside Steward'
-          : 'content changed'
-        : 'replaces a file Steward did not write (the original is kept)';
-      reasons.push(`${what} (sha256 ${o.sha256?.slice(0, 12)} -> ${want.slice(0, 12)})`);
-    }
-    const mode = fileMode(desired.spec);
-    if (o.mode !== mode) reasons.push(`mode ${octal(o.mode ?? 0)} -> ${octal(mode)}`);
-    if (o.want?.uid !== undefined && o.uid !== o.want.uid) reasons.push(`owner ${o.uid} -> ${o.want.uid}`);
-    if (o.want?.gid !== undefined && o.gid !== o.want.gid) reasons.push(`group ${o.gid} -> ${o.want.gid}`);
+    const reasons = [...move, ...differences(desired, o, owns, applied)];
     // A file at a new path that already holds the content is still taken over (backed up) and
     // the old path deleted: only the reasons differ.
     if (moved && reasons.length === move.length)
       reasons.push('replaces a file Steward did not write with the same content (the original is kept)');
     if (reasons.length === 0) return undefined;
     return { ...base, action: 'update', reasons, drift: applied };
+  }
+
+  /** A File that left Git or says `ensure: absent`: deleted only when Steward wrote it and the path is safe. */
+  #diffAbsent(
+    base: ChangeBase,
+    desired: DesiredFile | undefined,
+    o: ObservedFile | undefined,
+    record: InventoryEntry | undefined,
+  ): Change<DesiredFile, ObservedFile> | undefined {
+    if (o?.unsafe && record?.path)
+      return {
+        ...base,
+        action: 'delete',
+        reasons: [desired ? 'ensure: absent' : 'no longer in Git'],
+        drift: false,
+        blocked: new StewardError('E_FILE_UNSAFE', `${o.unsafe}; ${record.path} is not deleted`, {
+          resource: base.id,
+        }),
+      };
+    if (!o || o.type === 'absent')
+      return !desired && record
+        ? { ...base, action: 'delete', reasons: ['no longer in Git (already gone)'], drift: false }
+        : undefined;
+    if (!record?.path)
+      return {
+        ...base,
+        action: 'delete',
+        reasons: ['ensure: absent'],
+        drift: false,
+        blocked: new StewardError(
+          'E_FILE_NOT_OWNED',
+          `${o.path} exists but was not written by Steward; it is not deleted`,
+          { resource: desired!.id },
+        ),
+      };
+    return { ...base, action: 'delete', reasons: [desired ? 'ensure: absent' : 'no longer in Git'], drift: false };
   }
 
   async apply(change: Change<DesiredFile, ObservedFile>): Promise<Owned | undefined> {
@@ -268,4 +264,24 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     }
     return undefined;
   }
+}
+
+/** What differs between a File's spec and the file on the host, as readable reasons. */
+function differences(desired: DesiredFile, o: ObservedFile, owns: boolean, applied: boolean): string[] {
+  const reasons: string[] = [];
+  const data = desired.data ?? Buffer.alloc(0);
+  const want = digest(data);
+  if (o.sha256 !== want) {
+    const what = owns
+      ? applied
+        ? 'content was changed outside Steward'
+        : 'content changed'
+      : 'replaces a file Steward did not write (the original is kept)';
+    reasons.push(`${what} (sha256 ${o.sha256?.slice(0, 12)} -> ${want.slice(0, 12)})`);
+  }
+  const mode = fileMode(desired.spec);
+  if (o.mode !== mode) reasons.push(`mode ${octal(o.mode ?? 0)} -> ${octal(mode)}`);
+  if (o.want?.uid !== undefined && o.uid !== o.want.uid) reasons.push(`owner ${o.uid} -> ${o.want.uid}`);
+  if (o.want?.gid !== undefined && o.gid !== o.want.gid) reasons.push(`group ${o.gid} -> ${o.want.gid}`);
+  return reasons;
 }

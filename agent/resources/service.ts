@@ -113,57 +113,14 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       };
     }
     const applied = record?.hash === this.hash(desired);
-    const reasons: string[] = [];
-    let fileChange = false;
-    if (desired.data) {
-      if (o.file.unsafe)
-        return {
-          ...base,
-          action: 'update',
-          reasons: ['unit file not safe to write'],
-          drift: false,
-          blocked: new StewardError('E_FILE_UNSAFE', o.file.unsafe, { resource: desired.id }),
-        };
-      if (o.file.sha256 !== digest(desired.data)) {
-        fileChange = true;
-        reasons.push(
-          !o.file.present
-            ? applied
-              ? 'unit file was removed outside Steward'
-              : 'unit file does not exist'
-            : record?.path
-              ? applied
-                ? 'unit file was changed outside Steward'
-                : 'unit file changed'
-              : 'replaces a unit file Steward did not write (the original is kept)',
-        );
-      }
-    } else if (o.state.loadState === 'not-found') {
-      return {
-        ...base,
-        action: 'update',
-        reasons: ['unit does not exist'],
-        drift: false,
-        blocked: new StewardError(
-          'E_UNIT_NOT_FOUND',
-          `unit ${desired.spec.unit} does not exist on this host and the spec has no content or source`,
-          { resource: desired.id },
-        ),
-      };
-    }
-    const { enabled, state } = desired.spec;
-    if (enabled === true && !isEnabled(o.state) && !fileChange)
-      reasons.push(`unit is ${o.state.unitFileState || 'not enabled'}`);
-    if (enabled === false && isEnabled(o.state) && o.state.unitFileState !== 'static') reasons.push('unit is enabled');
-    let start = false;
-    if (state === 'running' && !isActive(o.state)) {
-      start = true;
-      reasons.push(
-        `unit is ${o.state.activeState}${o.state.result && o.state.result !== 'success' ? ` (${o.state.result})` : ''}`,
-      );
-    }
-    if (state === 'stopped' && isActive(o.state)) reasons.push(`unit is ${o.state.activeState}`);
+    const file = unitFileDiff(desired, o, record, applied);
+    if (file.blocked)
+      return { ...base, action: 'update', reasons: [file.reason ?? ''], drift: false, blocked: file.blocked };
+    const fileChange = file.reason !== undefined;
+    const state = unitStateDiff(desired, o, fileChange);
+    const reasons = [...(file.reason ? [file.reason] : []), ...state.reasons];
     if (reasons.length === 0) return undefined;
+    const start = state.start;
     const action = fileChange ? (o.file.present ? 'update' : 'create') : start ? 'start' : 'update';
     return { ...base, action, reasons, drift: applied && record !== undefined };
   }
@@ -195,36 +152,48 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       ...(record?.original ? { original: record.original } : {}),
     };
     if (!d.data && !record) owned.original = { enabled: isEnabled(o.state), active: isActive(o.state) };
-    let fileChanged = false;
-    if (d.data && o.file.sha256 !== digest(d.data)) {
-      const path = this.#path(unit);
-      try {
-        await ensureRealDir(dirname(path), true, d.id);
-        if (o.file.present && !record?.path) owned.backup = await backupFile(this.stateDir, path);
-        await writeFileAtomic(path, d.data, { mode: 0o644 });
-      } catch (err) {
-        if (err instanceof StewardError) throw err;
-        throw new StewardError('E_UNIT_WRITE', `cannot write ${path}: ${(err as Error).message}`, {
-          resource: d.id,
-          retry: 'transient',
-          cause: err,
-        });
-      }
-      owned.path = path;
-      await this.systemd.daemonReload();
-      fileChanged = true;
+    const fileChanged = await this.#writeUnitFile(d, o, record, owned);
+    await this.#converge(d, fileChanged ? (await this.systemd.show([unit])).get(unit)! : o.state, fileChanged);
+    return owned;
+  }
+
+  /** Writes the unit file when it differs (keeping what stood there first); true when it was written. */
+  async #writeUnitFile(
+    d: DesiredService,
+    o: ObservedService,
+    record: InventoryEntry | undefined,
+    owned: Owned,
+  ): Promise<boolean> {
+    if (!d.data || o.file.sha256 === digest(d.data)) return false;
+    const path = this.#path(d.spec.unit);
+    try {
+      await ensureRealDir(dirname(path), true, d.id);
+      if (o.file.present && !record?.path) owned.backup = await backupFile(this.stateDir, path);
+      await writeFileAtomic(path, d.data, { mode: 0o644 });
+    } catch (err) {
+      if (err instanceof StewardError) throw err;
+      throw new StewardError('E_UNIT_WRITE', `cannot write ${path}: ${(err as Error).message}`, {
+        resource: d.id,
+        cause: err,
+      });
     }
+    owned.path = path;
+    await this.systemd.daemonReload();
+    return true;
+  }
+
+  /** Enables or disables, then starts, stops or restarts the unit as the spec says. */
+  async #converge(d: DesiredService, now: UnitState, fileChanged: boolean): Promise<void> {
     const step = async (
       verb: 'start' | 'stop' | 'restart' | 'enable' | 'disable',
       code: 'E_UNIT_START' | 'E_UNIT_STOP' | 'E_UNIT_ENABLE',
     ) => {
       try {
-        await this.systemd.unit(verb, unit);
+        await this.systemd.unit(verb, d.spec.unit);
       } catch (err) {
-        throw new StewardError(code, (err as Error).message, { resource: d.id, retry: 'transient', cause: err });
+        throw new StewardError(code, (err as Error).message, { resource: d.id, cause: err });
       }
     };
-    const now = fileChanged ? (await this.systemd.show([unit])).get(unit)! : o.state;
     if (d.spec.enabled === true && !isEnabled(now)) await step('enable', 'E_UNIT_ENABLE');
     if (d.spec.enabled === false && isEnabled(now) && now.unitFileState !== 'static')
       await step('disable', 'E_UNIT_ENABLE');
@@ -234,7 +203,6 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       await this.#expectActive(d);
     } else if (d.spec.state === 'stopped' && isActive(now)) await step('stop', 'E_UNIT_STOP');
     else if (fileChanged && isActive(now)) await step('restart', 'E_UNIT_START');
-    return owned;
   }
 
   claims(d: DesiredService): Owned {
@@ -320,4 +288,50 @@ export class ServiceDriver implements ResourceDriver<DesiredService, ObservedSer
       if (rec.original.active && !isActive(s)) await this.systemd.unit('start', unit).catch(() => undefined);
     }
   }
+}
+
+/** The unit file's part of a diff: why it is written, or why it cannot be. */
+function unitFileDiff(
+  desired: DesiredService,
+  o: ObservedService,
+  record: InventoryEntry | undefined,
+  applied: boolean,
+): { reason?: string; blocked?: StewardError } {
+  if (!desired.data) {
+    if (o.state.loadState !== 'not-found') return {};
+    return {
+      reason: 'unit does not exist',
+      blocked: new StewardError(
+        'E_UNIT_NOT_FOUND',
+        `unit ${desired.spec.unit} does not exist on this host and the spec has no content or source`,
+        { resource: desired.id },
+      ),
+    };
+  }
+  if (o.file.unsafe)
+    return {
+      reason: 'unit file not safe to write',
+      blocked: new StewardError('E_FILE_UNSAFE', o.file.unsafe, { resource: desired.id }),
+    };
+  if (o.file.sha256 === digest(desired.data)) return {};
+  if (!o.file.present)
+    return { reason: applied ? 'unit file was removed outside Steward' : 'unit file does not exist' };
+  if (!record?.path) return { reason: 'replaces a unit file Steward did not write (the original is kept)' };
+  return { reason: applied ? 'unit file was changed outside Steward' : 'unit file changed' };
+}
+
+/** The unit's enabled and running part of a diff. */
+function unitStateDiff(desired: DesiredService, o: ObservedService, fileChange: boolean) {
+  const { enabled, state } = desired.spec;
+  const reasons: string[] = [];
+  if (enabled === true && !isEnabled(o.state) && !fileChange)
+    reasons.push(`unit is ${o.state.unitFileState || 'not enabled'}`);
+  if (enabled === false && isEnabled(o.state) && o.state.unitFileState !== 'static') reasons.push('unit is enabled');
+  const start = state === 'running' && !isActive(o.state);
+  if (start)
+    reasons.push(
+      `unit is ${o.state.activeState}${o.state.result && o.state.result !== 'success' ? ` (${o.state.result})` : ''}`,
+    );
+  if (state === 'stopped' && isActive(o.state)) reasons.push(`unit is ${o.state.activeState}`);
+  return { reasons, start };
 }

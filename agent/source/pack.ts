@@ -318,18 +318,8 @@ async function appendObjects(path: string, oids: string[], read: (oid: string) =
 async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean): Promise<IndexedPack | string[]> {
   const { maxObjectBytes } = limits;
   const maxWork = limits.maxWorkBytes ?? 64 * maxObjectBytes;
-  if (pack.size < 32) throw new PackFormatError(`the pack is ${pack.size} bytes, too short to be one`);
-  const head = Buffer.from(await pack.read(0, 12));
-  const version = head.readUInt32BE(4);
-  if (head.subarray(0, 4).toString('latin1') !== 'PACK' || (version !== 2 && version !== 3))
-    throw new PackFormatError('the answer is not a Git pack (no PACK v2/v3 header)');
-  const count = head.readUInt32BE(8);
-  const end = pack.size - 20;
-  // An entry takes at least 2 bytes of header and 8 of zlib data.
-  if (count > end / 10)
-    throw new PackFormatError(`the pack claims ${count} objects, more than its ${pack.size} bytes can hold`);
+  const count = await checkHeader(pack);
   const sha = await checkTrailer(pack);
-
   let work = 0;
   const spend = (n: number) => {
     work += n;
@@ -338,6 +328,50 @@ async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean):
         `the pack expands to more than ${maxWork} bytes (64 times source.maxPackSize); cut off`,
       );
   };
+  const { entries, byOffset } = await readEntries(pack, count, maxObjectBytes, spend);
+  const unresolved = await resolveDeltas(pack, entries, byOffset, maxObjectBytes, spend);
+  if (unresolved.length > 0) {
+    const inPack = new Set(entries.map((e) => e.oid).filter(Boolean));
+    const missing = [
+      ...new Set(
+        unresolved.map((e) => e.baseOid).filter((oid): oid is string => oid !== undefined && !inPack.has(oid)),
+      ),
+    ];
+    if (thin && missing.length > 0) return missing;
+    const lost = unresolved[0]!;
+    throw new PackFormatError(
+      `pack entry at byte ${lost.offset}: its delta base ${lost.baseOid ?? `at byte ${lost.baseOffset}`} is not in the pack (or the deltas form a cycle)`,
+    );
+  }
+  return {
+    sha,
+    objects: count,
+    idx: writeIndex(entries as Array<IndexEntry & { oid: string }>, Buffer.from(sha, 'hex')),
+  };
+}
+
+/** The PACK header: its version, and an object count the file can hold. Returns the count. */
+async function checkHeader(pack: PackFile): Promise<number> {
+  if (pack.size < 32) throw new PackFormatError(`the pack is ${pack.size} bytes, too short to be one`);
+  const head = Buffer.from(await pack.read(0, 12));
+  const version = head.readUInt32BE(4);
+  if (head.subarray(0, 4).toString('latin1') !== 'PACK' || (version !== 2 && version !== 3))
+    throw new PackFormatError('the answer is not a Git pack (no PACK v2/v3 header)');
+  const count = head.readUInt32BE(8);
+  // An entry takes at least 2 bytes of header and 8 of zlib data.
+  if (count > (pack.size - 20) / 10)
+    throw new PackFormatError(`the pack claims ${count} objects, more than its ${pack.size} bytes can hold`);
+  return count;
+}
+
+/** Every entry in order: where it is, its CRC, and for a whole object its id. Deltas wait. */
+async function readEntries(
+  pack: PackFile,
+  count: number,
+  maxObjectBytes: number,
+  spend: (n: number) => void,
+): Promise<{ entries: IndexEntry[]; byOffset: Map<number, IndexEntry> }> {
+  const end = pack.size - 20;
   const entries: IndexEntry[] = [];
   const byOffset = new Map<number, IndexEntry>();
   let at = 12;
@@ -371,25 +405,7 @@ async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean):
     at = next;
   }
   if (at !== end) throw new PackFormatError(`the pack has ${end - at} bytes after its last object`);
-  const unresolved = await resolveDeltas(pack, entries, byOffset, maxObjectBytes, spend);
-  if (unresolved.length > 0) {
-    const inPack = new Set(entries.map((e) => e.oid).filter(Boolean));
-    const missing = [
-      ...new Set(
-        unresolved.map((e) => e.baseOid).filter((oid): oid is string => oid !== undefined && !inPack.has(oid)),
-      ),
-    ];
-    if (thin && missing.length > 0) return missing;
-    const lost = unresolved[0]!;
-    throw new PackFormatError(
-      `pack entry at byte ${lost.offset}: its delta base ${lost.baseOid ?? `at byte ${lost.baseOffset}`} is not in the pack (or the deltas form a cycle)`,
-    );
-  }
-  return {
-    sha,
-    objects: count,
-    idx: writeIndex(entries as Array<IndexEntry & { oid: string }>, Buffer.from(sha, 'hex')),
-  };
+  return { entries, byOffset };
 }
 
 async function checkTrailer(pack: PackFile): Promise<string> {
@@ -421,18 +437,7 @@ async function resolveDeltas(
   const byOid = new Map<string, IndexEntry>();
   for (const e of entries) if (e.oid) byOid.set(e.oid, e);
   const inflate = async (e: IndexEntry) => (await inflateAt(pack, e.dataAt, e.size, pack.size - 20, limit)).data;
-  /** An entry's content from scratch: its chain down to a whole object, then each delta up. */
-  const rebuild = async (e: IndexEntry): Promise<Buffer> => {
-    const chain: IndexEntry[] = [];
-    let cur = e;
-    while (cur.code === OFS_DELTA || cur.code === REF_DELTA) {
-      chain.push(cur);
-      cur = cur.baseOffset !== undefined ? byOffset.get(cur.baseOffset)! : byOid.get(cur.baseOid!)!;
-    }
-    let data = await inflate(cur);
-    for (const d of chain.reverse()) data = applyDelta(data, await inflate(d), limit);
-    return data;
-  };
+  const rebuild = (e: IndexEntry) => rebuildEntry(e, byOffset, byOid, inflate, limit);
 
   for (const root of entries) {
     if (root.code === OFS_DELTA || root.code === REF_DELTA) continue;
@@ -469,6 +474,25 @@ async function resolveDeltas(
     }
   }
   return entries.filter((e) => !e.oid);
+}
+
+/** An entry's content from scratch: its chain down to a whole object, then each delta up. */
+async function rebuildEntry(
+  e: IndexEntry,
+  byOffset: ReadonlyMap<number, IndexEntry>,
+  byOid: ReadonlyMap<string, IndexEntry>,
+  inflate: (e: IndexEntry) => Promise<Buffer>,
+  limit: number,
+): Promise<Buffer> {
+  const chain: IndexEntry[] = [];
+  let cur = e;
+  while (cur.code === OFS_DELTA || cur.code === REF_DELTA) {
+    chain.push(cur);
+    cur = cur.baseOffset !== undefined ? byOffset.get(cur.baseOffset)! : byOid.get(cur.baseOid!)!;
+  }
+  let data = await inflate(cur);
+  for (const d of chain.reverse()) data = applyDelta(data, await inflate(d), limit);
+  return data;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

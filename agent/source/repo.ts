@@ -252,49 +252,17 @@ export class GitRepo {
    */
   async #fetchPack(req: PackRequest): Promise<void> {
     const shallow = await this.#readShallow();
-    const lines = [
-      'command=fetch\n',
-      `agent=steward/${agentVersion}\n`,
-      '0001',
-      // thin-pack: deltas against what the `have` commits hold (without it, git sends the whole
-      // tree again on a depth-1 fetch); the bases are appended locally, see indexPack.
-      ...(req.haves.length > 0 ? ['thin-pack\n'] : []),
-      'no-progress\n',
-      'ofs-delta\n',
-      `deepen ${req.depth}\n`,
-      ...(req.relative ? ['deepen-relative\n'] : []),
-      ...shallow.map((oid) => `shallow ${oid}\n`),
-      `want ${req.want}\n`,
-      ...req.haves.map((oid) => `have ${oid}\n`),
-      'done\n',
-    ];
-    const body = Buffer.from(lines.map((l) => (l === '0001' ? l : pkt(l))).join('') + '0000');
-    let res;
-    try {
-      res = await this.#http.request({
-        url: `${this.url}/git-upload-pack`,
-        method: 'POST',
-        headers: {
-          ...this.#headers,
-          'content-type': 'application/x-git-upload-pack-request',
-          accept: 'application/x-git-upload-pack-result',
-          'git-protocol': 'version=2',
-        },
-        body: (async function* () {
-          yield body;
-        })(),
-      });
-    } catch (err) {
-      throw gitError(err, this.url, 'cannot fetch from');
+    const res = await this.#rpcStream('git-upload-pack', fetchRequest(req, shallow), { 'git-protocol': 'version=2' });
+    const type = res.headers['content-type'] ?? '';
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      await drain(res.body);
+      throw httpStatusError(res.statusCode, this.url);
     }
-    if (res.statusCode === 401 || res.statusCode === 403) throw httpStatusError(res.statusCode, this.url);
-    const type = res.headers?.['content-type'] ?? '';
     if (res.statusCode !== 200 || !/x-git-upload-pack-result/.test(type)) {
       await drain(res.body);
       throw new StewardError(
         'E_GIT_FETCH',
         `cannot fetch from ${redactUrl(this.url)}: HTTP ${res.statusCode} ${type}`.trim(),
-        { retry: 'transient' },
       );
     }
     const packDir = join(this.gitdir, 'objects', 'pack');
@@ -313,31 +281,69 @@ export class GitRepo {
     }
     // The shallow boundary first: a boundary naming a commit not yet here costs nothing, a
     // commit here without its boundary would look like a whole history.
-    if (answer.shallow.length > 0 || answer.unshallow.length > 0) {
-      const next = new Set(shallow);
-      for (const oid of answer.shallow) next.add(oid);
-      for (const oid of answer.unshallow) next.delete(oid);
-      await writeSynced(`${tmp}.shallow`, [...next].map((oid) => `${oid}\n`).join(''));
-      await rename(`${tmp}.shallow`, join(this.gitdir, 'shallow'));
-    }
-    if (answer.packBytes > 0) {
-      const indexed = await indexPack(`${tmp}.pack`, { maxObjectBytes: this.objects.maxObjectBytes }, (oid) =>
-        this.objects.read(oid),
-      );
-      await writeSynced(`${tmp}.idx`, indexed.idx);
-      const name = join(packDir, `pack-${indexed.sha}`);
-      await rename(`${tmp}.pack`, `${name}.pack`);
-      await rename(`${tmp}.idx`, `${name}.idx`);
-    } else {
-      await rm(`${tmp}.pack`, { force: true });
-    }
-    this.objects.reset();
+    await this.#recordShallow(shallow, answer, tmp);
+    await this.#installPack(tmp, answer.packBytes > 0);
     if (!(await this.objects.has(req.want)))
       throw new StewardError(
         'E_GIT_FETCH',
         `${redactUrl(this.url)} sent a pack without the commit ${req.want.slice(0, 7)} that was asked for`,
-        { retry: 'transient' },
       );
+  }
+
+  /**
+   * One smart-HTTP POST to `service` whose answer is read as it arrives (a pack). With #rpc, the
+   * transport seam: everything else in this class speaks Git, not HTTP.
+   */
+  async #rpcStream(
+    service: 'git-upload-pack' | 'git-receive-pack',
+    body: Buffer,
+    headers: Record<string, string>,
+  ): Promise<{ statusCode: number; headers: Record<string, string>; body: AsyncIterable<Uint8Array> }> {
+    try {
+      const res = await this.#http.request({
+        url: `${this.url}/${service}`,
+        method: 'POST',
+        headers: {
+          ...this.#headers,
+          'content-type': `application/x-${service}-request`,
+          accept: `application/x-${service}-result`,
+          ...headers,
+        },
+        body: (async function* () {
+          yield body;
+        })(),
+      });
+      return {
+        statusCode: res.statusCode,
+        headers: res.headers ?? {},
+        body: (res.body ?? (async function* () {})()) as AsyncIterable<Uint8Array>,
+      };
+    } catch (err) {
+      throw gitError(err, this.url, 'cannot fetch from');
+    }
+  }
+
+  async #recordShallow(shallow: string[], answer: FetchAnswer, tmp: string): Promise<void> {
+    if (answer.shallow.length === 0 && answer.unshallow.length === 0) return;
+    const next = new Set(shallow);
+    for (const oid of answer.shallow) next.add(oid);
+    for (const oid of answer.unshallow) next.delete(oid);
+    await writeSynced(`${tmp}.shallow`, [...next].map((oid) => `${oid}\n`).join(''));
+    await rename(`${tmp}.shallow`, join(this.gitdir, 'shallow'));
+  }
+
+  /** Indexes the received pack from its file and names both pack-<sha>: visible whole or not at all. */
+  async #installPack(tmp: string, received: boolean): Promise<void> {
+    if (received) {
+      const indexed = await indexPack(`${tmp}.pack`, { maxObjectBytes: this.objects.maxObjectBytes }, (oid) =>
+        this.objects.read(oid),
+      );
+      await writeSynced(`${tmp}.idx`, indexed.idx);
+      const name = join(this.gitdir, 'objects', 'pack', `pack-${indexed.sha}`);
+      await rename(`${tmp}.pack`, `${name}.pack`);
+      await rename(`${tmp}.idx`, `${name}.idx`);
+    } else await rm(`${tmp}.pack`, { force: true });
+    this.objects.reset();
   }
 
   async #readShallow(): Promise<string[]> {
@@ -575,4 +581,25 @@ export function gitError(err: unknown, url: string, what: string): StewardError 
     retry: 'transient',
     cause: err,
   });
+}
+
+/** The body of a protocol-v2 fetch for one commit, shallow at `depth`. */
+function fetchRequest(req: PackRequest, shallow: string[]): Buffer {
+  const lines = [
+    'command=fetch\n',
+    `agent=steward/${agentVersion}\n`,
+    '0001',
+    // thin-pack: deltas against what the `have` commits hold (without it, git sends the whole
+    // tree again on a depth-1 fetch); the bases are appended locally, see indexPack.
+    ...(req.haves.length > 0 ? ['thin-pack\n'] : []),
+    'no-progress\n',
+    'ofs-delta\n',
+    `deepen ${req.depth}\n`,
+    ...(req.relative ? ['deepen-relative\n'] : []),
+    ...shallow.map((oid) => `shallow ${oid}\n`),
+    `want ${req.want}\n`,
+    ...req.haves.map((oid) => `have ${oid}\n`),
+    'done\n',
+  ];
+  return Buffer.from(lines.map((l) => (l === '0001' ? l : pkt(l))).join('') + '0000');
 }

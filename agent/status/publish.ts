@@ -49,8 +49,7 @@ export async function publishStatus(
   const attempts = opts.attempts ?? 40;
   const deadline = performance.now() + (opts.deadlineMs ?? 120_000);
   const historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
-  const path = ['hosts', doc.host, 'status.json'];
-  const text = JSON.stringify(doc, null, 2) + '\n';
+  const report = { path: ['hosts', doc.host, 'status.json'], text: JSON.stringify(doc, null, 2) + '\n', doc };
   let last: StewardError | undefined;
   let squashRefused = false;
   await repo.init();
@@ -58,45 +57,12 @@ export async function publishStatus(
   let refused = false;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      // After a refusal the branch has surely moved: fetch it at once (its advertisement names the
-      // tip) rather than ask for the tip first, one request less in the window another host can win.
-      let tip: string | undefined;
-      if (refused) tip = await repo.fetch(branch);
-      else {
-        tip = await repo.remoteHead(branch);
-        // The branch may move between the two requests: build on what was fetched (a depth-1
-        // fetch of a newer tip does not bring the one ls-refs named).
-        if (tip && !(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
-      }
-      refused = false;
-      const built = await repo
-        .exclusive(() => buildCommit(repo, tip, path, text, doc, squashRefused ? Infinity : historyLimit))
-        .catch((err: unknown) => {
-          // The tip's objects are not here after all (seen once in CI, in the squash test, cause
-          // not found): the local store is behind the branch. Fetch again, as after a refusal.
-          if (err instanceof MissingObjectError)
-            throw new StewardError(
-              'E_STATUS_PUSH',
-              `the tip ${tip?.slice(0, 7)} is not in the local store: ${(err as Error).message}`,
-              { retry: 'transient', cause: err },
-            );
-          throw err;
-        });
-      if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}), attempts: attempt };
-      faultPoint('during-status-commit');
-      await repo.pushCommit(branch, { expect: tip, commit: built.commit, objects: built.objects });
-      if (built.squash)
-        log.info({ commit: built.commit, historyLimit }, 'status branch history squashed into one commit');
-      // Each fetch of the tip adds a pack: keep only the tip, as the source does.
-      if ((await repo.packCount()) > MAX_PACKS) await repo.compact([built.commit]);
-      return {
-        outcome: 'pushed',
-        commit: built.commit,
-        attempts: attempt,
-        ...(built.squash ? { squashed: true } : {}),
-      };
+      const limit = squashRefused ? Infinity : historyLimit;
+      const res = await publishOnce(repo, branch, report, { refused, historyLimit: limit }, log);
+      return { ...res, attempts: attempt };
     } catch (err) {
-      last = toStewardError(err, 'E_STATUS_PUSH', 'cannot publish status');
+      // Unknown failures stay 'stalled', as they were: a bug is not retried 40 times.
+      last = toStewardError(err, 'E_STATUS_PUSH', 'cannot publish status', { retry: 'stalled' });
       refused = last.code === 'E_STATUS_PUSH';
       // A server that refuses to rewrite history (receive.denyNonFastForwards) gets appended to.
       const squashDenied = refused && !squashRefused && /non-fast-forward/.test(last.message);
@@ -115,7 +81,51 @@ export async function publishStatus(
       await sleep(wait, opts.signal);
     }
   }
-  throw last ?? new StewardError('E_STATUS_PUSH', 'cannot publish status', { retry: 'transient' });
+  throw last ?? new StewardError('E_STATUS_PUSH', 'cannot publish status');
+}
+
+/** One try: the tip, a commit on it with the report, the push. A refusal throws E_STATUS_PUSH. */
+async function publishOnce(
+  repo: GitRepo,
+  branch: string,
+  report: { path: string[]; text: string; doc: HostStatus },
+  opts: { refused: boolean; historyLimit: number },
+  log: Logger,
+): Promise<Omit<PublishResult, 'attempts'>> {
+  // After a refusal the branch has surely moved: fetch it at once (its advertisement names the
+  // tip) rather than ask for the tip first, one request less in the window another host can win.
+  let tip: string | undefined;
+  if (opts.refused) tip = await repo.fetch(branch);
+  else {
+    tip = await repo.remoteHead(branch);
+    // The branch may move between the two requests: build on what was fetched (a depth-1
+    // fetch of a newer tip does not bring the one ls-refs named).
+    if (tip && !(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
+  }
+  const built = await repo
+    .exclusive(() => buildCommit(repo, tip, report.path, report.text, report.doc, opts.historyLimit))
+    .catch((err: unknown) => {
+      // The tip's objects are not here after all (seen once in CI, in the squash test, cause
+      // not found): the local store is behind the branch. Fetch again, as after a refusal.
+      if (err instanceof MissingObjectError)
+        throw new StewardError(
+          'E_STATUS_PUSH',
+          `the tip ${tip?.slice(0, 7)} is not in the local store: ${(err as Error).message}`,
+          { cause: err },
+        );
+      throw err;
+    });
+  if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}) };
+  faultPoint('during-status-commit');
+  await repo.pushCommit(branch, { expect: tip, commit: built.commit, objects: built.objects });
+  if (built.squash)
+    log.info(
+      { commit: built.commit, historyLimit: opts.historyLimit },
+      'status branch history squashed into one commit',
+    );
+  // Each fetch of the tip adds a pack: keep only the tip, as the source does.
+  if ((await repo.packCount()) > MAX_PACKS) await repo.compact([built.commit]);
+  return { outcome: 'pushed', commit: built.commit, ...(built.squash ? { squashed: true } : {}) };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
