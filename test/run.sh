@@ -6,6 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
 npm run --silent build || { echo "0 passed, 1 failed"; exit 1; }
+export STEWARD_BUILT=1   # the packaging tests reuse this build (packaging/build.sh)
 log=$(mktemp)
 # tap runs as the leader of its own process group, writing to a file that is followed here: when
 # it ends, whatever a test left running (a server, a daemon) is killed with the group, and no
