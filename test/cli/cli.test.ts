@@ -3,22 +3,15 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { containerDoc, docker, uid } from '../helpers/agent.js';
 import { createFleetRepo, gitOut, showFile, startGitServer } from '../helpers/git.js';
 import { matchesSchema } from '../../agent/manifest/schema.js';
 import type { HostStatus } from '../../agent/types/host-status.js';
+import { MAIN as main, steward as cli } from '../helpers/cli.js';
 
 const showLog = (bare: string) => gitOut(bare, 'log', '-1', '--format=%s', 'steward-status');
 
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
-/** Runs the built CLI; resolves with its exit code and output (never rejects). */
-const steward = (...args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [main, ...args], (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+const steward = (...args: string[]) => cli(args);
 const tmp = () => mkdtemp(join(tmpdir(), 'steward-cli-'));
 const doc = (name: string, spec = 'spec: { image: local/busybox:1 }') =>
   `apiVersion: steward/v1\nkind: Container\nmetadata: { name: ${name} }\n${spec}\n`;

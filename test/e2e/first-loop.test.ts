@@ -1,13 +1,12 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { containerDoc, docker, removeContainers, uid } from '../helpers/agent.js';
 import { fleetFixture } from '../helpers/fixture.js';
 import { createFleetRepo, startGitServer } from '../helpers/git.js';
+import { MAIN as main } from '../helpers/cli.js';
 
 const exec = promisify(execFile);
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 
 const fx = fleetFixture(t);
 const { agent, statusOf } = fx;

@@ -1,23 +1,12 @@
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createFleetRepo, gitOut, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
+import { gitOut } from '../helpers/git.js';
+import { steward } from '../helpers/cli.js';
+import { fleetFixture } from '../helpers/fixture.js';
 
-// Bad input from a hostile or careless operator, through the CLI and the real Git server.
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
-const steward = (args: string[], opts: { cwd?: string } = {}) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      [main, ...args],
-      { ...opts, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+// Bad input from a hostile or careless operator, through the CLI and the real Git fx.server.
 const fileDoc = (name: string, spec: Record<string, unknown>) =>
   JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
 const logLines = (stdout: string) =>
@@ -26,13 +15,7 @@ const logLines = (stdout: string) =>
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-let server: GitServer;
-let fleet: FleetRepo;
-t.before(async () => {
-  server = await startGitServer({ token: 'S3CRET-IN-URL' });
-  fleet = await createFleetRepo(server, 'fleet');
-});
-t.teardown(() => server.stop());
+const fx = fleetFixture(t, { token: 'S3CRET-IN-URL' });
 
 /** A host folder: etc/agent.yaml, a root etc/ (so the config itself is below a root), state/. */
 async function host(name: string, opts: { url?: string; stateDir?: string } = {}) {
@@ -40,7 +23,7 @@ async function host(name: string, opts: { url?: string; stateDir?: string } = {}
   const etc = join(base, 'etc');
   await mkdir(etc);
   const stateDir = opts.stateDir ?? join(base, 'state');
-  const url = opts.url ?? server.url('fleet').replace('http://', 'http://steward:S3CRET-IN-URL@');
+  const url = opts.url ?? fx.server.url('fleet').replace('http://', 'http://steward:S3CRET-IN-URL@');
   const config = join(etc, 'agent.yaml');
   await writeFile(
     config,
@@ -51,7 +34,7 @@ async function host(name: string, opts: { url?: string; stateDir?: string } = {}
 
 t.test('a relative --config is no other spelling: a File at the config’s absolute path is refused', async (t) => {
   const h = await host('relcfg');
-  await fleet.commit({ [`hosts/relcfg/own.yaml`]: fileDoc('own', { path: h.config, content: 'host: pwned\n' }) });
+  await fx.fleet.commit({ [`hosts/relcfg/own.yaml`]: fileDoc('own', { path: h.config, content: 'host: pwned\n' }) });
   const r = await steward(['once', '--config', 'agent.yaml'], { cwd: h.etc });
   t.equal(r.code, 2, 'the bundle is invalid');
   t.match(r.stdout, `path \\"${h.config}\\" is Steward's own file or folder`);
@@ -67,7 +50,7 @@ t.test('a stateDir reached through a symlink: state.json at its real path is ref
     h.config,
     (await readFile(h.config, 'utf8')).replace(`roots: [${h.base}]`, `roots: [${h.base}, ${base}]`),
   );
-  await fleet.commit({
+  await fx.fleet.commit({
     [`hosts/linkstate/s.yaml`]: fileDoc('s', { path: join(base, 'real', 'state.json'), content: '{}' }),
   });
   const r = await steward(['once', '--config', h.config]);
@@ -89,7 +72,7 @@ t.test(
       Buffer.from([0xe9]),
       Buffer.from('"}\n'),
     ]);
-    await fleet.commit({
+    await fx.fleet.commit({
       'hosts/aliases/bomb.yaml': bomb,
       'hosts/aliases/nope.yaml':
         'apiVersion: steward/v1\nkind: File\nmetadata: { name: n }\nspec: { path: *nope, content: x }\n',
@@ -125,7 +108,7 @@ t.test(
 
 t.test('a password in the URL is used, and never printed, logged, reported or stored', async (t) => {
   const h = await host('urlpw');
-  await fleet.commit({ 'hosts/urlpw/f.yaml': fileDoc('f', { path: join(h.base, 'f'), content: 'f\n' }) });
+  await fx.fleet.commit({ 'hosts/urlpw/f.yaml': fileDoc('f', { path: join(h.base, 'f'), content: 'f\n' }) });
   const r = await steward(['once', '--config', h.config]);
   t.equal(r.code, 0, r.stdout.slice(-2000));
   t.equal(await readFile(join(h.base, 'f'), 'utf8'), 'f\n', 'the password authenticated the fetch');
@@ -140,7 +123,7 @@ t.test('a password in the URL is used, and never printed, logged, reported or st
     }
   };
   await walk(h.stateDir);
-  const status = await gitOut(fleet.bare, 'log', '-p', 'steward-status');
+  const status = await gitOut(fx.fleet.bare, 'log', '-p', 'steward-status');
   t.ok(stored.length > 5, `${stored.length} files in stateDir read`);
   for (const [what, text] of [
     ['once output', r.stdout + r.stderr],
@@ -152,7 +135,7 @@ t.test('a password in the URL is used, and never printed, logged, reported or st
   }
   t.match(
     await readFile(join(h.stateDir, 'source.git', 'config'), 'utf8'),
-    `url = ${server.url('fleet')}`,
+    `url = ${fx.server.url('fleet')}`,
     'the gitdir keeps the URL without it',
   );
 });

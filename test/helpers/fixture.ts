@@ -17,8 +17,11 @@ export interface FleetFixture {
   statusOf(host: string): Promise<HostStatus>;
 }
 
-/** The setup most end-to-end test files share: a real Git server, one fleet repo, agents. */
-export function fleetFixture(t: Test): FleetFixture {
+/**
+ * The setup the end-to-end test files share: a real Git server (with `token`, one that asks for
+ * it), one fleet repo (with `seed` committed first), agents.
+ */
+export function fleetFixture(t: Test, opts: { token?: string; seed?: Record<string, string> } = {}): FleetFixture {
   const fx: FleetFixture = {
     server: undefined as unknown as GitServer,
     fleet: undefined as unknown as FleetRepo,
@@ -38,8 +41,9 @@ export function fleetFixture(t: Test): FleetFixture {
     },
   };
   t.before(async () => {
-    fx.server = await startGitServer();
+    fx.server = await startGitServer(opts.token ? { token: opts.token } : {});
     fx.fleet = await createFleetRepo(fx.server, 'fleet');
+    if (opts.seed) await fx.fleet.commit(opts.seed);
   });
   t.teardown(async () => {
     for (const a of fx.agents) await a.cleanup();

@@ -4,12 +4,11 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { containerDoc, makeAgent, type TestAgent } from '../helpers/agent.js';
 import { fleetFixture } from '../helpers/fixture.js';
 import { showFile } from '../helpers/git.js';
+import { MAIN as main } from '../helpers/cli.js';
 
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 const fx = fleetFixture(t);
 
 /** Runs `steward once` in a child that kills itself with SIGKILL at `point` (STEWARD_FAULT). */

@@ -4,13 +4,12 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { containerDoc, docker } from '../helpers/agent.js';
 import { fleetFixture } from '../helpers/fixture.js';
+import { MAIN as main } from '../helpers/cli.js';
 
 const exec = promisify(execFile);
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 const fx = fleetFixture(t);
 const { agent } = fx;
 const engineUp = async (ms: number) => {

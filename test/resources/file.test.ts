@@ -4,15 +4,14 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } fr
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { makeAgent, type TestAgent } from '../helpers/agent.js';
 import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
 import { formatError } from '../../agent/errors.js';
 import { promisify } from 'node:util';
+import { MAIN as main } from '../helpers/cli.js';
 
 const execFileP = promisify(execFile);
 
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 const fileDoc = (name: string, spec: Record<string, unknown>) =>
   JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec });
 

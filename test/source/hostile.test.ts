@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHostileServer, type Fault } from '../helpers/hostile.js';
+import { MAIN as main } from '../helpers/cli.js';
 
 // Faults a real Git server cannot be made to show: answers that never end, packs of junk
 // (test/helpers/hostile.ts). The agent runs as the CLI does, in its own process.
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 const httpModule = fileURLToPath(new URL('../../dist/agent/source/http.js', import.meta.url));
 
 async function agentConfig(url: string, extra = ''): Promise<{ config: string; stateDir: string }> {

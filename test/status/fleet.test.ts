@@ -3,7 +3,6 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createHttpClient } from '../../agent/source/http.js';
 import { GitRepo } from '../../agent/source/repo.js';
@@ -13,10 +12,11 @@ import { buildStatus, type RunOutcome } from '../../agent/reconcile/report.js';
 import { emptyState } from '../../agent/reconcile/state.js';
 import { StewardError } from '../../agent/errors.js';
 import { containerDoc, makeAgent, memoryLogger, type TestAgent } from '../helpers/agent.js';
-import { createFleetRepo, gitOut, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
+import { createFleetRepo, gitOut, showFile, startGitServer } from '../helpers/git.js';
+import { MAIN as main } from '../helpers/cli.js';
+import { fleetFixture } from '../helpers/fixture.js';
 
 const exec = promisify(execFile);
-const main = fileURLToPath(new URL('../../dist/agent/main.js', import.meta.url));
 const REV = 'c'.repeat(40);
 const log = memoryLogger([]);
 const statusRepo = async (url: string) => {
@@ -48,22 +48,15 @@ const doc = (host: string, over: Partial<RunOutcome> = {}, now = new Date(), lab
     now,
   );
 
-let server: GitServer;
-let fleet: FleetRepo;
-t.before(async () => {
-  server = await startGitServer();
-  fleet = await createFleetRepo(server, 'fleet');
-  await fleet.commit({ 'README.md': 'fleet\n' });
-});
-t.teardown(() => server.stop());
+const fx = fleetFixture(t, { seed: { 'README.md': 'fleet\n' } });
 
 // Contention at scale (50 hosts x 10 rounds) is bench/status-storm.ts: its duration grows with
 // the load on shared CPUs. This is the same no-lost-update check at a size that stays quick.
 t.test('6 hosts pushing at once, 3 rounds: every file present with its host’s newest report', async (t) => {
-  const own = await createFleetRepo(server, 'many');
+  const own = await createFleetRepo(fx.server, 'many');
   await own.commit({ 'README.md': 'x\n' });
   const hosts = await Promise.all(
-    Array.from({ length: 6 }, async (_, i) => ({ name: `h${i}`, repo: await statusRepo(server.url('many')) })),
+    Array.from({ length: 6 }, async (_, i) => ({ name: `h${i}`, repo: await statusRepo(fx.server.url('many')) })),
   );
   for (let round = 1; round <= 3; round++) {
     const results = await Promise.all(
@@ -89,10 +82,10 @@ t.test('6 hosts pushing at once, 3 rounds: every file present with its host’s 
 });
 
 t.test('a branch past its history limit is squashed into one commit, without losing any host', async (t) => {
-  const own = await createFleetRepo(server, 'squash');
+  const own = await createFleetRepo(fx.server, 'squash');
   await own.commit({ 'README.md': 'x\n' });
   const hosts = await Promise.all(
-    ['s1', 's2', 's3'].map(async (name) => ({ name, repo: await statusRepo(server.url('squash')) })),
+    ['s1', 's2', 's3'].map(async (name) => ({ name, repo: await statusRepo(fx.server.url('squash')) })),
   );
   let squashed = 0;
   for (let round = 1; round <= 8; round++) {
@@ -114,10 +107,10 @@ t.test('a branch past its history limit is squashed into one commit, without los
 });
 
 t.test('a push built on a stale tip is refused by the server and changes nothing there', async (t) => {
-  const own = await createFleetRepo(server, 'stale');
+  const own = await createFleetRepo(fx.server, 'stale');
   await own.commit({ 'README.md': 'x\n' });
-  const a = await statusRepo(server.url('stale'));
-  const b = await statusRepo(server.url('stale'));
+  const a = await statusRepo(fx.server.url('stale'));
+  const b = await statusRepo(fx.server.url('stale'));
   const first = await publishStatus(a, 'steward-status', doc('alpha'), log);
   const second = await publishStatus(b, 'steward-status', doc('bravo'), log);
   t.equal(second.attempts, 1, 'bravo fetched alpha’s tip before pushing');
@@ -148,10 +141,10 @@ t.test(
     // The real server, with the other host's push placed in that gap on purpose: in the 50-host
     // test it happened once in many runs (a depth-1 fetch of the newer tip does not bring the one
     // ls-refs named, and building on it failed with "Could not find").
-    const own = await createFleetRepo(server, 'moving');
+    const own = await createFleetRepo(fx.server, 'moving');
     await own.commit({ 'README.md': 'x\n' });
-    const a = await statusRepo(server.url('moving'));
-    const b = await statusRepo(server.url('moving'));
+    const a = await statusRepo(fx.server.url('moving'));
+    const b = await statusRepo(fx.server.url('moving'));
     await publishStatus(a, 'steward-status', doc('alpha'), log);
     await publishStatus(b, 'steward-status', doc('bravo'), log);
     const bravoPushesInTheGap = (repo: GitRepo, round: number) => {
@@ -169,7 +162,7 @@ t.test(
       showFile(own.bare, 'steward-status', `hosts/${host}/status.json`).then((x) => JSON.parse(x!).lastRun.durationMs);
     t.equal(await report('alpha'), 2);
     t.equal(await report('bravo'), 2, 'bravo’s report from the gap kept');
-    const reader = await statusRepo(server.url('moving'));
+    const reader = await statusRepo(fx.server.url('moving'));
     bravoPushesInTheGap(reader, 3);
     const { tip, rows } = await readFleet(reader, 'steward-status', new Date());
     t.equal(tip, await gitOut(own.bare, 'rev-parse', 'steward-status'), 'steward status reads the fetched tip');
@@ -183,11 +176,11 @@ t.test(
 t.test(
   'a server that refuses history rewrites (receive.denyNonFastForwards) is appended to instead of squashed',
   async (t) => {
-    const own = await createFleetRepo(server, 'noff');
+    const own = await createFleetRepo(fx.server, 'noff');
     await own.commit({ 'README.md': 'x\n' });
     await gitOut(own.bare, 'config', 'receive.denyNonFastForwards', 'true');
     const hosts = await Promise.all(
-      ['n1', 'n2'].map(async (name) => ({ name, repo: await statusRepo(server.url('noff')) })),
+      ['n1', 'n2'].map(async (name) => ({ name, repo: await statusRepo(fx.server.url('noff')) })),
     );
     for (let round = 1; round <= 4; round++) {
       for (const h of hosts) {
@@ -215,14 +208,14 @@ t.test(
 t.test(
   'a server whose hook declines the status push: one attempt, the reason in the error, nothing pushed',
   async (t) => {
-    const own = await createFleetRepo(server, 'hooked');
+    const own = await createFleetRepo(fx.server, 'hooked');
     await own.commit({ 'README.md': 'x\n' });
     await writeFile(
       join(own.bare, 'hooks', 'pre-receive'),
       '#!/bin/sh\necho "status pushes are not allowed here" >&2\nexit 1\n',
       { mode: 0o755 },
     );
-    const repo = await statusRepo(server.url('hooked'));
+    const repo = await statusRepo(fx.server.url('hooked'));
     const t0 = Date.now();
     const err = await publishStatus(repo, 'steward-status', doc('alpha'), log).catch((e: unknown) => e);
     t.ok(err instanceof StewardError && err.code === 'E_STATUS_PUSH');
@@ -253,7 +246,7 @@ t.test('the outbox: a server down for several runs, then up: exactly one push, w
   }
   const newest = await readFile(join(a.stateDir, 'status.json'), 'utf8');
   await own.start();
-  // The first run after the source's backoff ends reaches the server.
+  // The first run after the source's backoff ends reaches the fx.server.
   const retryAt = Date.parse(JSON.parse(await readFile(join(a.stateDir, 'state.json'), 'utf8')).source.retryAt);
   await new Promise((res) => setTimeout(res, Math.max(0, retryAt - Date.now()) + 50));
   // The newest report is pushed by the first run that reaches the server (its own news may replace it).
@@ -371,9 +364,9 @@ t.test('no secret ever reaches a status commit', async (t) => {
 });
 
 t.test('steward status prints the fleet and exits 1 when a host is not converged or stale', async (t) => {
-  const own = await createFleetRepo(server, 'view');
+  const own = await createFleetRepo(fx.server, 'view');
   await own.commit({ 'README.md': 'x\n' });
-  const repo = await statusRepo(server.url('view'));
+  const repo = await statusRepo(fx.server.url('view'));
   const now = new Date();
   await publishStatus(repo, 'steward-status', doc('alpha', {}, now, { site: 'berlin' }), log);
   const failing = new Map([
@@ -403,7 +396,7 @@ t.test('steward status prints the fleet and exits 1 when a host is not converged
   );
   const run = (...args: string[]) =>
     new Promise<{ code: number; stdout: string }>((resolve) =>
-      execFile(process.execPath, [main, 'status', '--url', server.url('view'), ...args], (err, stdout) =>
+      execFile(process.execPath, [main, 'status', '--url', fx.server.url('view'), ...args], (err, stdout) =>
         resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout }),
       ),
     );
