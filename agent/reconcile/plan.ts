@@ -28,11 +28,12 @@ export function makePlan(
   opts: { allowEmptyPrune: boolean; unobservable?: Partial<Record<Kind, StewardError>> },
 ): Plan {
   const unobservable = opts.unobservable ?? {};
+  const seen: Seen = { observed, inventory, drivers, unobservable };
   const changes: Change[] = [];
   const unchanged: string[] = [];
   const notes: string[] = [];
   for (const d of bundle.resources) {
-    const change = planOne(d, observed, inventory, drivers, unobservable);
+    const change = planOne(d, seen);
     if (change) changes.push(change);
     else unchanged.push(d.id);
   }
@@ -40,7 +41,7 @@ export function makePlan(
   // Keep dependency order: place each change where its resource stands in the bundle.
   const order = new Map(bundle.resources.map((r, i) => [r.id, i]));
   changes.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
-  const prunes = planPrunes(bundle, observed, inventory, drivers, unobservable);
+  const prunes = planPrunes(bundle, seen);
   if (prunes.length > 0 && bundle.resources.length === 0 && !opts.allowEmptyPrune) {
     notes.push(
       `the bundle is empty: pruning ${prunes.length} owned resource(s) is held back (set prune.allowEmpty: true to allow it)`,
@@ -49,14 +50,16 @@ export function makePlan(
   return { revision: bundle.revision, changes, unchanged, notes };
 }
 
+/** What the planner compares the bundle with. */
+interface Seen {
+  observed: Observations;
+  inventory: Record<string, InventoryEntry>;
+  drivers: Drivers;
+  unobservable: Partial<Record<Kind, StewardError>>;
+}
+
 /** The change one desired resource needs, blocked when its kind has no driver or could not be observed. */
-function planOne(
-  d: Desired,
-  observed: Observations,
-  inventory: Record<string, InventoryEntry>,
-  drivers: Drivers,
-  unobservable: Partial<Record<Kind, StewardError>>,
-): Change | undefined {
+function planOne(d: Desired, { observed, inventory, drivers, unobservable }: Seen): Change | undefined {
   const base = { id: d.id, kind: d.kind, drift: false, desired: d };
   const driver = driverOf(drivers, d.kind);
   if (!driver)
@@ -102,18 +105,12 @@ function planRestarts(bundle: Bundle, changes: readonly Change[], unchanged: str
 }
 
 /** Prune: what Steward owns (seen on the host or in the inventory) that is no longer desired. */
-function planPrunes(
-  bundle: Bundle,
-  observed: Observations,
-  inventory: Record<string, InventoryEntry>,
-  drivers: Drivers,
-  unobservable: Partial<Record<Kind, StewardError>>,
-): Change[] {
+function planPrunes(bundle: Bundle, { observed, inventory, drivers, unobservable }: Seen): Change[] {
   const prunes: Change[] = [];
   const desired = new Set(bundle.resources.map((r) => r.id));
-  const seen = Object.fromEntries(Object.entries(observed).map(([kind, map]) => [kind, map.keys()]));
+  const onHost = Object.fromEntries(Object.entries(observed).map(([kind, map]) => [kind, map.keys()]));
   const held = new Set(Object.keys(unobservable) as Kind[]);
-  for (const { id, kind } of prunable(inventory, seen, desired, held)) {
+  for (const { id, kind } of prunable(inventory, onHost, desired, held)) {
     const change = driverOf(drivers, kind)?.diff(undefined, observed[kind]?.get(id), inventory[id]);
     if (change) prunes.push({ ...change, id });
   }

@@ -3,12 +3,13 @@ import * as fs from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
-import { StewardError, type ErrorCode } from '../errors.js';
+import { StewardError } from '../errors.js';
 import { agentVersion } from '../version.js';
 import { DEFAULT_MAX_PACK_BYTES, redactUrl, type GitHttp } from './http.js';
 import { MissingObjectError, ObjectStore, parseCommit, parseTree } from './objects.js';
 import { indexPack, writePack } from './pack.js';
-import { drain, parsePktLines, pkt, readFetchAnswer, type FetchAnswer } from './pktline.js';
+import { parsePktLines, pkt, readFetchAnswer, type FetchAnswer } from './pktline.js';
+import { gitError, SmartHttpTransport, type GitTransport } from './transport.js';
 
 export { parsePktLines };
 
@@ -23,6 +24,8 @@ export interface RepoOptions {
   headers: Record<string, string>;
   /** The largest object a pack may hold (source.maxPackSize; default DEFAULT_MAX_PACK_BYTES). */
   maxObjectBytes?: number;
+  /** How protocol-v2 exchanges reach the server; smart HTTP over `http` unless given. */
+  transport?: GitTransport;
 }
 
 interface PackRequest {
@@ -42,6 +45,7 @@ export class GitRepo {
   readonly url: string;
   readonly #http: RepoOptions['http'];
   readonly #headers: Record<string, string>;
+  readonly #transport: GitTransport;
   #queue: Promise<unknown> = Promise.resolve();
   /** Set once the server answered a v2 ls-refs with something else: use v1 discovery from then on. */
   #v1Only = false;
@@ -61,6 +65,7 @@ export class GitRepo {
     this.url = opts.url;
     this.#http = opts.http;
     this.#headers = opts.headers;
+    this.#transport = opts.transport ?? new SmartHttpTransport(opts.url, opts.http, opts.headers);
     this.objects = new ObjectStore(opts.gitdir, opts.maxObjectBytes ?? DEFAULT_MAX_PACK_BYTES);
   }
 
@@ -128,13 +133,8 @@ export class GitRepo {
       pkt(`ref-prefix ${ref}\n`),
       '0000',
     ].join('');
-    const res = await this.#rpc('git-upload-pack', Buffer.from(body), { 'git-protocol': 'version=2' }, 'cannot reach');
-    if (res.status === 401 || res.status === 403) throw httpStatusError(res.status, this.url);
-    if (res.status === 404)
-      throw new StewardError('E_GIT_UNREACHABLE', `no Git repository at ${redactUrl(this.url)} (HTTP 404)`, {
-        retry: 'transient',
-      });
-    if (res.status !== 200 || !/x-git-upload-pack-result/.test(res.headers['content-type'] ?? '')) return 'unsupported';
+    const res = await this.#transport.call('git-upload-pack', Buffer.from(body), { v2: true, what: 'cannot reach' });
+    if (!res.ok) return 'unsupported';
     const lines = parsePktLines(res.body);
     if (lines === undefined) return 'unsupported';
     for (const line of lines) {
@@ -143,30 +143,6 @@ export class GitRepo {
       if (m[2] === ref) return m[1];
     }
     return undefined;
-  }
-
-  /** One smart-HTTP POST to `service`, buffered; a transport failure is a classified StewardError. */
-  async #rpc(
-    service: 'git-upload-pack' | 'git-receive-pack',
-    body: Buffer,
-    headers: Record<string, string>,
-    what: string,
-  ): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
-    try {
-      return await this.#http.send({
-        url: `${this.url}/${service}`,
-        method: 'POST',
-        headers: {
-          ...this.#headers,
-          'content-type': `application/x-${service}-request`,
-          accept: `application/x-${service}-result`,
-          ...headers,
-        },
-        body,
-      });
-    } catch (err) {
-      throw gitError(err, this.url, what);
-    }
   }
 
   /**
@@ -252,29 +228,18 @@ export class GitRepo {
    */
   async #fetchPack(req: PackRequest): Promise<void> {
     const shallow = await this.#readShallow();
-    const res = await this.#rpcStream('git-upload-pack', fetchRequest(req, shallow), { 'git-protocol': 'version=2' });
-    const type = res.headers['content-type'] ?? '';
-    if (res.statusCode === 401 || res.statusCode === 403) {
-      await drain(res.body);
-      throw httpStatusError(res.statusCode, this.url);
-    }
-    if (res.statusCode !== 200 || !/x-git-upload-pack-result/.test(type)) {
-      await drain(res.body);
-      throw new StewardError(
-        'E_GIT_FETCH',
-        `cannot fetch from ${redactUrl(this.url)}: HTTP ${res.statusCode} ${type}`.trim(),
-      );
-    }
+    const res = await this.#transport.stream('git-upload-pack', fetchRequest(req, shallow), {
+      v2: true,
+      what: 'cannot fetch from',
+    });
+    if (!res.ok) throw new StewardError('E_GIT_FETCH', `cannot fetch from ${redactUrl(this.url)}: ${res.why}`);
     const packDir = join(this.gitdir, 'objects', 'pack');
     await mkdir(packDir, { recursive: true });
     const tmp = join(packDir, `tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     const fh = await open(`${tmp}.pack`, 'w');
     let answer: FetchAnswer;
     try {
-      answer = await readFetchAnswer(
-        res.body as AsyncIterable<Uint8Array>,
-        async (data) => void (await fh.write(data)),
-      );
+      answer = await readFetchAnswer(res.body, async (data) => void (await fh.write(data)));
       await fh.sync();
     } finally {
       await fh.close();
@@ -288,39 +253,6 @@ export class GitRepo {
         'E_GIT_FETCH',
         `${redactUrl(this.url)} sent a pack without the commit ${req.want.slice(0, 7)} that was asked for`,
       );
-  }
-
-  /**
-   * One smart-HTTP POST to `service` whose answer is read as it arrives (a pack). With #rpc, the
-   * transport seam: everything else in this class speaks Git, not HTTP.
-   */
-  async #rpcStream(
-    service: 'git-upload-pack' | 'git-receive-pack',
-    body: Buffer,
-    headers: Record<string, string>,
-  ): Promise<{ statusCode: number; headers: Record<string, string>; body: AsyncIterable<Uint8Array> }> {
-    try {
-      const res = await this.#http.request({
-        url: `${this.url}/${service}`,
-        method: 'POST',
-        headers: {
-          ...this.#headers,
-          'content-type': `application/x-${service}-request`,
-          accept: `application/x-${service}-result`,
-          ...headers,
-        },
-        body: (async function* () {
-          yield body;
-        })(),
-      });
-      return {
-        statusCode: res.statusCode,
-        headers: res.headers ?? {},
-        body: (res.body ?? (async function* () {})()) as AsyncIterable<Uint8Array>,
-      };
-    } catch (err) {
-      throw gitError(err, this.url, 'cannot fetch from');
-    }
   }
 
   async #recordShallow(shallow: string[], answer: FetchAnswer, tmp: string): Promise<void> {
@@ -494,22 +426,12 @@ export class GitRepo {
       if (!packfile) throw new StewardError('E_INTERNAL', 'packObjects returned no pack');
       const command =
         pkt(`${opts.expect ?? ZERO} ${opts.commit} ${ref}\0report-status agent=steward/${agentVersion}\n`) + '0000';
-      const res = await this.#rpc(
-        'git-receive-pack',
-        Buffer.concat([Buffer.from(command), packfile]),
-        {},
-        `cannot push "${branch}" to`,
-      );
-      if (res.status === 401 || res.status === 403) throw httpStatusError(res.status, this.url);
-      if (res.status !== 200)
-        throw new StewardError(
-          'E_GIT_UNREACHABLE',
-          `cannot push "${branch}" to ${redactUrl(this.url)}: HTTP ${res.status}`,
-          { retry: 'transient' },
-        );
-      const lines = /x-git-receive-pack-result/.test(res.headers['content-type'] ?? '')
-        ? parsePktLines(res.body)
-        : undefined;
+      const res = await this.#transport.call('git-receive-pack', Buffer.concat([Buffer.from(command), packfile]), {
+        what: `cannot push "${branch}" to`,
+      });
+      if (!res.ok)
+        throw new StewardError('E_GIT_UNREACHABLE', `cannot push "${branch}" to ${redactUrl(this.url)}: ${res.why}`);
+      const lines = parsePktLines(res.body);
       const unpack = lines?.find((l) => l.startsWith('unpack '));
       const status = lines?.find((l) => l === `ok ${ref}` || l.startsWith(`ng ${ref} `));
       if (!unpack || !status)
@@ -542,45 +464,6 @@ async function writeSynced(path: string, data: string | Buffer): Promise<void> {
   } finally {
     await fh.close();
   }
-}
-
-function httpStatusError(status: number, url: string): StewardError {
-  return new StewardError(
-    'E_GIT_AUTH',
-    `${redactUrl(url)} refused the credentials (HTTP ${status}); check source.auth`,
-    { retry: 'transient' },
-  );
-}
-
-/** Classifies whatever isomorphic-git or the socket threw. Messages never carry credentials. */
-export function gitError(err: unknown, url: string, what: string): StewardError {
-  if (err instanceof StewardError) return err;
-  const e = err as NodeJS.ErrnoException & { data?: { statusCode?: number }; caller?: string };
-  const where = redactUrl(url);
-  const status = e.data?.statusCode;
-  if (status === 401 || status === 403) return httpStatusError(status, url);
-  let code: ErrorCode = 'E_GIT_FETCH';
-  let reason = e.message ?? String(err);
-  if (e.code === 'E_GIT_TOO_LARGE')
-    return new StewardError('E_GIT_TOO_LARGE', `${what} ${where}: ${reason}`, { retry: 'stalled', cause: err });
-  if (e.code === 'ETIMEDOUT' || e.name === 'TimeoutError') {
-    code = 'E_GIT_TIMEOUT';
-    reason = 'no answer before the deadline';
-  } else if (
-    ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(
-      e.code ?? '',
-    )
-  ) {
-    code = 'E_GIT_UNREACHABLE';
-    reason = e.code!;
-  } else if (status !== undefined) {
-    code = 'E_GIT_UNREACHABLE';
-    reason = `HTTP ${status}`;
-  }
-  return new StewardError(code, `${what} ${where}: ${reason.replaceAll(url, where)}`, {
-    retry: 'transient',
-    cause: err,
-  });
 }
 
 /** The body of a protocol-v2 fetch for one commit, shallow at `depth`. */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHttpClient, withHead, type HttpStats } from '../../agent/source/http.js';
 import { GitRepo, MAX_PACKS } from '../../agent/source/repo.js';
+import { SmartHttpTransport, type GitTransport } from '../../agent/source/transport.js';
 import { publishStatus } from '../../agent/status/publish.js';
 import { buildStatus } from '../../agent/reconcile/report.js';
 import { readFleet } from '../../agent/status/fleet.js';
@@ -222,4 +223,54 @@ t.test('withHead: a HEAD line is added after the first ref only when the adverti
   );
   for (const junk of ['', 'hello', '00', 'zzzz0000', pkt('# service=git-upload-pack\n') + '0000' + '00ff' + 'short'])
     t.equal(withHead(Buffer.from(junk)).toString(), junk, `junk ${JSON.stringify(junk.slice(0, 12))}: unchanged`);
+});
+
+t.test('every protocol-v2 exchange goes through the transport seam (the one SSH will implement)', async (t) => {
+  const server = await startGitServer();
+  t.teardown(() => server.stop());
+  const fleet = await createFleetRepo(server, 'fleet');
+  const c1 = await fleet.commit({ 'hosts/a/x.yaml': 'a: 1\n' });
+  const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
+  const http = createHttpClient({ timeoutMs: 5000, stats });
+  // The real smart-HTTP transport, wrapped to record what passes through it.
+  const inner = new SmartHttpTransport(server.url('fleet'), http, {});
+  const seen: string[] = [];
+  const transport: GitTransport = {
+    where: inner.where,
+    call: (service, body, opts) => (seen.push(`call ${service}`), inner.call(service, body, opts)),
+    stream: (service, body, opts) => (seen.push(`stream ${service}`), inner.stream(service, body, opts)),
+  };
+  const repo = new GitRepo({
+    gitdir: join(await mkdtemp(join(tmpdir(), 'steward-src-')), 'source.git'),
+    url: server.url('fleet'),
+    headers: {},
+    http,
+    transport,
+  });
+  await repo.init();
+  t.equal(await repo.remoteHead('main'), c1);
+  t.equal(await repo.fetch('main', c1), c1);
+  const doc = buildStatus(
+    { host: 'h1', labels: {}, agentVersion: '0', heartbeatSeconds: 60, facts: {} },
+    {
+      startedAt: new Date(),
+      durationMs: 1,
+      desiredRevision: c1,
+      appliedRevision: c1,
+      lastGoodRevision: c1,
+      phase: 'Converged',
+      bundleErrors: [],
+      results: new Map(),
+      notes: [],
+    },
+    emptyState(),
+    new Date(),
+  );
+  await publishStatus(repo, 'steward-status', doc, memoryLogger([]));
+  t.same(
+    seen,
+    ['call git-upload-pack', 'stream git-upload-pack', 'call git-upload-pack', 'call git-receive-pack'],
+    'ls-refs, fetch, ls-refs of the status branch, push: nothing else reached the server',
+  );
+  t.equal(stats.requests, seen.length, 'and the HTTP client made exactly those requests');
 });
