@@ -25,27 +25,7 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     host: { type: 'string' },
     json: { type: 'boolean' },
   });
-  let url = values.url;
-  let branch = values.branch;
-  let token: Secret | undefined;
-  let username = values.username ?? 'steward';
-  let timeoutMs = 30_000;
-  if (!url) {
-    const config = await loadConfig(values.config ?? process.env.STEWARD_CONFIG ?? DEFAULT_CONFIG_PATH);
-    url = config.source.url;
-    branch ??= config.status.branch;
-    username = config.source.username;
-    timeoutMs = config.source.timeoutMs;
-    token = (await readCredentials(config)).token;
-  } else if (values['token-file']) {
-    token = new Secret(
-      (
-        await readFile(values['token-file'], 'utf8').catch(() => {
-          throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${values['token-file']}`);
-        })
-      ).trim(),
-    );
-  }
+  const { url, branch, username, timeoutMs, token } = await statusSource(values);
   const selectors = (values.selector ?? []).map((s) => {
     const m = /^([^=]+)=(.*)$/.exec(s);
     if (!m) throw new StewardError('E_ARGS', `--selector ${s}: expected key=value`);
@@ -59,19 +39,61 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
       ...openRemote({ username, ...(token ? { token } : {}), timeoutMs, signal }),
     });
     await repo.init();
-    const { rows } = await readFleet(repo, branch ?? 'steward-status', new Date());
+    const { rows, unreadable } = await readFleet(repo, branch ?? 'steward-status', new Date());
+    // A document that cannot be read is said, never skipped silently: that host counts as failing.
+    const bad = unreadable.filter((u) => !values.host || u.host === values.host);
+    for (const u of bad) io.err(`hosts/${u.host}/status.json cannot be read: ${u.reason}`);
     const selected = rows.filter(
       (r) => (!values.host || r.host === values.host) && selectors.every(([k, v]) => r.doc.labels?.[k] === v),
     );
+    if (values.host && selected.length === 0 && bad.length > 0) return 1;
     if (values.host && selected.length === 0)
       throw new StewardError('E_ARGS', `no status for host "${values.host}" on the status branch`);
     if (values.json)
       io.out(JSON.stringify(values.host ? selected[0]!.doc : selected.map(({ doc: _d, ...r }) => r), null, 2));
     else io.out(values.host ? detail(selected[0]!) : table(selected));
-    return selected.some((r) => r.phase !== 'Converged' || r.stale) ? 1 : 0;
+    return bad.length > 0 || selected.some((r) => r.phase !== 'Converged' || r.stale) ? 1 : 0;
   } finally {
     await rm(gitdir, { recursive: true, force: true });
   }
+}
+
+/** Where the status branch is: the flags, else the agent config (and its credentials). */
+async function statusSource(values: {
+  url?: string;
+  branch?: string;
+  username?: string;
+  config?: string;
+  'token-file'?: string;
+}): Promise<{ url: string; branch?: string; username: string; timeoutMs: number; token?: Secret }> {
+  if (!values.url) {
+    const config = await loadConfig(values.config ?? process.env.STEWARD_CONFIG ?? DEFAULT_CONFIG_PATH);
+    const { token } = await readCredentials(config);
+    return {
+      url: config.source.url,
+      branch: values.branch ?? config.status.branch,
+      username: config.source.username,
+      timeoutMs: config.source.timeoutMs,
+      ...(token ? { token } : {}),
+    };
+  }
+  const file = values['token-file'];
+  const token = file
+    ? new Secret(
+        (
+          await readFile(file, 'utf8').catch(() => {
+            throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${file}`);
+          })
+        ).trim(),
+      )
+    : undefined;
+  return {
+    url: values.url,
+    ...(values.branch ? { branch: values.branch } : {}),
+    username: values.username ?? 'steward',
+    timeoutMs: 30_000,
+    ...(token ? { token } : {}),
+  };
 }
 
 function table(rows: FleetRow[]): string {

@@ -17,13 +17,13 @@ export async function readFleet(
   repo: GitRepo,
   branch: string,
   now: Date,
-): Promise<{ tip?: string; rows: FleetRow[]; unreadable: string[] }> {
+): Promise<{ tip?: string; rows: FleetRow[]; unreadable: Array<{ host: string; reason: string }> }> {
   let tip = await repo.remoteHead(branch);
   if (!tip) return { rows: [], unreadable: [] };
   // The branch may move between the two requests: read what was fetched.
   if (!(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
   const rows: FleetRow[] = [];
-  const unreadable: string[] = [];
+  const unreadable: Array<{ host: string; reason: string }> = [];
   let hosts: Array<{ path: string; oid: string; type: string }> = [];
   try {
     const dir = await repo.objects.resolvePath(tip, 'hosts');
@@ -36,7 +36,7 @@ export async function readFleet(
     try {
       const file = (await repo.objects.readTree(h.oid)).find((e) => e.path === 'status.json' && e.type === 'blob');
       if (!file) throw new Error('no status.json');
-      const doc = JSON.parse((await repo.objects.readBlob(file.oid)).toString('utf8')) as HostStatus;
+      const doc = asStatusDocument(JSON.parse((await repo.objects.readBlob(file.oid)).toString('utf8')), h.path);
       const ageSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(doc.updatedAt)) / 1000));
       rows.push({
         host: doc.host,
@@ -50,12 +50,44 @@ export async function readFleet(
           .map(([id]) => id),
         doc,
       });
-    } catch {
-      unreadable.push(h.path);
+    } catch (err) {
+      unreadable.push({ host: h.path, reason: (err as Error).message });
     }
   }
   rows.sort((a, b) => a.host.localeCompare(b.host));
   return { tip, rows, unreadable };
+}
+
+const isRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+const PHASES = new Set(['Converged', 'Progressing', 'Degraded', 'Failed', 'Invalid', 'Offline', 'Suspended']);
+
+/**
+ * Another host's document, checked before it is used: the fields `steward status` and stale
+ * detection read must have their types (a host may run another agent version, so fields this
+ * one does not know are let through). Throws naming what is wrong.
+ */
+function asStatusDocument(v: unknown, dir: string): HostStatus {
+  const d = v as Record<string, unknown> | null;
+  const problem =
+    !d || typeof d !== 'object' || Array.isArray(d)
+      ? 'not a JSON object'
+      : d.host !== dir
+        ? `host ${JSON.stringify(d.host)} is not its folder's`
+        : typeof d.phase !== 'string' || !PHASES.has(d.phase)
+          ? 'no known phase'
+          : typeof d.updatedAt !== 'string' || Number.isNaN(Date.parse(d.updatedAt))
+            ? 'no updatedAt time'
+            : typeof d.heartbeatSeconds !== 'number' || !(d.heartbeatSeconds > 0)
+              ? 'no heartbeatSeconds'
+              : d.appliedRevision !== null && typeof d.appliedRevision !== 'string'
+                ? 'appliedRevision is neither a commit nor null'
+                : !isRecord(d.resources) || !isRecord(d.labels)
+                  ? 'resources or labels is not an object'
+                  : !Array.isArray(d.errors)
+                    ? 'errors is not a list'
+                    : undefined;
+  if (problem) throw new Error(problem);
+  return d as unknown as HostStatus;
 }
 
 export function formatAge(seconds: number): string {

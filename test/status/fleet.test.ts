@@ -8,12 +8,13 @@ import { createHttpClient } from '../../agent/source/http.js';
 import { GitRepo } from '../../agent/source/repo.js';
 import { publishStatus } from '../../agent/status/publish.js';
 import { readFleet } from '../../agent/status/fleet.js';
+import type { HostStatus } from '../../agent/types/host-status.js';
 import { buildStatus, type RunOutcome } from '../../agent/reconcile/report.js';
 import { emptyState } from '../../agent/reconcile/state.js';
 import { StewardError } from '../../agent/errors.js';
 import { containerDoc, makeAgent, memoryLogger, type TestAgent } from '../helpers/agent.js';
 import { createFleetRepo, gitOut, showFile, startGitServer } from '../helpers/git.js';
-import { MAIN as main } from '../helpers/cli.js';
+import { MAIN as main, steward } from '../helpers/cli.js';
 import { fleetFixture } from '../helpers/fixture.js';
 
 const exec = promisify(execFile);
@@ -421,4 +422,12 @@ t.test('steward status prints the fleet and exits 1 when a host is not converged
   t.match(one.stdout, /Container\/web +Failed +create +cannot pull/);
   t.match(one.stdout, /recent runs:\n  \S+ +Failed +ccccccc/);
   t.equal((await run('--host', 'nobody')).code, 2);
+  // Another host's document is input: one that does not hold what is read is named, not used.
+  const bogus = { ...doc('delta', {}, now, { site: 'paris' }), phase: 'Bogus' } as unknown as HostStatus;
+  await publishStatus(repo, 'steward-status', bogus, log);
+  const bad = await steward(['status', '--url', fx.server.url('view'), '--host', 'delta']);
+  t.equal(bad.code, 1, 'an unreadable document counts as a failing host');
+  t.match(bad.stderr, 'hosts/delta/status.json cannot be read: no known phase');
+  t.equal((await run('--host', 'alpha')).code, 0, 'and leaves the others alone');
+  t.match((await steward(['status', '--url', fx.server.url('view')])).stderr, 'hosts/delta/status.json');
 });
