@@ -1,5 +1,5 @@
 // Figures for the first loop (issue 2). Prints numbers; asserts nothing.
-//   node --import @tapjs/typescript/import bench/first-loop.ts
+//   node --import ./test/loader/register.mjs bench/first-loop.ts
 // Needs the testbed (test/testbed.sh). Uses the real Git server over HTTP and the real engine.
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';

@@ -2,8 +2,8 @@
 // parse + validate + resolve of mutated manifests, and parse + validate of mutated agent
 // configs. A crash is any exception that is not a StewardError result. Seeded: input i of seed
 // s is the same on every run, so a failure can be replayed.
-//   node --import @tapjs/typescript/import bench/fuzz.ts [inputs=1000000] [seed=1] [from=0]   (inputs from..from+inputs-1)
-//   node --import @tapjs/typescript/import bench/fuzz.ts --replay I [seed]   (prints input I and runs it)
+//   node --import ./test/loader/register.mjs bench/fuzz.ts [inputs=1000000] [seed=1] [from=0]   (inputs from..from+inputs-1)
+//   node --import ./test/loader/register.mjs bench/fuzz.ts --replay I [seed]   (prints input I and runs it)
 import { cpus, totalmem } from 'node:os';
 import { parseConfig } from '../agent/config/load.js';
 import { StewardErrors } from '../agent/errors.js';

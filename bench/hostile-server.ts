@@ -1,6 +1,6 @@
 // Peak RSS and wall time of `steward once` (dist, Node as on this machine) against hostile Git
 // servers on loopback (hardening issue, items 3 and 4). Prints numbers; asserts nothing.
-//   node --import @tapjs/typescript/import bench/hostile-server.ts
+//   node --import ./test/loader/register.mjs bench/hostile-server.ts
 // The servers: an ls-refs answer without end (as fast as the socket takes it), one that drips a
 // byte every 50 ms, and a fetch answering with 3 GB of junk on the pack band (default
 // source.maxPackSize; MAX_PACK=128MiB sets another).

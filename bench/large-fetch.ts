@@ -2,7 +2,7 @@
 // a large pack: PACK_MIB MiB (default 50) of incompressible blobs beside 10 File manifests, on
 // the test Git server (git http-backend, protocol v2). Then a second commit that changes one
 // manifest: the incremental fetch. Prints numbers; asserts nothing.
-//   npm run -s build && node --import @tapjs/typescript/import bench/large-fetch.ts
+//   npm run -s build && node --import ./test/loader/register.mjs bench/large-fetch.ts
 // STEWARD_MAIN=/path/to/dist/agent/main.js measures another build (the figures before a change).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -1,6 +1,6 @@
 // 10,000 File resources written in one run, then pruned in one run (hardening issue, item 7):
 // wall time, files per second, and what the state files cost. Prints numbers; asserts nothing.
-//   node --import @tapjs/typescript/import bench/many-files.ts [N]
+//   node --import ./test/loader/register.mjs bench/many-files.ts [N]
 // Uses the real Git server and the real filesystem (the temp dir's disk; see `df` below).
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, stat } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 // The packaged agent (out/steward-<version>-linux-<arch>.tar.gz: the bundle on its own Node.js
 // runtime): package sizes and RSS after 1, 10 and 100 idle polls of `steward run`.
-//   bash packaging/build.sh && node --import @tapjs/typescript/import bench/packaged.ts
+//   bash packaging/build.sh && node --import ./test/loader/register.mjs bench/packaged.ts
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';

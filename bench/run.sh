@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 npm run --silent build
 for b in bench/*.ts; do
   echo "== $b"
-  node --import @tapjs/typescript/import "$b"
+  node --import ./test/loader/register.mjs "$b"
 done

@@ -2,7 +2,7 @@
 // git fast-import in the exact shape agents write (hosts/<host>/status.json, one commit per
 // report, Steward-Seq trailers). Prints its size on the server and what an agent and
 // `steward status` pay to read it (depth 1), then the same after the squash at the history limit.
-//   node --import @tapjs/typescript/import bench/status-growth.ts [reports] [hosts]
+//   node --import ./test/loader/register.mjs bench/status-growth.ts [reports] [hosts]
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';

@@ -1,6 +1,6 @@
 // Status branch figures (issue 5): push latency (p50, p95) and attempts with N hosts pushing at
 // once through the real Git server (git http-backend behind Node's HTTP server, on this machine).
-//   node --import @tapjs/typescript/import bench/status-push.ts [N ...]
+//   node --import ./test/loader/register.mjs bench/status-push.ts [N ...]
 // ROUNDS=k (default 2) rounds per size; WORKERS=w (default 1) processes share the hosts. In
 // the field every host is its own process; one Node process running 200 publishers at once
 // queues their file and hash work on one event loop and one libuv pool, which stretches each

@@ -1,7 +1,7 @@
 // The status storm that used to be a test (hardening issue, item 0): N hosts publish at the same
 // instant, R rounds; after each round every host's file must hold its newest report. Prints the
 // round times, the most attempts one push needed and any lost update; asserts nothing.
-//   node --import @tapjs/typescript/import bench/status-storm.ts [hosts=50] [rounds=10]
+//   node --import ./test/loader/register.mjs bench/status-storm.ts [hosts=50] [rounds=10]
 import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';

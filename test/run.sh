@@ -4,8 +4,11 @@
 # Needs the testbed (test/testbed.sh): a running Docker engine and the local images.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
-npm run --silent build || { echo "0 passed, 1 failed"; exit 1; }
+# The type-check (agent, tests, bench) and the build (agent into dist/) side by side: two cores.
+npx tsc --noEmit -p tsconfig.json &
+typecheck=$!
+npm run --silent build || { wait "$typecheck"; echo "0 passed, 1 failed"; exit 1; }
+wait "$typecheck" || { echo "0 passed, 1 failed"; exit 1; }
 export STEWARD_BUILT=1   # the packaging tests reuse this build (packaging/build.sh)
 log=$(mktemp)
 # tap runs as the leader of its own process group, writing to a file that is followed here: when

@@ -27,6 +27,25 @@ const newRepo = async (url: string, opts: { token?: string; timeoutMs?: number }
   return { repo, stats };
 };
 
+/** The status document of a host converged at `rev`. */
+const convergedDoc = (host: string, rev: string, now: Date) =>
+  buildStatus(
+    { host, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} },
+    {
+      startedAt: now,
+      durationMs: 1,
+      desiredRevision: rev,
+      appliedRevision: rev,
+      lastGoodRevision: rev,
+      phase: 'Converged',
+      bundleErrors: [],
+      results: new Map(),
+      notes: [],
+    },
+    emptyState(),
+    now,
+  );
+
 t.test('the change check is one small POST; a fetch happens only when the branch moved', async (t) => {
   const server = await startGitServer();
   t.teardown(() => server.stop());
@@ -160,22 +179,7 @@ t.test(
     t.ok(await repo.hasCommit(c1));
     const { repo: status } = await newRepo(server.url('fleet'));
     const now = new Date();
-    const doc = buildStatus(
-      { host: 'a', labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} },
-      {
-        startedAt: now,
-        durationMs: 1,
-        desiredRevision: c1,
-        appliedRevision: c1,
-        lastGoodRevision: c1,
-        phase: 'Converged',
-        bundleErrors: [],
-        results: new Map(),
-        notes: [],
-      },
-      emptyState(),
-      now,
-    );
+    const doc = convergedDoc('a', c1, now);
     t.equal((await publishStatus(status, 'steward-status', doc, memoryLogger([]))).outcome, 'pushed');
     t.equal(
       (
@@ -250,22 +254,7 @@ t.test('every protocol-v2 exchange goes through the transport seam (the one SSH 
   await repo.init();
   t.equal(await repo.remoteHead('main'), c1);
   t.equal(await repo.fetch('main', c1), c1);
-  const doc = buildStatus(
-    { host: 'h1', labels: {}, agentVersion: '0', heartbeatSeconds: 60, facts: {} },
-    {
-      startedAt: new Date(),
-      durationMs: 1,
-      desiredRevision: c1,
-      appliedRevision: c1,
-      lastGoodRevision: c1,
-      phase: 'Converged',
-      bundleErrors: [],
-      results: new Map(),
-      notes: [],
-    },
-    emptyState(),
-    new Date(),
-  );
+  const doc = convergedDoc('h1', c1, new Date());
   await publishStatus(repo, 'steward-status', doc, memoryLogger([]));
   t.same(
     seen,
