@@ -17,6 +17,7 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl ca-certificates)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)   # makes the SSH commit signatures the tests verify
 if [ ${#need[@]} -gt 0 ]; then
   echo "testbed: installing ${need[*]}"
   apt-get update -qq
