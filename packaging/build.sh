@@ -4,7 +4,8 @@
 # /usr/bin/steward, the systemd unit, an example config and the schemas.
 #   bash packaging/build.sh [amd64|arm64|all]     (default: all) -> out/
 # PACKAGE_FORMATS=deb or tar builds only that one (the tests each use one); STEWARD_BUILT=1 skips
-# the TypeScript build when dist/ was just built (npm test builds it first).
+# the TypeScript build when dist/ was just built (npm test builds it first). PACKAGE_GZIP=1 (the
+# tests) compresses fast: gzip -1 takes 3.4 s on the 150 MB runtime here, -6 (the default) 8.4 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -17,6 +18,7 @@ cache=${STEWARD_NODE_CACHE:-/var/cache/steward-node}
 mkdir -p "$out" "$cache"
 
 formats=${PACKAGE_FORMATS:-all}
+level=${PACKAGE_GZIP:-6}
 [ "${STEWARD_BUILT:-}" = 1 ] && [ -f dist/agent/main.js ] || npm run --silent build
 node packaging/bundle.mjs dist/agent/main.js "$out/bundle/steward.mjs" >/dev/null
 
@@ -70,8 +72,8 @@ CONTROL
   cp packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
   deb=$out/steward_${version}_${arch}.deb
   tarball=$out/steward-${version}-linux-${arch}.tar.gz
-  [ "$formats" = tar ] || dpkg-deb --root-owner-group -Zgzip --build "$root" "$deb" >/dev/null
-  [ "$formats" = deb ] || tar -C "$root" --owner=0 --group=0 -czf "$tarball" usr lib
+  [ "$formats" = tar ] || dpkg-deb --root-owner-group -Zgzip -z"$level" --build "$root" "$deb" >/dev/null
+  [ "$formats" = deb ] || tar -C "$root" --owner=0 --group=0 -I "gzip -$level" -cf "$tarball" usr lib
   rm -rf "$root"
   for f in "$deb" "$tarball"; do
     case $formats:$f in deb:*.tar.gz | tar:*.deb) continue ;; esac

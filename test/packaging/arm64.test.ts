@@ -24,7 +24,7 @@ t.test(
     // Only the tarball this test installs; dist/ is reused when npm test just built it.
     await exec('bash', [join(top, 'packaging/build.sh'), 'arm64'], {
       maxBuffer: 16 << 20,
-      env: { ...process.env, PACKAGE_FORMATS: 'tar' },
+      env: { ...process.env, PACKAGE_FORMATS: 'tar', PACKAGE_GZIP: '1' },
     });
     const dir = await mkdtemp(join(tmpdir(), 'steward-arm64-'));
     await exec('tar', ['-xzf', join(top, 'out', `steward-${version}-linux-arm64.tar.gz`), '-C', dir]);

@@ -43,7 +43,7 @@ t.test(
     // Only the .deb this test installs; dist/ is reused when npm test just built it.
     await exec('bash', [join(top, 'packaging/build.sh'), arch], {
       maxBuffer: 16 << 20,
-      env: { ...process.env, PACKAGE_FORMATS: 'deb' },
+      env: { ...process.env, PACKAGE_FORMATS: 'deb', PACKAGE_GZIP: '1' },
     });
     t.ok(existsSync(deb), 'built');
     const server = await startGitServer({ token: 'PKG_TOKEN_1' });
