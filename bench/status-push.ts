@@ -15,8 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { createHttpClient, type HttpStats } from '../agent/source/http.js';
 import { GitRepo } from '../agent/source/repo.js';
 import { publishStatus } from '../agent/status/publish.js';
-import { buildStatus } from '../agent/reconcile/report.js';
-import { emptyState } from '../agent/reconcile/state.js';
+import { convergedDoc } from '../test/helpers/status.js';
 import { memoryLogger } from '../test/helpers/agent.js';
 import { createFleetRepo, startGitServer } from '../test/helpers/git.js';
 
@@ -112,22 +111,7 @@ async function worker(opts: { url: string; names: string[] }): Promise<void> {
       hosts.map(async (h) => {
         await new Promise((r) => setTimeout(r, Math.random() * Number(process.env.SPREAD_MS ?? 0)));
         const now = new Date();
-        const doc = buildStatus(
-          { host: h.name, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 900, facts: {} },
-          {
-            startedAt: now,
-            durationMs: m.round,
-            desiredRevision: REV,
-            appliedRevision: REV,
-            lastGoodRevision: REV,
-            phase: 'Converged',
-            bundleErrors: [],
-            results: new Map(),
-            notes: [],
-          },
-          emptyState(),
-          now,
-        );
+        const doc = convergedDoc(h.name, REV, now, { heartbeatSeconds: 900, durationMs: m.round });
         const s = performance.now();
         // No deadline here: the figure is how long the last of them takes, however long that is.
         const r = await publishStatus(h.repo, 'steward-status', doc, log, { attempts: 1000, deadlineMs: 3_600_000 });

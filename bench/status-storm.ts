@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { createHttpClient } from '../agent/source/http.js';
 import { GitRepo } from '../agent/source/repo.js';
 import { publishStatus } from '../agent/status/publish.js';
-import { buildStatus } from '../agent/reconcile/report.js';
-import { emptyState } from '../agent/reconcile/state.js';
+import { convergedDoc } from '../test/helpers/status.js';
 import { memoryLogger } from '../test/helpers/agent.js';
 import { createFleetRepo, gitOut, showFile, startGitServer } from '../test/helpers/git.js';
 
@@ -44,27 +43,9 @@ try {
     const now = new Date();
     const results = await Promise.all(
       hosts.map((h) =>
-        publishStatus(
-          h.repo,
-          'steward-status',
-          buildStatus(
-            { host: h.name, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} },
-            {
-              startedAt: now,
-              durationMs: round,
-              desiredRevision: REV,
-              appliedRevision: REV,
-              lastGoodRevision: REV,
-              phase: 'Converged',
-              bundleErrors: [],
-              results: new Map(),
-              notes: [],
-            },
-            emptyState(),
-            now,
-          ),
-          log,
-        ).catch(() => undefined),
+        publishStatus(h.repo, 'steward-status', convergedDoc(h.name, REV, now, { durationMs: round }), log).catch(
+          () => undefined,
+        ),
       ),
     );
     failed += results.filter((r) => r?.outcome !== 'pushed').length;

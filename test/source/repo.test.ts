@@ -7,11 +7,10 @@ import { createHttpClient, withHead, type HttpStats } from '../../agent/source/h
 import { GitRepo, MAX_PACKS } from '../../agent/source/repo.js';
 import { SmartHttpTransport, type GitTransport } from '../../agent/source/transport.js';
 import { publishStatus } from '../../agent/status/publish.js';
-import { buildStatus } from '../../agent/reconcile/report.js';
 import { readFleet } from '../../agent/status/fleet.js';
-import { emptyState } from '../../agent/reconcile/state.js';
 import { memoryLogger } from '../helpers/agent.js';
 import { createFleetRepo, gitOut, startGitServer } from '../helpers/git.js';
+import { convergedDoc } from '../helpers/status.js';
 
 const newRepo = async (url: string, opts: { token?: string; timeoutMs?: number } = {}) => {
   const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
@@ -26,25 +25,6 @@ const newRepo = async (url: string, opts: { token?: string; timeoutMs?: number }
   await repo.init();
   return { repo, stats };
 };
-
-/** The status document of a host converged at `rev`. */
-const convergedDoc = (host: string, rev: string, now: Date) =>
-  buildStatus(
-    { host, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: 60, facts: {} },
-    {
-      startedAt: now,
-      durationMs: 1,
-      desiredRevision: rev,
-      appliedRevision: rev,
-      lastGoodRevision: rev,
-      phase: 'Converged',
-      bundleErrors: [],
-      results: new Map(),
-      notes: [],
-    },
-    emptyState(),
-    now,
-  );
 
 t.test('the change check is one small POST; a fetch happens only when the branch moved', async (t) => {
   const server = await startGitServer();
