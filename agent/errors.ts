@@ -37,6 +37,9 @@ export type ErrorCode =
   | 'E_PROBE_FAILED'
   | 'E_HEALTH_TIMEOUT'
   | 'E_GIT_HISTORY'
+  | 'E_GIT_UNSIGNED'
+  | 'E_GIT_SIGNATURE'
+  | 'E_GIT_HOST_KEY'
   | 'E_REVISION_FAILED'
   | 'E_FILE_UNSAFE'
   | 'E_FILE_NOT_OWNED'
@@ -94,6 +97,9 @@ export const RETRY: Readonly<Record<ErrorCode, Retry>> = {
   E_PROBE_FAILED: 'transient',
   E_HEALTH_TIMEOUT: 'transient',
   E_GIT_HISTORY: 'stalled',
+  E_GIT_UNSIGNED: 'stalled',
+  E_GIT_SIGNATURE: 'stalled',
+  E_GIT_HOST_KEY: 'stalled',
   E_REVISION_FAILED: 'stalled',
   E_FILE_UNSAFE: 'stalled',
   E_FILE_NOT_OWNED: 'stalled',

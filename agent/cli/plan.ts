@@ -3,6 +3,8 @@ import { createContext } from '../reconcile/context.js';
 import { acquireLock, RUN_LOCK_WAIT_MS } from '../daemon/lock.js';
 import type { Plan } from '../reconcile/plan.js';
 import { runOnce } from '../reconcile/run.js';
+import { describeSigner } from '../reconcile/signature.js';
+import type { CommitVerdict } from '../source/verify.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 
 export const help = 'steward plan [--config FILE] [--json]   what a run would change, and why; changes nothing';
@@ -20,6 +22,7 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
         {
           revision: outcome.desiredRevision,
           phase: outcome.phase,
+          ...(outcome.signature ? { signature: signatureJson(outcome.signature) } : {}),
           changes: plan?.changes.map(toJson) ?? [],
           unchanged: plan?.unchanged ?? [],
           notes: outcome.notes,
@@ -31,10 +34,21 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
     );
   } else {
     for (const e of errors) io.err(formatError(e));
+    const sig = outcome.signature;
+    if (sig && outcome.desiredRevision)
+      io.out(
+        sig.ok
+          ? `signature: ${outcome.desiredRevision.slice(0, 12)} is signed by ${describeSigner(sig.signer)}`
+          : `signature: ${outcome.desiredRevision.slice(0, 12)} is refused (${sig.code}): ${sig.reason}`,
+      );
     if (plan) io.out(renderPlan(plan));
   }
   if (outcome.phase === 'Invalid') return 2;
   return plan ? 0 : 1;
+}
+
+function signatureJson(v: CommitVerdict) {
+  return v.ok ? { verified: true, signer: v.signer } : { verified: false, code: v.code, reason: v.reason };
 }
 
 function toJson(c: Plan['changes'][number]) {

@@ -122,6 +122,11 @@ function detail(r: FleetRow): string {
     }`,
     `phase:     ${d.phase}${r.stale ? ' (stale: no report for 3 heartbeats)' : ''}`,
     `revisions: desired ${d.desiredRevision?.slice(0, 7) ?? '-'}, applied ${d.appliedRevision?.slice(0, 7) ?? '-'}, last good ${d.lastGoodRevision?.slice(0, 7) ?? '-'}`,
+    ...(d.signer
+      ? [
+          `signed by: ${d.signer.principal || '(no user ID)'} (${d.signer.format === 'ssh' ? 'SSH' : 'OpenPGP'} key ${d.signer.fingerprint}) at ${d.signer.revision.slice(0, 7)}`,
+        ]
+      : []),
     `updated:   ${d.updatedAt} (${formatAge(r.ageSeconds)} ago), agent ${d.agentVersion}`,
     'resources:',
     ...Object.entries(d.resources).flatMap(([id, x]) =>

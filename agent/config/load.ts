@@ -32,6 +32,10 @@ export interface AgentConfig {
      */
     urlPassword?: Secret;
     caFile?: string;
+    /** For an SSH url: the deploy key and the host keys it may talk to (`source.auth`). */
+    ssh?: { keyFile: string; knownHostsFile: string };
+    /** Signed commits (`source.verify`): the key files; off when absent. */
+    verify?: { allowedSignersFile?: string; gpgKeysFile?: string };
     intervalMs: number;
     schedule?: string;
     jitterMs: number;
@@ -122,8 +126,46 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
         ),
       );
   }
+  errors.push(...authProblems(raw.source, where));
   if (errors.length > 0) throw new StewardErrors(errors);
   return toAgentConfig(raw, { file, host, labels, paths });
+}
+
+/** ssh:// and user@host:path URLs are SSH; everything else the schema lets through is HTTP(S). */
+export const isSshUrl = (url: string) => !/^https?:\/\//.test(url);
+
+/** source.auth must fit the URL: a token for HTTP(S), a key and the known host keys for SSH. */
+function authProblems(
+  source: AgentConfigFile['source'],
+  where: (pointer: string) => { file: string; line: number; pointer: string },
+): StewardError[] {
+  const auth = source.auth ?? {};
+  const problem = (pointer: string, message: string) => new StewardError('E_CONFIG_INVALID', message, where(pointer));
+  if (!isSshUrl(source.url)) {
+    const extra = (['sshKeyFile', 'knownHostsFile'] as const).filter((k) => auth[k] !== undefined);
+    return [
+      ...extra.map((k) => problem(`/source/auth/${k}`, `${k} is for an SSH url; ${source.url} is HTTP(S)`)),
+      ...(source.auth && !auth.tokenFile ? [problem('/source/auth', 'an HTTP(S) source.auth needs tokenFile')] : []),
+    ];
+  }
+  const problems: StewardError[] = [];
+  if (auth.tokenFile !== undefined)
+    problems.push(
+      problem('/source/auth/tokenFile', 'tokenFile is for HTTP(S); an SSH url authenticates with sshKeyFile'),
+    );
+  if (source.caFile !== undefined)
+    problems.push(problem('/source/caFile', 'caFile is for HTTPS; SSH checks knownHostsFile'));
+  for (const k of ['sshKeyFile', 'knownHostsFile'] as const)
+    if (!auth[k])
+      problems.push(
+        problem(
+          source.auth ? '/source/auth' : '/source',
+          k === 'knownHostsFile'
+            ? "an SSH url needs source.auth.knownHostsFile: the server's host key must be listed (never trusted on first use)"
+            : 'an SSH url needs source.auth.sshKeyFile (the deploy key)',
+        ),
+      );
+  return problems;
 }
 
 /** The one document of a config file, parsed and checked against its schema; throws every problem. */
@@ -159,7 +201,7 @@ function toAgentConfig(
   known: Pick<AgentConfig, 'file' | 'host' | 'labels'> & { paths: string[] },
 ): AgentConfig {
   const s = raw.source;
-  const url = splitUrlCredentials(s.url);
+  const url = isSshUrl(s.url) ? { url: s.url } : splitUrlCredentials(s.url);
   return {
     file: known.file,
     host: known.host,
@@ -170,8 +212,12 @@ function toAgentConfig(
       paths: [...new Set(known.paths)],
       username: s.auth?.username ?? url.username ?? 'steward',
       ...(url.password ? { urlPassword: url.password } : {}),
-      ...(s.auth ? { tokenFile: s.auth.tokenFile } : {}),
+      ...(s.auth?.tokenFile ? { tokenFile: s.auth.tokenFile } : {}),
       ...(s.caFile ? { caFile: s.caFile } : {}),
+      ...(s.auth?.sshKeyFile && s.auth.knownHostsFile
+        ? { ssh: { keyFile: s.auth.sshKeyFile, knownHostsFile: s.auth.knownHostsFile } }
+        : {}),
+      ...(s.verify ? { verify: { ...s.verify } } : {}),
       intervalMs: parseDuration(s.interval ?? '60s'),
       ...(s.schedule ? { schedule: s.schedule } : {}),
       jitterMs: parseDuration(s.jitter ?? '0s'),

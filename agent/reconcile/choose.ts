@@ -5,6 +5,7 @@ import type { AgentContext } from './context.js';
 import { short, type RunRecord } from './record.js';
 import type { Phase } from './report.js';
 import { resolveBundle } from './resolve.js';
+import { signatureOf } from './signature.js';
 
 /** Why the head is, or is not, the bundle a run enforces. */
 export type Verdict = 'head' | 'invalid' | 'failed' | 'refused';
@@ -26,7 +27,7 @@ type Gate = (
   head: string,
 ) => Promise<Exclude<Verdict, 'head' | 'invalid'> | undefined>;
 
-const GATES: Gate[] = [notFailedBefore, descendsFromApplied];
+const GATES: Gate[] = [notFailedBefore, signedByTrustedKey, descendsFromApplied];
 
 /** The phase a run ends in when its head was not applied for `verdict`. */
 export const REFUSED_PHASE: Record<Exclude<Verdict, 'head'>, Phase> = {
@@ -96,6 +97,22 @@ async function notFailedBefore(_ctx: AgentContext, run: RunRecord, head: string)
     `revision ${short(head)} failed its health checks and was rolled back; it is not tried again until the branch moves`,
   );
   return 'failed' as const;
+}
+
+/** With source.verify, a head not signed by a listed key is refused (the verdict is kept per revision). */
+async function signedByTrustedKey(ctx: AgentContext, run: RunRecord, head: string) {
+  if (!ctx.trust) return undefined;
+  const applied = run.state.appliedRevision;
+  // The applied revision's signer is what the status names; verified once if it never was.
+  if (applied && applied !== head) await signatureOf(ctx, run, applied);
+  const verdict = await signatureOf(ctx, run, head);
+  if (!verdict) return undefined;
+  run.outcome.signature = verdict;
+  if (verdict.ok) return undefined;
+  const error = new StewardError(verdict.code, `commit ${short(head)} is not applied: ${verdict.reason}`);
+  run.outcome.sourceError = error;
+  run.log.error({ code: error.code, head }, error.message);
+  return 'refused' as const;
 }
 
 /** A head that does not descend from the applied revision is refused (once checked, remembered). */

@@ -9,6 +9,7 @@ import type { HostIdentity } from './report.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HttpStats } from '../source/http.js';
 import { configRemote, sourceRepo, statusRepo } from '../source/remote.js';
+import { loadTrust, type Trust } from '../source/verify.js';
 import { agentVersion } from '../version.js';
 
 /** Everything a run needs, built once per process (and again on a config reload). */
@@ -20,6 +21,8 @@ export interface AgentContext {
   status: GitRepo;
   drivers: Drivers;
   identity: HostIdentity;
+  /** The keys a head must be signed by (source.verify); undefined when verification is off. */
+  trust?: Trust;
 }
 
 export interface ContextOptions {
@@ -41,6 +44,7 @@ export async function createContext(
   opts: ContextOptions = {},
 ): Promise<AgentContext> {
   const creds = await readCredentials(config);
+  const trust = await loadTrust(config);
   const remote = configRemote(config, creds, opts);
   const docker = createDocker(config.docker.socket);
   return {
@@ -49,6 +53,7 @@ export async function createContext(
     log,
     source: sourceRepo(config, remote),
     status: statusRepo(config, remote),
+    ...(trust ? { trust } : {}),
     drivers: createDrivers({
       host: config.host,
       stateDir: config.stateDir,

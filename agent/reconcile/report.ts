@@ -3,6 +3,8 @@ import type { ResourceResult } from './apply.js';
 import type { AgentState } from './state.js';
 import type { HostStatus } from '../types/host-status.js';
 import { canonical, sha } from '../resources/container-spec.js';
+import { signerOf } from './signature.js';
+import type { CommitVerdict } from '../source/verify.js';
 
 export type Phase = HostStatus['phase'];
 type Condition = HostStatus['conditions'][number];
@@ -17,6 +19,8 @@ export interface RunOutcome {
   /** The run's result, before the status branch is involved. */
   phase: Phase;
   sourceError?: StewardError;
+  /** The signature verdict on the head (source.verify). */
+  signature?: CommitVerdict;
   /** Errors of the bundle (all of them when it was invalid). */
   bundleErrors: StewardError[];
   results: Map<string, ResourceResult>;
@@ -76,6 +80,7 @@ export function buildStatus(
     result: run.phase,
     counts,
   };
+  const signer = signerOf(state, run.appliedRevision);
   return {
     host: id.host,
     labels: id.labels,
@@ -85,6 +90,7 @@ export function buildStatus(
     desiredRevision: run.desiredRevision,
     appliedRevision: run.appliedRevision,
     lastGoodRevision: run.lastGoodRevision,
+    ...(signer && run.appliedRevision ? { signer: { revision: run.appliedRevision, ...signer } } : {}),
     phase: run.phase,
     conditions,
     resources,

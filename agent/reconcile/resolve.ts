@@ -15,6 +15,8 @@ export function forbiddenPaths(config: AgentConfig): string[] {
     config.file,
     ...(config.source.tokenFile ? [config.source.tokenFile] : []),
     ...(config.source.caFile ? [config.source.caFile] : []),
+    ...(config.source.ssh ? [config.source.ssh.keyFile, config.source.ssh.knownHostsFile] : []),
+    ...Object.values(config.source.verify ?? {}),
     ...(process.env.CREDENTIALS_DIRECTORY ? [process.env.CREDENTIALS_DIRECTORY] : []),
     config.docker.socket,
     '/etc/systemd/system/steward.service',

@@ -4,6 +4,10 @@ import { faultPoint, readJson, writeJsonAtomic } from '../host/fs.js';
 import type { InventoryEntry } from '../resources/driver.js';
 import { merge, parseEntry } from './inventory.js';
 import type { HostStatus } from '../types/host-status.js';
+import type { CommitVerdict } from '../source/verify.js';
+
+/** A signature verdict on a revision (source.verify), and the digest of the keys it was reached with. */
+export type SignatureRecord = CommitVerdict & { revision: string; trust: string };
 
 /** What the agent remembers between runs, in `stateDir/state.json`. */
 export interface AgentState {
@@ -25,6 +29,8 @@ export interface AgentState {
   rollback?: { from: string; to: string; at: string; reason: string };
   /** A head refused because it does not descend from the applied revision (checked once). */
   refusedRevision?: string;
+  /** Signature verdicts, newest last: computed once per revision and set of keys, not per poll. */
+  signatures?: SignatureRecord[];
   /** Git failures in a row, and when the server may be asked again (capped backoff with jitter). */
   source?: { failures: number; retryAt: string; error: { code: string; message: string } };
 }
@@ -120,6 +126,21 @@ const isRevision = (v: unknown): v is string => typeof v === 'string' && /^[0-9a
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isObject = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
 
+/** Verdicts kept: the applied and last good revisions' and those of the last few heads. */
+export const MAX_SIGNATURES = 8;
+
+function isSignatureRecord(r: unknown): r is SignatureRecord {
+  if (!isObject(r) || !isRevision(r.revision) || !isString(r.trust)) return false;
+  if (r.ok === true)
+    return (
+      isObject(r.signer) &&
+      (r.signer.format === 'ssh' || r.signer.format === 'openpgp') &&
+      isString(r.signer.fingerprint) &&
+      isString(r.signer.principal)
+    );
+  return r.ok === false && (r.code === 'E_GIT_UNSIGNED' || r.code === 'E_GIT_SIGNATURE') && isString(r.reason);
+}
+
 /** The state as read from disk, field by field. */
 function parseState(s: Record<string, unknown>): AgentState {
   const state = emptyState();
@@ -157,6 +178,10 @@ function parseState(s: Record<string, unknown>): AgentState {
   if (isObject(rb) && isRevision(rb.from) && isRevision(rb.to) && isString(rb.at) && isString(rb.reason))
     state.rollback = { from: rb.from, to: rb.to, at: rb.at, reason: rb.reason };
   if (isRevision(s.refusedRevision)) state.refusedRevision = s.refusedRevision;
+  if (Array.isArray(s.signatures)) {
+    const records = s.signatures.filter(isSignatureRecord);
+    if (records.length > 0) state.signatures = records.slice(-MAX_SIGNATURES);
+  }
   const src = s.source;
   if (
     isObject(src) &&

@@ -106,17 +106,18 @@ export function verifySshSignature(
     return { ok: false, fingerprint, reason: `signed for namespace "${sig.namespace}", not "git"` };
   const listed = signers.filter((s) => s.key.equals(sig.publicKey));
   if (listed.length === 0) return { ok: false, fingerprint, reason: `key ${fingerprint} is not in allowedSignersFile` };
-  const inTime = listed.filter(
-    (s) =>
-      (!s.namespaces || s.namespaces.includes('git')) &&
-      (!s.validAfter || when >= s.validAfter) &&
-      (!s.validBefore || when < s.validBefore),
-  );
+  const why = listed.map((s) => {
+    if (s.namespaces && !s.namespaces.includes('git')) return `not for namespace "git" (line ${s.line})`;
+    if (s.validAfter && when < s.validAfter) return `valid-after ${s.validAfter.toISOString()} (line ${s.line})`;
+    if (s.validBefore && when >= s.validBefore) return `valid-before ${s.validBefore.toISOString()} (line ${s.line})`;
+    return undefined;
+  });
+  const inTime = listed.filter((_, i) => why[i] === undefined);
   if (inTime.length === 0)
     return {
       ok: false,
       fingerprint,
-      reason: `key ${fingerprint} is listed (allowedSignersFile line ${listed[0]!.line}) but not for namespace "git" at ${when.toISOString()}`,
+      reason: `key ${fingerprint} is listed in allowedSignersFile but not for a commit made at ${when.toISOString()}: ${why.join('; ')}`,
     };
   const hash = createHash(sig.hashAlgorithm).update(payload).digest();
   const signed = Buffer.concat([

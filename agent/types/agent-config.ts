@@ -16,7 +16,7 @@ export interface AgentConfigFile {
   };
   source: {
     /**
-     * Smart HTTP(S) URL of the fleet repository (http:// or https://; ssh and git:// are not supported).
+     * URL of the fleet repository: smart HTTP(S) (https://host/path.git) or SSH (ssh://user@host[:port]/path.git or user@host:path.git). git:// and file:// are not supported.
      */
     url: string;
     /**
@@ -27,12 +27,23 @@ export interface AgentConfigFile {
      * @minItems 1
      */
     paths?: [string, ...string[]];
+    /**
+     * Credentials, only by file: tokenFile (HTTP(S)), or sshKeyFile and knownHostsFile (SSH).
+     */
     auth?: {
       username?: string;
       /**
        * Absolute path of the file holding the token or password; secrets are only read from files.
        */
-      tokenFile: string;
+      tokenFile?: string;
+      /**
+       * Absolute path of the OpenSSH private key (deploy key) for an SSH source.url: ed25519, ECDSA or RSA, without a passphrase.
+       */
+      sshKeyFile?: string;
+      /**
+       * Absolute path of an OpenSSH known_hosts file listing the server's host key (hashed entries allowed). Required for SSH: an unknown host key is refused, never trusted on first use.
+       */
+      knownHostsFile?: string;
     };
     /**
      * Absolute path of a PEM CA bundle to trust for HTTPS.
@@ -62,6 +73,19 @@ export interface AgentConfigFile {
      * The largest pack a fetch may download (e.g. 64MiB); a server that sends more is cut off with E_GIT_TOO_LARGE. A fetch holds about 4 times the pack in memory.
      */
     maxPackSize?: string;
+    /**
+     * Signed commits: when set, the head commit must be signed by a key listed here, or it is not applied.
+     */
+    verify?: {
+      /**
+       * Absolute path of an allowed_signers file (ssh-keygen(1) format) listing the SSH keys that may sign (gpg.format=ssh).
+       */
+      allowedSignersFile?: string;
+      /**
+       * Absolute path of a file of armored OpenPGP public keys that may sign (gpg --armor --export).
+       */
+      gpgKeysFile?: string;
+    };
   };
   status?: {
     /**

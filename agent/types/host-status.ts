@@ -16,6 +16,21 @@ export interface HostStatus {
   desiredRevision: Revision;
   appliedRevision: Revision;
   lastGoodRevision: Revision;
+  /**
+   * Who signed the applied revision (source.verify): the key that verified it.
+   */
+  signer?: {
+    revision: string;
+    format: "ssh" | "openpgp";
+    /**
+     * SSH: SHA256:… as ssh-keygen -l prints it; OpenPGP: the primary key's fingerprint.
+     */
+    fingerprint: string;
+    /**
+     * SSH: the allowed_signers principal; OpenPGP: the key's primary user ID.
+     */
+    principal: string;
+  };
   failedRevisions?: string[];
   phase: "Converged" | "Progressing" | "Degraded" | "Failed" | "Invalid" | "Offline" | "Suspended";
   conditions: Condition[];

@@ -1,3 +1,4 @@
+import type { SigningKey } from './signing.js';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,7 +74,11 @@ export interface FleetRepo {
   bare: string;
   work: string;
   /** Writes (or with null deletes) files, commits and pushes; returns the new commit. */
-  commit(files: Record<string, string | Buffer | null>, message?: string): Promise<string>;
+  commit(
+    files: Record<string, string | Buffer | null>,
+    message?: string,
+    opts?: { sign?: SigningKey; env?: Record<string, string> },
+  ): Promise<string>;
   git(...args: string[]): Promise<string>;
 }
 
@@ -81,11 +86,12 @@ export async function createFleetRepo(server: GitServer, name: string): Promise<
   const bare = join(server.root, `${name}.git`);
   await exec('git', ['init', '-q', '--bare', '-b', 'main', bare]);
   const work = await mkdtemp(join(tmpdir(), `steward-work-${name}-`));
-  const git = async (...args: string[]) =>
+  const gitWith = async (env: Record<string, string>, ...args: string[]) =>
     (
       await exec('git', ['-C', work, ...args], {
         env: {
           ...process.env,
+          ...env,
           GIT_AUTHOR_NAME: 'ops',
           GIT_AUTHOR_EMAIL: 'ops@example.com',
           GIT_COMMITTER_NAME: 'ops',
@@ -93,6 +99,7 @@ export async function createFleetRepo(server: GitServer, name: string): Promise<
         },
       })
     ).stdout.trim();
+  const git = (...args: string[]) => gitWith({}, ...args);
   await exec('git', ['init', '-q', '-b', 'main', work]);
   await git('remote', 'add', 'origin', bare);
   let n = 0;
@@ -100,7 +107,7 @@ export async function createFleetRepo(server: GitServer, name: string): Promise<
     bare,
     work,
     git,
-    async commit(files, message) {
+    async commit(files, message, opts = {}) {
       for (const [path, content] of Object.entries(files)) {
         const full = join(work, path);
         if (content === null) await rm(full, { force: true, recursive: true });
@@ -110,7 +117,15 @@ export async function createFleetRepo(server: GitServer, name: string): Promise<
         }
       }
       await git('add', '-A');
-      await git('commit', '-q', '--allow-empty', '-m', message ?? `change ${++n}`);
+      const sign = opts.sign ? [...opts.sign.config, 'commit', '-S'] : ['commit'];
+      await gitWith(
+        { ...opts.sign?.env, ...opts.env },
+        ...sign,
+        '-q',
+        '--allow-empty',
+        '-m',
+        message ?? `change ${++n}`,
+      );
       await git('push', '-q', 'origin', 'HEAD:main');
       return git('rev-parse', 'HEAD');
     },
