@@ -41,3 +41,35 @@ for (const [type, extra] of [
     `${type} ${extra.join(' ')}: ${((performance.now() - t0) / rounds).toFixed(3)} ms per commit (${rounds} rounds)`,
   );
 }
+
+// OpenPGP (gpg-made keys, git commit -S with gpg.format=openpgp), through verifyCommit as the
+// agent calls it. The first verification also pays for loading OpenPGP.js (lazily imported).
+const { gpgHome } = await import('../test/helpers/signing.js');
+const { loadTrust, verifyCommit } = await import('../agent/source/verify.js');
+const gpg = await gpgHome(dir);
+for (const algo of ['ed25519', 'nistp256', 'rsa3072']) {
+  const key = await gpg.key(`${algo} <${algo}@example.com>`, { algo });
+  const repo = await mkdtemp(join(dir, 'repo-'));
+  await exec('git', ['-C', repo, 'init', '-q'], { env });
+  await writeFile(join(repo, 'a'), 'a\n');
+  await exec('git', ['-C', repo, 'add', 'a'], { env });
+  const c = ['-c', 'user.name=O', '-c', 'user.email=o@e', ...key.config];
+  await exec('git', ['-C', repo, ...c, 'commit', '-q', '-S', '-m', 'x'], { env: { ...env, ...key.env } });
+  const raw = (await exec('git', ['-C', repo, 'cat-file', 'commit', 'HEAD'], { encoding: 'buffer', env }))
+    .stdout as Buffer;
+  const keysFile = join(dir, `${algo}.asc`);
+  await writeFile(keysFile, await gpg.exportPublic(key.fingerprint));
+  const trust = (await loadTrust({
+    file: join(dir, 'agent.yaml'),
+    source: { verify: { gpgKeysFile: keysFile } },
+  } as never))!;
+  const first = performance.now();
+  if (!(await verifyCommit(raw, trust, new Date())).ok) throw new Error('not verified');
+  const firstMs = performance.now() - first;
+  const t0 = performance.now();
+  for (let i = 0; i < rounds; i++)
+    if (!(await verifyCommit(raw, trust, new Date())).ok) throw new Error('not verified');
+  console.log(
+    `openpgp ${algo}: ${((performance.now() - t0) / rounds).toFixed(3)} ms per commit (${rounds} rounds; first ${firstMs.toFixed(1)} ms)`,
+  );
+}

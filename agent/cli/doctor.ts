@@ -1,3 +1,4 @@
+import { loadTrust } from '../source/verify.js';
 import { access, constants, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
@@ -37,6 +38,7 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     ['systemd', checkSystemd],
     ['state', () => checkState(config)],
     ['file roots', () => checkRoots(config)],
+    ...(config.source.verify ? ([['signatures', () => checkTrust(config)]] as Check[]) : []),
   ];
   let failed = false;
   for (const [name, check] of checks) {
@@ -48,6 +50,17 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     }
   }
   return failed ? 1 : 0;
+}
+
+/** The key files of source.verify load, and what they hold. */
+async function checkTrust(config: AgentConfig): Promise<string> {
+  const trust = await loadTrust(config);
+  const said: string[] = [];
+  if (trust?.ssh) said.push(`${trust.ssh.signers.length} SSH signer(s) in ${trust.ssh.file}`);
+  if (trust?.pgp) said.push(`${trust.pgp.keys.length} OpenPGP key(s) in ${trust.pgp.file}`);
+  const count = (trust?.ssh?.signers.length ?? 0) + (trust?.pgp?.keys.length ?? 0);
+  if (count === 0) throw new Error(`source.verify lists no key: no head can be applied (${said.join(', ')})`);
+  return `heads must be signed: ${said.join(', ')}`;
 }
 
 /** The branch, asked for with the host's credentials, in a throwaway gitdir. */

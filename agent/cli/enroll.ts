@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../host/fs.js';
 import { args, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward enroll --url URL [--host NAME] [--token-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
+  'steward enroll --url URL [--host NAME] [--token-file F] [--allowed-signers-file F] [--gpg-keys-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
 
 /**
  * Writes the agent config file. The file is validated exactly as the agent will load it before
@@ -20,6 +20,8 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
     url: { type: 'string' },
     host: { type: 'string' },
     'token-file': { type: 'string' },
+    'allowed-signers-file': { type: 'string' },
+    'gpg-keys-file': { type: 'string' },
     username: { type: 'string' },
     path: { type: 'string', multiple: true },
     branch: { type: 'string' },
@@ -52,6 +54,7 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
         ? { auth: { ...(values.username ? { username: values.username } : {}), tokenFile: values['token-file'] } }
         : {}),
       ...(values.interval ? { interval: values.interval } : {}),
+      ...verifyOf(values['allowed-signers-file'], values['gpg-keys-file']),
     },
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     ...(values.root ? { files: { roots: values.root } } : {}),
@@ -83,4 +86,12 @@ async function writeDropIn(tokenFile: string | undefined, roots: string[]): Prom
   await writeFileAtomic(path, lines.join('\n') + '\n', { mode: 0o644 });
   await new Promise<void>((resolve) => execFile('systemctl', ['daemon-reload'], () => resolve()));
   return path;
+}
+
+/** source.verify from --allowed-signers-file and --gpg-keys-file (absent when neither is given). */
+function verifyOf(allowedSignersFile?: string, gpgKeysFile?: string) {
+  if (!allowedSignersFile && !gpgKeysFile) return {};
+  return {
+    verify: { ...(allowedSignersFile ? { allowedSignersFile } : {}), ...(gpgKeysFile ? { gpgKeysFile } : {}) },
+  };
 }

@@ -148,7 +148,10 @@ function authProblems(
       ...(source.auth && !auth.tokenFile ? [problem('/source/auth', 'an HTTP(S) source.auth needs tokenFile')] : []),
     ];
   }
-  const problems: StewardError[] = [];
+  // The SSH transport is not built yet (issue 12): say so instead of failing at the first poll.
+  const problems: StewardError[] = [
+    problem('/source/url', `${source.url} is an SSH URL; this version of Steward fetches over HTTP(S) only`),
+  ];
   if (auth.tokenFile !== undefined)
     problems.push(
       problem('/source/auth/tokenFile', 'tokenFile is for HTTP(S); an SSH url authenticates with sshKeyFile'),

@@ -141,6 +141,8 @@ function describe(e: ErrorObject): SchemaProblem {
         message: `key "${String(p.propertyName)}" is not allowed${description ? ` (${description})` : ''}`,
       };
     }
+    case 'minProperties':
+      return { pointer, message: `must have at least ${String(p.limit)} field${p.limit === 1 ? '' : 's'}` };
     case 'oneOf':
     case 'anyOf':
       return { pointer, message: combinatorMessage(e) };

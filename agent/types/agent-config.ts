@@ -16,7 +16,7 @@ export interface AgentConfigFile {
   };
   source: {
     /**
-     * URL of the fleet repository: smart HTTP(S) (https://host/path.git) or SSH (ssh://user@host[:port]/path.git or user@host:path.git). git:// and file:// are not supported.
+     * URL of the fleet repository over smart HTTP(S). SSH URLs (ssh://user@host[:port]/path.git, user@host:path.git) are recognised so that source.auth.sshKeyFile/knownHostsFile can be checked, but this version refuses them at load: the SSH transport is not built yet.
      */
     url: string;
     /**

@@ -29,8 +29,30 @@ const malformed: Array<[string, string, string[]]> = [
     'ssh url',
     'source:\n  url: git@github.com:fleet/infra.git\n',
     [
-      `${F}:2: /source/url: does not match the expected form (Smart HTTP(S) URL of the fleet repository (http:// or https://; ssh and git:// are not supported).) [E_CONFIG_INVALID]`,
+      `${F}:2: /source/url: git@github.com:fleet/infra.git is an SSH URL; this version of Steward fetches over HTTP(S) only [E_CONFIG_INVALID]`,
+      `${F}:2: /source: an SSH url needs source.auth.sshKeyFile (the deploy key) [E_CONFIG_INVALID]`,
+      `${F}:2: /source: an SSH url needs source.auth.knownHostsFile: the server's host key must be listed (never trusted on first use) [E_CONFIG_INVALID]`,
     ],
+  ],
+  [
+    'ssh key for an https url',
+    'source:\n  url: https://g/f.git\n  auth: { sshKeyFile: /etc/steward/key }\n',
+    [
+      `${F}:3: /source/auth/sshKeyFile: sshKeyFile is for an SSH url; https://g/f.git is HTTP(S) [E_CONFIG_INVALID]`,
+      `${F}:3: /source/auth: an HTTP(S) source.auth needs tokenFile [E_CONFIG_INVALID]`,
+    ],
+  ],
+  [
+    'verify with a relative path',
+    'source:\n  url: https://g/f.git\n  verify: { gpgKeysFile: keys.asc }\n',
+    [
+      `${F}:3: /source/verify/gpgKeysFile: does not match the expected form (Absolute path of a file of armored OpenPGP public keys that may sign (gpg --armor --export).) [E_CONFIG_INVALID]`,
+    ],
+  ],
+  [
+    'verify empty',
+    'source:\n  url: https://g/f.git\n  verify: {}\n',
+    [`${F}:3: /source/verify: must have at least 1 field [E_CONFIG_INVALID]`],
   ],
   [
     'unknown key',
@@ -64,10 +86,7 @@ const malformed: Array<[string, string, string[]]> = [
   [
     'token inline',
     'source:\n  url: https://g/f.git\n  auth: { username: a, token: s3cret }\n',
-    [
-      `${F}:3: /source/auth/tokenFile: missing required field "tokenFile" [E_CONFIG_INVALID]`,
-      `${F}:3: /source/auth/token: unknown field "token" [E_CONFIG_INVALID]`,
-    ],
+    [`${F}:3: /source/auth/token: unknown field "token" [E_CONFIG_INVALID]`],
   ],
   [
     'unknown variable',

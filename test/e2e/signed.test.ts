@@ -96,3 +96,33 @@ t.test('only signed heads are applied; a refused one leaves the last good revisi
     `signed by: Release Bot <release@example.com> (OpenPGP key ${release.fingerprint}) at ${next.slice(0, 7)}`,
   );
 });
+
+t.test('enroll writes source.verify; doctor says what the key files hold', async (t) => {
+  const config = join(dir, 'enrolled.yaml');
+  const r = await steward([
+    'enroll',
+    '--url',
+    fx.server.url('fleet'),
+    '--host',
+    'signed-enroll',
+    '--allowed-signers-file',
+    join(dir, 'allowed_signers'),
+    '--gpg-keys-file',
+    join(dir, 'keys.asc'),
+    '--state-dir',
+    join(dir, 'enrolled-state'),
+    '--config',
+    config,
+    '--no-systemd',
+  ]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(
+    await readFile(config, 'utf8'),
+    `verify:\n    allowedSignersFile: ${join(dir, 'allowed_signers')}\n    gpgKeysFile: ${join(dir, 'keys.asc')}`,
+  );
+  const d = await steward(['doctor', '--config', config]);
+  t.match(
+    d.stdout,
+    `ok    signatures  heads must be signed: 1 SSH signer(s) in ${join(dir, 'allowed_signers')}, 1 OpenPGP key(s) in ${join(dir, 'keys.asc')}`,
+  );
+});
