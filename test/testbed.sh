@@ -18,6 +18,7 @@ command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)   # makes the SSH commit signatures the tests verify
+command -v gpg >/dev/null || need+=(gnupg)                      # makes the OpenPGP commit signatures the tests verify
 if [ ${#need[@]} -gt 0 ]; then
   echo "testbed: installing ${need[*]}"
   apt-get update -qq
