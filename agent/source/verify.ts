@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { AgentConfig } from '../config/load.js';
 import { StewardError } from '../errors.js';
 import { parseAllowedSigners, splitSignedCommit, verifySshSignature, type AllowedSigner } from './sshsig.js';
@@ -76,10 +76,20 @@ export async function loadTrust(config: AgentConfig): Promise<Trust | undefined>
   return { digest: hash.digest('hex').slice(0, 16), ...trust };
 }
 
+/** Key files are small (a key is a few KiB): a larger file is a mistake, refused before it is read. */
+const MAX_KEY_FILE_BYTES = 4 * 1024 * 1024;
+
 async function readKeyFile(config: AgentConfig, file: string, pointer: string): Promise<string> {
   try {
+    const size = (await stat(file)).size;
+    if (size > MAX_KEY_FILE_BYTES)
+      throw new StewardError('E_CONFIG_INVALID', `${file} is ${size} bytes; a key file may hold at most 4 MiB`, {
+        file: config.file,
+        pointer,
+      });
     return await readFile(file, 'utf8');
   } catch (err) {
+    if (err instanceof StewardError) throw err;
     throw new StewardError(
       'E_CONFIG_READ',
       `cannot read ${file} (${pointer.slice(1).replaceAll('/', '.')}): ${(err as NodeJS.ErrnoException).code ?? 'error'}`,

@@ -98,6 +98,3 @@ export async function gpgHome(dir: string): Promise<GpgHome> {
     exportPublic: (...fingerprints) => gpg('--armor', '--export', ...fingerprints),
   };
 }
-
-/** The git arguments that make `commit` sign with `key` (none: unsigned). */
-export const signArgs = (key?: SigningKey): string[] => (key ? [...key.config] : []);

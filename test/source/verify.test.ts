@@ -66,27 +66,20 @@ for (const [name, key] of Object.entries(pgp))
   );
 for (const [name, key] of Object.entries(ssh)) commits[`ssh-${name}`] = await commit(key);
 commits.unsigned = await commit(undefined);
-// The ed25519 commit with its message altered after signing: the signature no longer covers it.
-commits.tampered = (
-  await exec(
-    'sh',
-    [
-      '-c',
-      `git -C ${repo} cat-file commit ${commits['pgp-ed25519']} | sed 's/^c1$/c1 altered/' | git -C ${repo} hash-object -t commit -w --stdin`,
-    ],
-    { env: clean },
-  )
-).stdout.trim();
-commits['ssh-tampered'] = (
-  await exec(
-    'sh',
-    [
-      '-c',
-      `git -C ${repo} cat-file commit ${commits['ssh-ed25519']} | sed 's/^c8$/c8 altered/' | git -C ${repo} hash-object -t commit -w --stdin`,
-    ],
-    { env: clean },
-  )
-).stdout.trim();
+// A signed commit with its message altered after signing: the signature no longer covers it.
+const tamper = async (oid: string, message: string) =>
+  (
+    await exec(
+      'sh',
+      [
+        '-c',
+        `git -C ${repo} cat-file commit ${oid} | sed 's/^${message}$/${message} altered/' | git -C ${repo} hash-object -t commit -w --stdin`,
+      ],
+      { env: clean },
+    )
+  ).stdout.trim();
+commits.tampered = await tamper(commits['pgp-ed25519']!, 'c1');
+commits['ssh-tampered'] = await tamper(commits['ssh-ed25519']!, 'c8');
 await gpg.revoke(pgp.revoked.fingerprint);
 
 // The trust: every key but the unlisted ones; the retired SSH key valid only before 2020.
@@ -181,6 +174,12 @@ t.test('bad key files stop the agent with the file and the reason', async (t) =>
   await t.rejects(loadTrust(cfg(`    gpgKeysFile: ${join(dir, 'nope.asc')}\n`)), {
     code: 'E_CONFIG_READ',
     message: /cannot read .*nope.asc \(source.verify.gpgKeysFile\): ENOENT/,
+  });
+  const huge = join(dir, 'huge.asc');
+  await writeFile(huge, Buffer.alloc(5 * 1024 * 1024, 0x41));
+  await t.rejects(loadTrust(cfg(`    gpgKeysFile: ${huge}\n`)), {
+    code: 'E_CONFIG_INVALID',
+    message: `${huge} is 5242880 bytes; a key file may hold at most 4 MiB`,
   });
   const junk = join(dir, 'junk.asc');
   await writeFile(junk, 'hello\n');
