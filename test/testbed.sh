@@ -19,11 +19,22 @@ command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)   # makes the SSH commit signatures the tests verify
 command -v gpg >/dev/null || need+=(gnupg)                      # makes the OpenPGP commit signatures the tests verify
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)                 # the Git server over SSH (tests start their own sshd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "testbed: installing ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# The account the SSH tests log in as (test/helpers/sshd.ts): git-shell as its login shell, so
+# a key can run git-upload-pack/receive-pack and nothing else; unlocked ('*': no password, but
+# sshd refuses a locked account even with a key); repos owned by root are safe to serve.
+if ! id steward-git >/dev/null 2>&1; then
+  useradd --create-home --shell /usr/bin/git-shell steward-git
+fi
+usermod -p '*' steward-git
+git config --file /home/steward-git/.gitconfig safe.directory '*'
+mkdir -p /run/sshd
 
 if ! docker version >/dev/null 2>&1; then
   echo "testbed: starting dockerd"

@@ -10,6 +10,7 @@ import { checkSchema } from '../manifest/schema.js';
 import type { AgentConfigFile } from '../types/agent-config.js';
 import { parseDuration, parseSize } from '../duration.js';
 import { Secret } from './secret.js';
+import { readSshAuth, type SshAuth } from '../source/sshauth.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/steward/agent.yaml';
 
@@ -59,6 +60,8 @@ export interface AgentConfig {
 export interface Credentials {
   token?: Secret;
   ca?: string;
+  /** The deploy key and the known host keys of an SSH source. */
+  ssh?: SshAuth;
 }
 
 /**
@@ -148,10 +151,7 @@ function authProblems(
       ...(source.auth && !auth.tokenFile ? [problem('/source/auth', 'an HTTP(S) source.auth needs tokenFile')] : []),
     ];
   }
-  // The SSH transport is not built yet (issue 12): say so instead of failing at the first poll.
-  const problems: StewardError[] = [
-    problem('/source/url', `${source.url} is an SSH URL; this version of Steward fetches over HTTP(S) only`),
-  ];
+  const problems: StewardError[] = [];
   if (auth.tokenFile !== undefined)
     problems.push(
       problem('/source/auth/tokenFile', 'tokenFile is for HTTP(S); an SSH url authenticates with sshKeyFile'),
@@ -296,7 +296,7 @@ export function normalizeRepoPath(p: string): string {
   return parts.join('/');
 }
 
-/** Reads the token and CA files the config names. A missing or empty token file is an error. */
+/** Reads the token, CA and SSH key files the config names. A missing or empty token file is an error. */
 export async function readCredentials(config: AgentConfig): Promise<Credentials> {
   const creds: Credentials = {};
   if (config.source.tokenFile) {
@@ -323,6 +323,7 @@ export async function readCredentials(config: AgentConfig): Promise<Credentials>
       });
     creds.token = new Secret(token);
   } else if (config.source.urlPassword) creds.token = config.source.urlPassword;
+  if (config.source.ssh) creds.ssh = await readSshAuth(config, resolveCredentialPath(config.source.ssh.keyFile));
   if (config.source.caFile) {
     try {
       creds.ca = await readFile(config.source.caFile, 'utf8');

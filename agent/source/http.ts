@@ -144,13 +144,13 @@ async function readAll(
  * (the timeout signal is only weakly held by the combined one), so a server that streams forever
  * held a run for minutes and grew the heap to gigabytes.
  */
-interface Deadline {
+export interface Deadline {
   signal: AbortSignal;
   passed(): boolean;
   done(): void;
 }
 
-function startDeadline(ms: number, outer?: AbortSignal): Deadline {
+export function startDeadline(ms: number, outer?: AbortSignal): Deadline {
   const controller = new AbortController();
   let passed = false;
   const timer = setTimeout(() => {
@@ -255,9 +255,11 @@ function flatHeaders(res: IncomingMessage): Record<string, string> {
 
 /** A URL with any user:password part removed, for messages. */
 export function redactUrl(url: string): string {
+  // An SSH URL's user (git@…) is an account name, not a credential; it stays.
+  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]/.test(url)) return url;
   try {
     const u = new URL(url);
-    u.username = '';
+    if (u.protocol !== 'ssh:') u.username = '';
     u.password = '';
     return u.toString();
   } catch {

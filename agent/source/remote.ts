@@ -4,6 +4,8 @@ import { Secret } from '../config/secret.js';
 import { agentVersion } from '../version.js';
 import { createHttpClient, type GitHttp, type HttpStats } from './http.js';
 import { GitRepo } from './repo.js';
+import { SshTransport } from './ssh.js';
+import type { GitTransport } from './transport.js';
 
 /** How a GitRepo reaches its server: the transport, and the headers every request carries. */
 export interface GitRemote {
@@ -11,6 +13,8 @@ export interface GitRemote {
   headers: Record<string, string>;
   /** source.maxPackSize: also the largest object a pack may hold. */
   maxObjectBytes: number;
+  /** Set for an SSH source (smart HTTP over `http` otherwise). One for both repos: one kept connection. */
+  transport?: GitTransport;
 }
 
 export interface RemoteOptions {
@@ -41,13 +45,13 @@ export function openRemote(opts: RemoteOptions): GitRemote {
   return { http, headers, maxObjectBytes: opts.maxPackBytes ?? 64 * 1024 * 1024 };
 }
 
-/** The remote of a loaded config. */
+/** The remote of a loaded config: smart HTTP, or SSH with the deploy key when source.url is SSH. */
 export function configRemote(
   config: AgentConfig,
   creds: Credentials,
   opts: { stats?: HttpStats; signal?: AbortSignal } = {},
 ): GitRemote {
-  return openRemote({
+  const remote = openRemote({
     username: config.source.username,
     ...(creds.token ? { token: creds.token } : {}),
     ...(creds.ca ? { ca: creds.ca } : {}),
@@ -55,6 +59,16 @@ export function configRemote(
     maxPackBytes: config.source.maxPackBytes,
     ...opts,
   });
+  if (!creds.ssh) return remote;
+  const transport = new SshTransport({
+    url: config.source.url,
+    username: config.source.username,
+    auth: creds.ssh,
+    timeoutMs: config.source.timeoutMs,
+    maxPackBytes: config.source.maxPackBytes,
+    ...opts,
+  });
+  return { ...remote, transport };
 }
 
 /** The local gitdir the desired state is fetched into (stateDir/source.git). */

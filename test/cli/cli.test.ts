@@ -99,10 +99,7 @@ t.test('enroll writes a config the agent loads; refuses to overwrite; checks the
   );
   const bad = await steward('enroll', '--url', 'ssh://git@x/f.git', '--config', join(dir, 'c.yaml'), '--host', 'c');
   t.equal(bad.code, 2);
-  t.match(
-    bad.stderr,
-    '/source/url: ssh://git@x/f.git is an SSH URL; this version of Steward fetches over HTTP(S) only',
-  );
+  t.match(bad.stderr, '/source: an SSH url needs source.auth.sshKeyFile (the deploy key)');
 });
 
 t.test('once with a broken config exits 2 naming file and line; unknown commands exit 2', async (t) => {

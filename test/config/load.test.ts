@@ -1,11 +1,13 @@
 import t from 'tap';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inspect } from 'node:util';
+import { inspect, promisify } from 'node:util';
 import { loadConfig, parseConfig, readCredentials } from '../../agent/config/load.js';
 import { formatError, StewardErrors } from '../../agent/errors.js';
 
+const exec = promisify(execFile);
 const F = '/etc/steward/agent.yaml';
 const errorsOf = (text: string): string[] => {
   try {
@@ -26,10 +28,9 @@ const malformed: Array<[string, string, string[]]> = [
   ['empty file', '# nothing\n', [`${F}:1: the config file is empty [E_CONFIG_INVALID]`]],
   ['no source', 'host: a\n', [`${F}:1: /source: missing required field "source" [E_CONFIG_INVALID]`]],
   [
-    'ssh url',
+    'ssh url without a key or known hosts',
     'source:\n  url: git@github.com:fleet/infra.git\n',
     [
-      `${F}:2: /source/url: git@github.com:fleet/infra.git is an SSH URL; this version of Steward fetches over HTTP(S) only [E_CONFIG_INVALID]`,
       `${F}:2: /source: an SSH url needs source.auth.sshKeyFile (the deploy key) [E_CONFIG_INVALID]`,
       `${F}:2: /source: an SSH url needs source.auth.knownHostsFile: the server's host key must be listed (never trusted on first use) [E_CONFIG_INVALID]`,
     ],
@@ -233,4 +234,59 @@ t.test('a password in the URL is taken out of it, also with a malformed %-escape
   t.equal(c.source.urlPassword?.reveal(), 'p%zz');
   t.notMatch(JSON.stringify(c) + inspect(c), 'p%zz', 'the config prints it as [redacted]');
   t.equal((await readCredentials(c)).token?.reveal(), 'p%zz', 'and it is the token when no tokenFile is set');
+});
+
+t.test('SSH deploy key and known_hosts: read, never printed; a bad file is named with why', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'steward-cfg-ssh-'));
+  const key = join(dir, 'deploy');
+  await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'd', '-f', key]);
+  const fp = (await exec('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${key}.pub`])).stdout.split(' ')[1];
+  const hosts = join(dir, 'known_hosts');
+  const pub = (await readFile(`${key}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
+  await writeFile(hosts, `# the fleet's Git server\ngit.example.com ${pub}\n`);
+  const file = join(dir, 'agent.yaml');
+  const load = async (keyFile: string, knownHostsFile = hosts) => {
+    await writeFile(
+      file,
+      `host: a\nsource:\n  url: git@git.example.com:fleet.git\n  auth: { sshKeyFile: ${keyFile}, knownHostsFile: ${knownHostsFile} }\n`,
+    );
+    return readCredentials(await loadConfig(file));
+  };
+  const creds = await load(key);
+  t.equal(creds.ssh?.fingerprint, fp);
+  t.equal(creds.ssh?.knownHosts.length, 1);
+  const secret = (await readFile(key, 'utf8')).split('\n')[1]!;
+  for (const shown of [String(creds.ssh?.key), JSON.stringify(creds), inspect(creds, { depth: 9 })])
+    t.notMatch(shown, secret);
+
+  const why = (p: Promise<unknown>) =>
+    p.then(
+      () => 'read',
+      (e: unknown) => formatError(e as never),
+    );
+  const at = `${file}: /source/auth/sshKeyFile:`;
+  t.equal(await why(load(join(dir, 'missing'))), `${at} cannot read ${dir}/missing: ENOENT [E_CONFIG_READ]`);
+  t.equal(
+    await why(load(`${key}.pub`)),
+    `${at} the SSH key ${key}.pub is a public key; sshKeyFile is the private half (the file without .pub) [E_CONFIG_INVALID]`,
+  );
+  const locked = join(dir, 'locked');
+  await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'hunter2', '-C', 'l', '-f', locked]);
+  t.match(await why(load(locked)), `${at} the SSH key ${locked} is protected by a passphrase`);
+  await writeFile(join(dir, 'junk'), 'not a key\n');
+  t.match(await why(load(join(dir, 'junk'))), `${at} the SSH key ${dir}/junk cannot be read as an OpenSSH private key`);
+  await writeFile(join(dir, 'huge'), Buffer.alloc(5 * 1024 * 1024));
+  t.equal(
+    await why(load(join(dir, 'huge'))),
+    `${at} ${dir}/huge is 5242880 bytes; more than 4 MiB is not a key file [E_CONFIG_INVALID]`,
+  );
+
+  const hostsAt = `${file}: /source/auth/knownHostsFile:`;
+  await writeFile(join(dir, 'bad_hosts'), `git.example.com ssh-ed25519 !!!\n`);
+  t.match(await why(load(key, join(dir, 'bad_hosts'))), `${hostsAt} ${dir}/bad_hosts: line 1`);
+  await writeFile(join(dir, 'empty_hosts'), '# nothing yet\n');
+  t.equal(
+    await why(load(key, join(dir, 'empty_hosts'))),
+    `${hostsAt} ${dir}/empty_hosts lists no host key [E_CONFIG_INVALID]`,
+  );
 });

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fleetFixture } from '../helpers/fixture.js';
+import { fileDoc } from '../helpers/agent.js';
 import { steward } from '../helpers/cli.js';
 import { gpgHome, sshKey } from '../helpers/signing.js';
 
@@ -20,13 +21,7 @@ await writeFile(join(dir, 'keys.asc'), await gpg.exportPublic(release.fingerprin
 
 const fx = fleetFixture(t);
 
-const file = (content: string) =>
-  JSON.stringify({
-    apiVersion: 'steward/v1',
-    kind: 'File',
-    metadata: { name: 'motd' },
-    spec: { path: join(root, 'motd'), content },
-  });
+const file = (content: string) => fileDoc(join(root, 'motd'), content);
 
 t.test('only signed heads are applied; a refused one leaves the last good revision enforced', async (t) => {
   const a = await fx.agent({

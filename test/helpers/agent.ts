@@ -118,3 +118,8 @@ export function containerDoc(name: string, spec: Record<string, unknown>): strin
     2,
   );
 }
+
+/** A File manifest named `name` writing `content` to `path`. */
+export function fileDoc(path: string, content: string, name = 'motd'): string {
+  return JSON.stringify({ apiVersion: 'steward/v1', kind: 'File', metadata: { name }, spec: { path, content } });
+}

@@ -1,0 +1,239 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fleetFixture } from '../helpers/fixture.js';
+import { fileDoc } from '../helpers/agent.js';
+import { steward } from '../helpers/cli.js';
+import { sshKey, type SshKey } from '../helpers/signing.js';
+import { shareWithSsh, startSshd, type SshServer } from '../helpers/sshd.js';
+import { gitOut } from '../helpers/git.js';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+
+// The SSH transport end to end: a real OpenSSH sshd on loopback serving the fleet repository
+// through git-shell (test/testbed.sh makes the account), deploy keys made by ssh-keygen, the
+// host key checked against a known_hosts file. Fetch, apply and the status push all go over SSH.
+const dir = await mkdtemp(join(tmpdir(), 'steward-ssh-'));
+const root = join(dir, 'root');
+const deploy = await sshKey(dir, 'deploy');
+const ecdsa = await sshKey(dir, 'deploy-ecdsa', 'ecdsa');
+const rsa = await sshKey(dir, 'deploy-rsa', 'rsa', 3072);
+const stranger = await sshKey(dir, 'stranger');
+const sshd = await startSshd();
+for (const k of [deploy, ecdsa, rsa]) await sshd.authorize(await readFile(`${k.path}.pub`, 'utf8'));
+const knownHosts = join(dir, 'known_hosts');
+await writeFile(knownHosts, sshd.knownHosts);
+
+const fx = fleetFixture(t);
+t.before(() => shareWithSsh(fx.fleet.bare));
+t.teardown(() => sshd.stop());
+
+const file = (content: string) => fileDoc(join(root, 'motd'), content);
+
+const auth = (key: SshKey, hosts = knownHosts) => `  auth:\n    sshKeyFile: ${key.path}\n    knownHostsFile: ${hosts}`;
+
+function sshAgent(opts: { key?: SshKey; hosts?: string; url?: string; server?: SshServer; extra?: string } = {}) {
+  return fx.agent({
+    url: opts.url ?? (opts.server ?? sshd).url(fx.fleet.bare),
+    sourceExtra: auth(opts.key ?? deploy, opts.hosts),
+    extra: `files: { roots: [${root}] }${opts.extra ? `\n${opts.extra}` : ''}`,
+  });
+}
+
+const accepted = (server: SshServer) =>
+  server
+    .log()
+    .split('\n')
+    .filter((l) => l.includes('Accepted publickey')).length;
+
+t.test('fetch, apply and the status push over SSH; an idle poll reuses the connection', async (t) => {
+  const a = await sshAgent();
+  const path = `hosts/${a.host}/motd.yaml`;
+  const rev = await fx.fleet.commit({ [path]: file('over ssh\n') }, 'v1');
+  const before = accepted(sshd);
+  const r = await a.once();
+  t.equal(r.outcome.phase, 'Converged');
+  t.equal(await readFile(join(root, 'motd'), 'utf8'), 'over ssh\n');
+  const doc = await fx.statusOf(a.host);
+  t.equal(doc.appliedRevision, rev, 'the status was pushed through git-receive-pack over SSH');
+  t.match(await gitOut(fx.fleet.bare, 'log', '-1', '--format=%s', 'steward-status'), a.host);
+
+  // Idle polls (after the run that settles the status): one exchange each (ls-refs), on the
+  // connection the first run opened.
+  await a.once();
+  const idle = { ...a.stats };
+  await a.once();
+  await a.once();
+  t.equal(a.stats.requests - idle.requests, 2, 'one request per idle poll');
+  t.ok(a.stats.bytesReceived - idle.bytesReceived < 4096, 'an idle poll reads a few hundred bytes');
+  t.equal(accepted(sshd) - before, 1, 'one SSH login for the four runs');
+
+  // The server ends the session (a restart, an idle cut): the next poll logs in again.
+  await sshd.dropSessions();
+  const moved = await fx.fleet.commit({ [path]: file('after the cut\n') }, 'v2');
+  t.equal((await a.once()).outcome.phase, 'Converged');
+  t.equal(await readFile(join(root, 'motd'), 'utf8'), 'after the cut\n');
+  t.equal((await fx.statusOf(a.host)).appliedRevision, moved);
+  t.equal(accepted(sshd) - before, 2);
+
+  // The deploy key never leaves the process: not in a log line, the status or the state dir.
+  const secret = (await readFile(deploy.path, 'utf8')).split('\n')[1]!;
+  t.notMatch(JSON.stringify(a.logs), secret);
+  t.notMatch(JSON.stringify(doc), secret);
+  for (const f of await readdir(a.stateDir)) {
+    if (f.endsWith('.json')) t.notMatch(await readFile(join(a.stateDir, f), 'utf8'), secret, f);
+  }
+});
+
+t.test('ECDSA and RSA deploy keys; ECDSA and RSA host keys', async (t) => {
+  for (const key of [ecdsa, rsa]) {
+    const a = await sshAgent({ key });
+    await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file(`${key.path}\n`) }, 'k');
+    t.equal((await a.once()).outcome.phase, 'Converged', key.path);
+  }
+  for (const type of ['ecdsa', 'rsa'] as const) {
+    const server = await startSshd({ hostKeyType: type });
+    t.teardown(() => server.stop());
+    await server.authorize(await readFile(`${deploy.path}.pub`, 'utf8'));
+    const hosts = join(dir, `known_hosts_${type}`);
+    await writeFile(hosts, server.knownHosts);
+    const a = await sshAgent({ server, hosts });
+    await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file(`${type}\n`) }, 'h');
+    t.equal((await a.once()).outcome.phase, 'Converged', `${type} host key`);
+  }
+});
+
+t.test('a host key that is not listed, or changed, is refused before anything is sent', async (t) => {
+  const other = await startSshd();
+  t.teardown(() => other.stop());
+  // known_hosts says 127.0.0.1:PORT has sshd's key, but `other` on that port answers with its own.
+  const changed = join(dir, 'known_hosts_changed');
+  await writeFile(changed, sshd.knownHosts.replace(`]:${sshd.port} `, `]:${other.port} `));
+  await other.authorize(await readFile(`${deploy.path}.pub`, 'utf8'));
+  const a = await sshAgent({ server: other, hosts: changed });
+  await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('never\n') }, 'x');
+  let r = await a.once();
+  t.equal(r.outcome.phase, 'Failed');
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_HOST_KEY');
+  t.match(r.outcome.sourceError?.message, `[127.0.0.1]:${other.port}`);
+  t.match(r.outcome.sourceError?.message, 'has changed: it presented ssh-ed25519');
+  t.equal(accepted(other), 0, 'no login was attempted');
+
+  const unlisted = join(dir, 'known_hosts_unlisted');
+  await writeFile(unlisted, sshd.knownHosts.replace('[127.0.0.1]', '[git.example.com]'));
+  const b = await sshAgent({ hosts: unlisted });
+  r = await b.once();
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_HOST_KEY');
+  t.match(r.outcome.sourceError?.message, 'is not in knownHostsFile');
+});
+
+t.test('a deploy key the server does not know is E_GIT_AUTH naming its fingerprint', async (t) => {
+  const a = await sshAgent({ key: stranger });
+  const r = await a.once();
+  t.equal(r.outcome.phase, 'Failed');
+  t.match(r.outcome.sourceError, {
+    code: 'E_GIT_AUTH',
+    message: `refused the deploy key ${stranger.fingerprint} for user "steward-git"`,
+  });
+});
+
+t.test('a stopped server is E_GIT_UNREACHABLE; the agent recovers when it is back', async (t) => {
+  const server = await startSshd();
+  t.teardown(() => server.stop());
+  await server.authorize(await readFile(`${deploy.path}.pub`, 'utf8'));
+  const hosts = join(dir, 'known_hosts_restart');
+  await writeFile(hosts, server.knownHosts);
+  const a = await sshAgent({ server, hosts });
+  await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('back\n') }, 'x');
+  t.equal((await a.once()).outcome.phase, 'Converged');
+  await server.stop();
+  const r = await a.once();
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_UNREACHABLE');
+  await server.start();
+  const later = new Date(Date.now() + 3600_000);
+  t.equal((await a.once({ now: () => later })).outcome.phase, 'Converged');
+
+  const gone = await sshAgent({ url: server.url('/tmp/no-such-repo.git'), server, hosts });
+  const missing = await gone.once();
+  t.equal(missing.outcome.sourceError?.code, 'E_GIT_UNREACHABLE');
+  t.match(missing.outcome.sourceError?.message, 'does not appear to be a git repository');
+});
+
+t.test('a server that never speaks, or stalls after login, times out', async (t) => {
+  // A fake: a TCP listener that accepts and stays silent (no real sshd can be made to do that).
+  const held: Socket[] = [];
+  const silent = createServer((s) => held.push(s)).listen(0, '127.0.0.1');
+  await new Promise((r) => silent.once('listening', r));
+  const port = (silent.address() as { port: number }).port;
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    silent.close();
+  });
+  const hosts = join(dir, 'known_hosts_silent');
+  await writeFile(hosts, sshd.knownHosts.replace(`]:${sshd.port} `, `]:${port} `));
+  const a = await fx.agent({
+    url: `ssh://steward-git@127.0.0.1:${port}${fx.fleet.bare}`,
+    sourceExtra: auth(deploy, hosts),
+    timeout: '1s',
+  });
+  let started = Date.now();
+  let r = await a.once();
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_TIMEOUT');
+  t.ok(Date.now() - started < 10_000, 'the run ends soon after the timeout');
+
+  // Real sshd and git, a server that logs in and then sends nothing: git-upload-pack blocks
+  // opening the repository's HEAD, a named pipe nobody writes.
+  const stuck = join(dir, 'stuck.git');
+  await mkdir(join(stuck, 'objects'), { recursive: true });
+  await mkdir(join(stuck, 'refs'));
+  await exec('mkfifo', ['-m', '666', join(stuck, 'HEAD')]);
+  await exec('chmod', ['-R', 'a+rwX', dir]);
+  t.teardown(() => exec('pkill', ['-u', 'steward-git', '-f', 'stuck.git']).catch(() => undefined));
+  const b = await fx.agent({ url: sshd.url(stuck), sourceExtra: auth(deploy), timeout: '1s' });
+  started = Date.now();
+  r = await b.once();
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_TIMEOUT');
+  t.match(r.outcome.sourceError?.message, /stuck.git: (no answer before the deadline|sent nothing for 1000 ms)/);
+  t.ok(Date.now() - started < 10_000);
+});
+
+t.test('a pack over source.maxPackSize is cut off over SSH too', async (t) => {
+  const a = await fx.agent({
+    url: sshd.url(fx.fleet.bare),
+    sourceExtra: `${auth(deploy)}\n  maxPackSize: 64KiB`,
+  });
+  await fx.fleet.commit({ [`hosts/${a.host}/big.yaml`]: `# ${randomBytes(300 * 1024).toString('base64')}\n` }, 'big');
+  const r = await a.once();
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_TOO_LARGE');
+  t.match(r.outcome.sourceError?.message, 'sent more than 64 KiB');
+});
+
+t.test('steward once over SSH exits when its run is done (the kept connection does not hold it)', async (t) => {
+  const a = await sshAgent();
+  await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('cli\n') }, 'cli');
+  const started = Date.now();
+  const res = await steward(['once', '--config', a.configFile], { timeoutMs: 60_000 });
+  t.equal(res.code, 0, res.stderr);
+  t.ok(Date.now() - started < 30_000);
+  t.equal(await readFile(join(root, 'motd'), 'utf8'), 'cli\n');
+});
+
+t.test('an sshd that drops GIT_PROTOCOL (protocol v0 only) is refused with what to change', async (t) => {
+  const plain = await startSshd({ acceptEnv: false });
+  t.teardown(() => plain.stop());
+  await plain.authorize(await readFile(`${deploy.path}.pub`, 'utf8'));
+  const hosts = join(dir, 'known_hosts_v0');
+  await writeFile(hosts, plain.knownHosts);
+  const a = await sshAgent({ server: plain, hosts });
+  await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('v0\n') }, 'v0');
+  const r = await a.once();
+  t.equal(r.outcome.phase, 'Failed');
+  t.equal(r.outcome.sourceError?.code, 'E_GIT_PROTOCOL');
+  t.match(r.outcome.sourceError?.message, 'answered in protocol v0');
+  t.match(r.outcome.sourceError?.message, 'AcceptEnv GIT_PROTOCOL');
+});
