@@ -6,12 +6,14 @@ import { readCredentials, type AgentConfig } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
 import { configRemote } from '../source/remote.js';
 import { GitRepo } from '../source/repo.js';
+import { hostName, listedTypes } from '../source/knownhosts.js';
+import { parseSshUrl, SshTransport } from '../source/ssh.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { args, configFrom, configOption, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward doctor [--config FILE]   check this host: config, Git credentials, Docker socket, systemd, file roots';
+  'steward doctor [--config FILE]   check this host: config, Git credentials (SSH key and host key), Docker socket, systemd, file roots';
 
 type Check = [name: string, run: () => Promise<string>];
 
@@ -33,6 +35,7 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     return 1;
   }
   const checks: Check[] = [
+    ...(config.source.ssh ? ([['ssh', () => checkSsh(config)]] as Check[]) : []),
     ['git', () => checkGit(config, signal)],
     ['docker', () => checkDocker(config)],
     ['systemd', checkSystemd],
@@ -63,22 +66,35 @@ async function checkTrust(config: AgentConfig): Promise<string> {
   return `heads must be signed: ${said.join(', ')}`;
 }
 
+/** The deploy key reads, and knownHostsFile lists the server (the connection itself is the git check). */
+async function checkSsh(config: AgentConfig): Promise<string> {
+  const { ssh } = await readCredentials(config);
+  const to = parseSshUrl(config.source.url, config.source.username);
+  const name = hostName(to.host, to.port);
+  const types = listedTypes(ssh!.knownHosts, name);
+  if (types.length === 0)
+    throw new Error(
+      `deploy key ${ssh!.fingerprint}; ${config.source.ssh!.knownHostsFile} does not list ${name}: add its host key (ssh-keyscan${to.port === 22 ? '' : ` -p ${to.port}`} ${to.host}, checked out of band)`,
+    );
+  return `deploy key ${ssh!.fingerprint}; ${name} listed (${types.join(', ')}) in ${config.source.ssh!.knownHostsFile}`;
+}
+
 /** The branch, asked for with the host's credentials, in a throwaway gitdir. */
 async function checkGit(config: AgentConfig, signal: AbortSignal): Promise<string> {
   const creds = await readCredentials(config);
   const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
+  const remote = configRemote(config, creds, { signal });
   try {
-    const repo = new GitRepo({
-      gitdir: join(dir, 'x.git'),
-      url: config.source.url,
-      ...configRemote(config, creds, { signal }),
-    });
+    const repo = new GitRepo({ gitdir: join(dir, 'x.git'), url: config.source.url, ...remote });
     await repo.init();
     const head = await repo.remoteHead(config.source.branch);
-    const how = `reachable${creds.token ? ' with the credentials' : ''}`;
+    const how = creds.ssh
+      ? `reachable over SSH (host key verified, deploy key accepted)`
+      : `reachable${creds.token ? ' with the credentials' : ''}`;
     if (!head) throw new Error(`${how}, but branch "${config.source.branch}" does not exist`);
     return `${how}; ${config.source.branch} at ${head.slice(0, 7)}`;
   } finally {
+    if (remote.transport instanceof SshTransport) remote.transport.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

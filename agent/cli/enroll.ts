@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../host/fs.js';
 import { args, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward enroll --url URL [--host NAME] [--token-file F] [--allowed-signers-file F] [--gpg-keys-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
+  'steward enroll --url URL [--host NAME] [--token-file F | --ssh-key-file F --known-hosts-file F] [--allowed-signers-file F] [--gpg-keys-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
 
 /**
  * Writes the agent config file. The file is validated exactly as the agent will load it before
@@ -20,6 +20,8 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
     url: { type: 'string' },
     host: { type: 'string' },
     'token-file': { type: 'string' },
+    'ssh-key-file': { type: 'string' },
+    'known-hosts-file': { type: 'string' },
     'allowed-signers-file': { type: 'string' },
     'gpg-keys-file': { type: 'string' },
     username: { type: 'string' },
@@ -50,9 +52,7 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
       url: values.url,
       ...(values.branch ? { branch: values.branch } : {}),
       ...(values.path ? { paths: values.path } : {}),
-      ...(values['token-file']
-        ? { auth: { ...(values.username ? { username: values.username } : {}), tokenFile: values['token-file'] } }
-        : {}),
+      ...authOf(values),
       ...(values.interval ? { interval: values.interval } : {}),
       ...verifyOf(values['allowed-signers-file'], values['gpg-keys-file']),
     },
@@ -66,7 +66,7 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
   await writeFileAtomic(file, text, { mode: 0o640 });
   io.out(`wrote ${file} for host ${config.host} (${config.source.url}, ${config.source.paths.join(', ')})`);
   if (!values['no-systemd'] && file === DEFAULT_CONFIG_PATH && existsSync('/run/systemd/system')) {
-    const dropIn = await writeDropIn(config.source.tokenFile, config.files.roots);
+    const dropIn = await writeDropIn([config.source.tokenFile, config.source.ssh?.keyFile], config.files.roots);
     io.out(`wrote ${dropIn}; start the agent with: systemctl enable --now steward`);
   }
   return 0;
@@ -74,14 +74,15 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
 
 /**
  * The hardened unit sees the file system read-only except what it is told: the configured file
- * roots become ReadWritePaths (created now, so the mount exists), and the token file is passed
- * with LoadCredential= under its own name, which the agent finds in $CREDENTIALS_DIRECTORY.
+ * roots become ReadWritePaths (created now, so the mount exists), and the token file
+ * and the SSH deploy key are passed with LoadCredential= under their own names, which the agent
+ * finds in $CREDENTIALS_DIRECTORY (known_hosts is public: read where it is).
  */
-async function writeDropIn(tokenFile: string | undefined, roots: string[]): Promise<string> {
+async function writeDropIn(credentials: Array<string | undefined>, roots: string[]): Promise<string> {
   for (const root of roots) await mkdir(root, { recursive: true, mode: 0o755 });
-  const lines = ['# Written by steward enroll: the file roots and the Git token of this host.', '[Service]'];
+  const lines = ['# Written by steward enroll: the file roots and the Git credentials of this host.', '[Service]'];
   if (roots.length > 0) lines.push(`ReadWritePaths=${roots.map((r) => `-${r}`).join(' ')}`);
-  if (tokenFile) lines.push(`LoadCredential=${basename(tokenFile)}:${tokenFile}`);
+  for (const file of credentials) if (file) lines.push(`LoadCredential=${basename(file)}:${file}`);
   const path = '/etc/systemd/system/steward.service.d/enroll.conf';
   await writeFileAtomic(path, lines.join('\n') + '\n', { mode: 0o644 });
   await new Promise<void>((resolve) => execFile('systemctl', ['daemon-reload'], () => resolve()));
@@ -94,4 +95,20 @@ function verifyOf(allowedSignersFile?: string, gpgKeysFile?: string) {
   return {
     verify: { ...(allowedSignersFile ? { allowedSignersFile } : {}), ...(gpgKeysFile ? { gpgKeysFile } : {}) },
   };
+}
+
+/** source.auth from --token-file (HTTP) or --ssh-key-file and --known-hosts-file (SSH). */
+function authOf(values: {
+  username?: string;
+  'token-file'?: string;
+  'ssh-key-file'?: string;
+  'known-hosts-file'?: string;
+}) {
+  const auth = {
+    ...(values.username ? { username: values.username } : {}),
+    ...(values['token-file'] ? { tokenFile: values['token-file'] } : {}),
+    ...(values['ssh-key-file'] ? { sshKeyFile: values['ssh-key-file'] } : {}),
+    ...(values['known-hosts-file'] ? { knownHostsFile: values['known-hosts-file'] } : {}),
+  };
+  return Object.keys(auth).length > 0 ? { auth } : {};
 }

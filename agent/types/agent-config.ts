@@ -16,7 +16,7 @@ export interface AgentConfigFile {
   };
   source: {
     /**
-     * URL of the fleet repository over smart HTTP(S). SSH URLs (ssh://user@host[:port]/path.git, user@host:path.git) are recognised so that source.auth.sshKeyFile/knownHostsFile can be checked, but this version refuses them at load: the SSH transport is not built yet.
+     * URL of the fleet repository: smart HTTP(S) (https://host/path.git), or SSH (ssh://user@host[:port]/path.git, user@host:path.git) with source.auth.sshKeyFile and knownHostsFile. Over SSH the server must offer Git protocol v2 (sshd AcceptEnv GIT_PROTOCOL).
      */
     url: string;
     /**

@@ -237,3 +237,65 @@ t.test('an sshd that drops GIT_PROTOCOL (protocol v0 only) is refused with what 
   t.match(r.outcome.sourceError?.message, 'answered in protocol v0');
   t.match(r.outcome.sourceError?.message, 'AcceptEnv GIT_PROTOCOL');
 });
+
+t.test('steward enroll takes the SSH options; steward doctor checks key, host key and a real connection', async (t) => {
+  const etc = await mkdtemp(join(tmpdir(), 'steward-enroll-ssh-'));
+  const config = join(etc, 'agent.yaml');
+  const url = sshd.url(fx.fleet.bare);
+  const enrolled = await steward([
+    'enroll',
+    '--url',
+    url,
+    '--host',
+    'ssh-box',
+    '--ssh-key-file',
+    deploy.path,
+    '--known-hosts-file',
+    knownHosts,
+    '--state-dir',
+    join(etc, 'state'),
+    '--config',
+    config,
+  ]);
+  t.equal(enrolled.code, 0, enrolled.stderr);
+  t.match(await readFile(config, 'utf8'), `sshKeyFile: ${deploy.path}`);
+  t.match(await readFile(config, 'utf8'), `knownHostsFile: ${knownHosts}`);
+
+  let doc = await steward(['doctor', '--config', config]);
+  t.match(
+    doc.stdout,
+    `ok    ssh         deploy key ${deploy.fingerprint}; [127.0.0.1]:${sshd.port} listed (ssh-ed25519)`,
+  );
+  t.match(doc.stdout, 'ok    git         reachable over SSH (host key verified, deploy key accepted); main at ');
+
+  // The same config with a known_hosts that lists another host, and with a key the server refuses.
+  const elsewhere = join(etc, 'known_hosts');
+  await writeFile(elsewhere, sshd.knownHosts.replace('[127.0.0.1]', '[git.example.com]'));
+  await writeFile(config, (await readFile(config, 'utf8')).replace(knownHosts, elsewhere));
+  doc = await steward(['doctor', '--config', config]);
+  t.equal(doc.code, 1);
+  t.match(
+    doc.stdout,
+    `FAIL  ssh         deploy key ${deploy.fingerprint}; ${elsewhere} does not list [127.0.0.1]:${sshd.port}`,
+  );
+  t.match(doc.stdout, /FAIL  git .*E_GIT_HOST_KEY|FAIL  git .*is not in knownHostsFile/);
+  await writeFile(
+    config,
+    (await readFile(config, 'utf8')).replace(elsewhere, knownHosts).replace(deploy.path, stranger.path),
+  );
+  doc = await steward(['doctor', '--config', config]);
+  t.match(doc.stdout, `FAIL  git         `);
+  t.match(doc.stdout, `refused the deploy key ${stranger.fingerprint}`);
+
+  const missing = await steward([
+    'enroll',
+    '--url',
+    url,
+    '--ssh-key-file',
+    deploy.path,
+    '--config',
+    join(etc, 'b.yaml'),
+  ]);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, 'an SSH url needs source.auth.knownHostsFile');
+});
