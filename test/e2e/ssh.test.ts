@@ -299,3 +299,18 @@ t.test('steward enroll takes the SSH options; steward doctor checks key, host ke
   t.equal(missing.code, 2);
   t.match(missing.stderr, 'an SSH url needs source.auth.knownHostsFile');
 });
+
+t.test('the packaged bundle speaks SSH without ssh2 native addons', async (t) => {
+  // Laid out as packaging/build.sh ships it: the esbuild bundle beside schemas/ and a package.json;
+  // ssh2's sshcrypto.node and cpu-features are left out of the bundle.
+  const lib = await mkdtemp(join(tmpdir(), 'steward-bundle-'));
+  const out = join(lib, 'steward.mjs');
+  await exec(process.execPath, ['packaging/bundle.mjs', 'dist/agent/main.js', out]);
+  await exec('cp', ['-r', 'schemas', lib]);
+  await writeFile(join(lib, 'package.json'), '{ "type": "module" }\n');
+  const a = await sshAgent();
+  await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('bundled\n') }, 'bundled');
+  const res = await exec(process.execPath, [out, 'once', '--config', a.configFile]).catch((e: unknown) => e);
+  t.notOk(res instanceof Error, String((res as { stderr?: string }).stderr ?? ''));
+  t.equal(await readFile(join(root, 'motd'), 'utf8'), 'bundled\n');
+});
