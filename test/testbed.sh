@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything Steward's tests and demo need on a Debian 12 machine, idempotently:
-#   - Debian packages: docker.io (the engine), iptables, busybox-static (for local images), git
+#   - Debian packages: docker.io (the engine), iptables, busybox-static (for local images), git,
+#     gnupg, openssh-client and openssh-server (signatures and the SSH transport)
+#   - the git-shell account steward-git that the SSH tests' own sshd serves repositories as
 #   - a running Docker engine (started in the background when no daemon answers)
 #   - local images built without a registry (test/images.sh)
 #   - a systemd image (debootstrap), and on amd64 qemu-user with an arm64 C library
