@@ -12,6 +12,8 @@ import {
 import { checkHostKey, hostName, listedTypes } from './knownhosts.js';
 import { loadSsh2, type SshAuth } from './sshauth.js';
 import { gitError, type Answer, type GitTransport, type Service } from './transport.js';
+import { FLUSH } from './pktline.js';
+import { fetchAnswerFromV0, fetchRequestV0, lsRefsAnswer, readV0Advertisement, v2Command } from './sshv0.js';
 
 /** Where an SSH source.url points. */
 export interface SshEndpoint {
@@ -76,7 +78,8 @@ interface Connection {
  * Git over SSH: every exchange is one `git-upload-pack '<path>'` (or receive-pack) channel on a
  * connection kept between polls, the request written after the server's advertisement and the
  * answer read until the channel closes. Protocol v2 is asked for with GIT_PROTOCOL (sshd must
- * AcceptEnv it; every hosted Git does). The host key must be in knownHostsFile.
+ * AcceptEnv it; every hosted Git does); a server that answers in v0 is spoken to in v0. The host
+ * key must be in knownHostsFile.
  */
 export class SshTransport implements GitTransport {
   readonly where: string;
@@ -141,13 +144,9 @@ export class SshTransport implements GitTransport {
     deadline.signal.addEventListener('abort', release, { once: true });
     try {
       channel = await this.#channel(service, opts, deadline);
-      const first = await channel.advertisement();
-      if (service === 'git-upload-pack' && opts.v2 && first !== 'version 2')
-        throw new StewardError(
-          'E_GIT_PROTOCOL',
-          `${this.where} answered in protocol v0: Steward speaks protocol v2 over SSH (git 2.18 and later; a plain sshd needs "AcceptEnv GIT_PROTOCOL")`,
-          { retry: 'stalled' },
-        );
+      const advertised = await channel.advertisement();
+      if (service === 'git-upload-pack' && opts.v2 && advertised[0] !== 'version 2')
+        return v0Exchange(channel, advertised, body, limit, release);
       channel.send(body);
       return channel.rest(limit, release);
     } catch (err) {
@@ -222,6 +221,30 @@ function countBytes(conn: Connection, stats: HttpStats): void {
 
 const timeout = (where: string) =>
   new StewardError('E_GIT_TIMEOUT', `${where}: no answer before the deadline`, { retry: 'transient' });
+
+/**
+ * A server that answered in protocol v0 (GIT_PROTOCOL was not passed on): ls-refs is answered
+ * from its advertisement, fetch is rewritten (sshv0.ts). Costs nothing more than v2 on the wire.
+ */
+function v0Exchange(
+  channel: Channel,
+  advertised: string[],
+  body: Buffer,
+  limit: number,
+  release: () => void,
+): AsyncIterable<Uint8Array> {
+  const ad = readV0Advertisement(advertised);
+  if (v2Command(body) === 'ls-refs') {
+    channel.send(Buffer.from(FLUSH)); // wants nothing: upload-pack ends
+    const rest = channel.rest(limit, release);
+    return (async function* () {
+      yield lsRefsAnswer(body, ad);
+      for await (const _ of rest) void _;
+    })();
+  }
+  channel.send(fetchRequestV0(body, ad));
+  return fetchAnswerFromV0(channel.rest(limit, release));
+}
 
 /** ssh-rsa keys are offered with SHA-2 signatures first (OpenSSH 8.8 refuses SHA-1 ones). */
 const hostKeyAlgorithms = (types: string[]): string[] =>
@@ -332,19 +355,19 @@ class Channel {
     this.#it = (ch as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 
-  /** The first packet of the server's advertisement; the rest is read past, up to its flush. */
-  async advertisement(): Promise<string> {
-    let first: string | undefined;
+  /** The server's advertisement: its pkt-line texts up to the flush (at most 16 MiB). */
+  async advertisement(): Promise<string[]> {
+    const lines: string[] = [];
     let read = 0;
     for (;;) {
       const len = await this.#packet();
       if (len === 0) {
         this.#buf = this.#buf.subarray(4);
-        return first ?? '';
+        return lines;
       }
       const text = this.#buf.subarray(4, len).toString('utf8').replace(/\n$/, '');
       if (text.startsWith('ERR ')) throw serverFailure(this.where, text.slice(4), this.#exit);
-      first ??= text;
+      lines.push(text);
       read += len;
       if (read > MAX_SMALL_ANSWER_BYTES)
         throw new AnswerTooLargeError(this.where, MAX_SMALL_ANSWER_BYTES, 'its ref advertisement');

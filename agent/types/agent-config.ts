@@ -16,7 +16,7 @@ export interface AgentConfigFile {
   };
   source: {
     /**
-     * URL of the fleet repository: smart HTTP(S) (https://host/path.git), or SSH (ssh://user@host[:port]/path.git, user@host:path.git) with source.auth.sshKeyFile and knownHostsFile. Over SSH the server must offer Git protocol v2 (sshd AcceptEnv GIT_PROTOCOL).
+     * URL of the fleet repository: smart HTTP(S) (https://host/path.git), or SSH (ssh://user@host[:port]/path.git, user@host:path.git) with source.auth.sshKeyFile and knownHostsFile. Over SSH, Git protocol v2 is used where the server passes GIT_PROTOCOL on, v0 otherwise.
      */
     url: string;
     /**
