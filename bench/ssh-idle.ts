@@ -8,8 +8,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig, readCredentials } from '../agent/config/load.js';
-import { configRemote } from '../agent/source/remote.js';
+import { loadConfig } from '../agent/config/load.js';
+import { configRemote, readGitCredentials } from '../agent/source/remote.js';
 import { GitRepo } from '../agent/source/repo.js';
 import { SshTransport } from '../agent/source/ssh.js';
 import type { HttpStats } from '../agent/source/http.js';
@@ -88,7 +88,7 @@ try {
 
   // 2. The Git exchange alone (ls-refs of the branch), kept connection vs a new one per poll.
   const config = await loadConfig(ssh.configFile);
-  const creds = await readCredentials(config);
+  const creds = await readGitCredentials(config);
   for (const keep of [true, false]) {
     const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
     const transport = new SshTransport({

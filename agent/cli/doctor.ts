@@ -2,9 +2,9 @@ import { loadTrust } from '../source/verify.js';
 import { access, constants, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { readCredentials, type AgentConfig } from '../config/load.js';
+import type { AgentConfig } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
-import { configRemote } from '../source/remote.js';
+import { configRemote, readGitCredentials } from '../source/remote.js';
 import { GitRepo } from '../source/repo.js';
 import { hostName, listedTypes } from '../source/knownhosts.js';
 import { parseSshUrl, SshTransport } from '../source/ssh.js';
@@ -68,7 +68,7 @@ async function checkTrust(config: AgentConfig): Promise<string> {
 
 /** The deploy key reads, and knownHostsFile lists the server (the connection itself is the git check). */
 async function checkSsh(config: AgentConfig): Promise<string> {
-  const { ssh } = await readCredentials(config);
+  const { ssh } = await readGitCredentials(config);
   const to = parseSshUrl(config.source.url, config.source.username);
   const name = hostName(to.host, to.port);
   const types = listedTypes(ssh!.knownHosts, name);
@@ -81,7 +81,7 @@ async function checkSsh(config: AgentConfig): Promise<string> {
 
 /** The branch, asked for with the host's credentials, in a throwaway gitdir. */
 async function checkGit(config: AgentConfig, signal: AbortSignal): Promise<string> {
-  const creds = await readCredentials(config);
+  const creds = await readGitCredentials(config);
   const dir = await mkdtemp(join(tmpdir(), 'steward-doctor-'));
   const remote = configRemote(config, creds, { signal });
   try {

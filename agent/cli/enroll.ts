@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { execFile } from 'node:child_process';
 import { stringify } from 'yaml';
-import { DEFAULT_CONFIG_PATH, parseConfig, readCredentials } from '../config/load.js';
+import { DEFAULT_CONFIG_PATH, parseConfig } from '../config/load.js';
+import { readGitCredentials } from '../source/remote.js';
 import { StewardError } from '../errors.js';
 import { writeFileAtomic } from '../host/fs.js';
 import { args, type ExitCode, type Io } from './common.js';
@@ -62,7 +63,7 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
   };
   const text = `# Steward agent config, written by steward enroll.\n${stringify(doc)}`;
   const config = parseConfig(text, file);
-  await readCredentials(config); // a token file that cannot be read fails now, not at first poll
+  await readGitCredentials(config); // a key or token file that cannot be read fails now, not at first poll
   await writeFileAtomic(file, text, { mode: 0o640 });
   io.out(`wrote ${file} for host ${config.host} (${config.source.url}, ${config.source.paths.join(', ')})`);
   if (!values['no-systemd'] && file === DEFAULT_CONFIG_PATH && existsSync('/run/systemd/system')) {

@@ -1,17 +1,19 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, readCredentials, DEFAULT_CONFIG_PATH } from '../config/load.js';
+import { isSshUrl, loadConfig, DEFAULT_CONFIG_PATH } from '../config/load.js';
 import { StewardError } from '../errors.js';
 import { Secret } from '../config/secret.js';
-import { openRemote } from '../source/remote.js';
+import { configRemote, openRemote, readGitCredentials, type GitRemote } from '../source/remote.js';
+import { SshTransport } from '../source/ssh.js';
+import { readSshAuth } from '../source/sshauth.js';
 import { GitRepo } from '../source/repo.js';
 import { formatAge, readFleet, type FleetRow } from '../status/fleet.js';
 import { readFile } from 'node:fs/promises';
 import { args, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward status [--config FILE | --url URL [--token-file F]] [--branch B] [--selector k=v] [--host NAME] [--json]';
+  'steward status [--config FILE | --url URL [--token-file F | --ssh-key-file F --known-hosts-file F]] [--branch B] [--selector k=v] [--host NAME] [--json]';
 
 /** Prints the fleet from the status branch. Exit 1 when a selected host is not converged or is stale. */
 export async function status(argv: string[], io: Io, signal: AbortSignal): Promise<ExitCode> {
@@ -19,13 +21,15 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     config: { type: 'string', short: 'c' },
     url: { type: 'string' },
     'token-file': { type: 'string' },
+    'ssh-key-file': { type: 'string' },
+    'known-hosts-file': { type: 'string' },
     username: { type: 'string' },
     branch: { type: 'string' },
     selector: { type: 'string', multiple: true },
     host: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const { url, branch, username, timeoutMs, token } = await statusSource(values);
+  const { url, branch, remote } = await statusSource(values, signal);
   const selectors = (values.selector ?? []).map((s) => {
     const m = /^([^=]+)=(.*)$/.exec(s);
     if (!m) throw new StewardError('E_ARGS', `--selector ${s}: expected key=value`);
@@ -33,11 +37,7 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
   });
   const gitdir = await mkdtemp(join(tmpdir(), 'steward-status-'));
   try {
-    const repo = new GitRepo({
-      gitdir,
-      url,
-      ...openRemote({ username, ...(token ? { token } : {}), timeoutMs, signal }),
-    });
+    const repo = new GitRepo({ gitdir, url, ...remote });
     await repo.init();
     const { rows, unreadable } = await readFleet(repo, branch ?? 'steward-status', new Date());
     // A document that cannot be read is said, never skipped silently: that host counts as failing.
@@ -54,28 +54,43 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     else io.out(values.host ? detail(selected[0]!) : table(selected));
     return bad.length > 0 || selected.some((r) => r.phase !== 'Converged' || r.stale) ? 1 : 0;
   } finally {
+    if (remote.transport instanceof SshTransport) remote.transport.close();
     await rm(gitdir, { recursive: true, force: true });
   }
 }
 
 /** Where the status branch is: the flags, else the agent config (and its credentials). */
-async function statusSource(values: {
-  url?: string;
-  branch?: string;
-  username?: string;
-  config?: string;
-  'token-file'?: string;
-}): Promise<{ url: string; branch?: string; username: string; timeoutMs: number; token?: Secret }> {
+async function statusSource(
+  values: {
+    url?: string;
+    branch?: string;
+    username?: string;
+    config?: string;
+    'token-file'?: string;
+    'ssh-key-file'?: string;
+    'known-hosts-file'?: string;
+  },
+  signal: AbortSignal,
+): Promise<{ url: string; branch?: string; remote: GitRemote }> {
   if (!values.url) {
     const config = await loadConfig(values.config ?? process.env.STEWARD_CONFIG ?? DEFAULT_CONFIG_PATH);
-    const { token } = await readCredentials(config);
     return {
       url: config.source.url,
       branch: values.branch ?? config.status.branch,
-      username: config.source.username,
-      timeoutMs: config.source.timeoutMs,
-      ...(token ? { token } : {}),
+      remote: configRemote(config, await readGitCredentials(config), { signal }),
     };
+  }
+  const username = values.username ?? 'steward';
+  const branch = values.branch ? { branch: values.branch } : {};
+  const timeoutMs = 30_000;
+  if (isSshUrl(values.url)) {
+    const keyFile = values['ssh-key-file'];
+    const knownHostsFile = values['known-hosts-file'];
+    if (!keyFile || !knownHostsFile)
+      throw new StewardError('E_ARGS', `--url ${values.url} is SSH: give --ssh-key-file and --known-hosts-file`);
+    const auth = await readSshAuth({ file: '--ssh-key-file/--known-hosts-file' }, keyFile, knownHostsFile);
+    const transport = new SshTransport({ url: values.url, username, auth, timeoutMs, signal });
+    return { url: values.url, ...branch, remote: { ...openRemote({ username, timeoutMs, signal }), transport } };
   }
   const file = values['token-file'];
   const token = file
@@ -89,10 +104,8 @@ async function statusSource(values: {
     : undefined;
   return {
     url: values.url,
-    ...(values.branch ? { branch: values.branch } : {}),
-    username: values.username ?? 'steward',
-    timeoutMs: 30_000,
-    ...(token ? { token } : {}),
+    ...branch,
+    remote: openRemote({ username, ...(token ? { token } : {}), timeoutMs, signal }),
   };
 }
 

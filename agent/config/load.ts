@@ -10,7 +10,6 @@ import { checkSchema } from '../manifest/schema.js';
 import type { AgentConfigFile } from '../types/agent-config.js';
 import { parseDuration, parseSize } from '../duration.js';
 import { Secret } from './secret.js';
-import { readSshAuth, type SshAuth } from '../source/sshauth.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/steward/agent.yaml';
 
@@ -60,8 +59,6 @@ export interface AgentConfig {
 export interface Credentials {
   token?: Secret;
   ca?: string;
-  /** The deploy key and the known host keys of an SSH source. */
-  ssh?: SshAuth;
 }
 
 /**
@@ -296,7 +293,10 @@ export function normalizeRepoPath(p: string): string {
   return parts.join('/');
 }
 
-/** Reads the token, CA and SSH key files the config names. A missing or empty token file is an error. */
+/**
+ * Reads the token and CA files the config names. A missing or empty token file is an error. The
+ * SSH deploy key is read by the source layer (source/remote.ts readGitCredentials).
+ */
 export async function readCredentials(config: AgentConfig): Promise<Credentials> {
   const creds: Credentials = {};
   if (config.source.tokenFile) {
@@ -323,7 +323,6 @@ export async function readCredentials(config: AgentConfig): Promise<Credentials>
       });
     creds.token = new Secret(token);
   } else if (config.source.urlPassword) creds.token = config.source.urlPassword;
-  if (config.source.ssh) creds.ssh = await readSshAuth(config, resolveCredentialPath(config.source.ssh.keyFile));
   if (config.source.caFile) {
     try {
       creds.ca = await readFile(config.source.caFile, 'utf8');
@@ -346,7 +345,7 @@ export async function readCredentials(config: AgentConfig): Promise<Credentials>
  * systemd's LoadCredential= puts credentials in $CREDENTIALS_DIRECTORY; a credential there with
  * the token file's base name wins over the path itself (which the hardened unit may hide).
  */
-function resolveCredentialPath(file: string): string {
+export function resolveCredentialPath(file: string): string {
   const dir = process.env.CREDENTIALS_DIRECTORY;
   const candidate = dir ? `${dir}/${posix.basename(file)}` : undefined;
   return candidate && existsSync(candidate) ? candidate : file;

@@ -1,4 +1,4 @@
-import { readCredentials, type AgentConfig, type Credentials } from '../config/load.js';
+import type { AgentConfig } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
 import { collectFacts } from '../host/facts.js';
 import type { Logger } from '../log.js';
@@ -8,14 +8,14 @@ import { forbiddenPaths } from './resolve.js';
 import type { HostIdentity } from './report.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HttpStats } from '../source/http.js';
-import { configRemote, sourceRepo, statusRepo } from '../source/remote.js';
+import { configRemote, readGitCredentials, sourceRepo, statusRepo, type GitCredentials } from '../source/remote.js';
 import { loadTrust, type Trust } from '../source/verify.js';
 import { agentVersion } from '../version.js';
 
 /** Everything a run needs, built once per process (and again on a config reload). */
 export interface AgentContext {
   config: AgentConfig;
-  creds: Credentials;
+  creds: GitCredentials;
   log: Logger;
   source: GitRepo;
   status: GitRepo;
@@ -43,7 +43,7 @@ export async function createContext(
   log: Logger,
   opts: ContextOptions = {},
 ): Promise<AgentContext> {
-  const creds = await readCredentials(config);
+  const creds = await readGitCredentials(config);
   const trust = await loadTrust(config);
   const remote = configRemote(config, creds, opts);
   const docker = createDocker(config.docker.socket);

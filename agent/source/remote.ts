@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import type { AgentConfig, Credentials } from '../config/load.js';
+import { readCredentials, resolveCredentialPath, type AgentConfig, type Credentials } from '../config/load.js';
+import { readSshAuth, type SshAuth } from './sshauth.js';
 import { Secret } from '../config/secret.js';
 import { agentVersion } from '../version.js';
 import { createHttpClient, type GitHttp, type HttpStats } from './http.js';
@@ -45,10 +46,26 @@ export function openRemote(opts: RemoteOptions): GitRemote {
   return { http, headers, maxObjectBytes: opts.maxPackBytes ?? 64 * 1024 * 1024 };
 }
 
+/** What a remote needs from the host: the token and CA, or the deploy key and the known host keys. */
+export interface GitCredentials extends Credentials {
+  ssh?: SshAuth;
+}
+
+/**
+ * Reads every credential file the config names (token, CA, SSH deploy key and known_hosts), the
+ * deploy key from $CREDENTIALS_DIRECTORY under systemd as the token is.
+ */
+export async function readGitCredentials(config: AgentConfig): Promise<GitCredentials> {
+  const creds: GitCredentials = await readCredentials(config);
+  const ssh = config.source.ssh;
+  if (ssh) creds.ssh = await readSshAuth(config, resolveCredentialPath(ssh.keyFile), ssh.knownHostsFile);
+  return creds;
+}
+
 /** The remote of a loaded config: smart HTTP, or SSH with the deploy key when source.url is SSH. */
 export function configRemote(
   config: AgentConfig,
-  creds: Credentials,
+  creds: GitCredentials,
   opts: { stats?: HttpStats; signal?: AbortSignal } = {},
 ): GitRemote {
   const remote = openRemote({

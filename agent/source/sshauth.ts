@@ -27,8 +27,11 @@ const MAX_FILE_BYTES = 4 * 1024 * 1024;
  * Reads source.auth.sshKeyFile (`keyFile`, already resolved against $CREDENTIALS_DIRECTORY) and
  * source.auth.knownHostsFile. Errors name the file and the field and never carry key material.
  */
-export async function readSshAuth(config: AgentConfig, keyFile: string): Promise<SshAuth> {
-  const knownHostsFile = config.source.ssh!.knownHostsFile;
+export async function readSshAuth(
+  config: Pick<AgentConfig, 'file'>,
+  keyFile: string,
+  knownHostsFile: string,
+): Promise<SshAuth> {
   const keyText = await readBounded(config, keyFile, '/source/auth/sshKeyFile');
   const { utils } = await loadSsh2();
   const parsed = utils.parseKey(keyText);
@@ -58,7 +61,7 @@ export async function readSshAuth(config: AgentConfig, keyFile: string): Promise
   };
 }
 
-async function readBounded(config: AgentConfig, file: string, pointer: string): Promise<Buffer> {
+async function readBounded(config: Pick<AgentConfig, 'file'>, file: string, pointer: string): Promise<Buffer> {
   try {
     const info = await stat(file);
     if (info.size > MAX_FILE_BYTES)

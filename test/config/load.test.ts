@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { inspect, promisify } from 'node:util';
 import { loadConfig, parseConfig, readCredentials } from '../../agent/config/load.js';
 import { formatError, StewardErrors } from '../../agent/errors.js';
+import { readGitCredentials } from '../../agent/source/remote.js';
 
 const exec = promisify(execFile);
 const F = '/etc/steward/agent.yaml';
@@ -250,7 +251,7 @@ t.test('SSH deploy key and known_hosts: read, never printed; a bad file is named
       file,
       `host: a\nsource:\n  url: git@git.example.com:fleet.git\n  auth: { sshKeyFile: ${keyFile}, knownHostsFile: ${knownHostsFile} }\n`,
     );
-    return readCredentials(await loadConfig(file));
+    return readGitCredentials(await loadConfig(file));
   };
   const creds = await load(key);
   t.equal(creds.ssh?.fingerprint, fp);

@@ -123,6 +123,7 @@ t.test('a host key that is not listed, or changed, is refused before anything is
   t.match(r.outcome.sourceError?.message, `[127.0.0.1]:${other.port}`);
   t.match(r.outcome.sourceError?.message, 'has changed: it presented ssh-ed25519');
   t.equal(accepted(other), 0, 'no login was attempted');
+  t.not(await readFile(join(root, 'motd'), 'utf8').catch(() => ''), 'never\n', 'nothing of it applied');
 
   const unlisted = join(dir, 'known_hosts_unlisted');
   await writeFile(unlisted, sshd.knownHosts.replace('[127.0.0.1]', '[git.example.com]'));
@@ -152,8 +153,11 @@ t.test('a stopped server is E_GIT_UNREACHABLE; the agent recovers when it is bac
   await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('back\n') }, 'x');
   t.equal((await a.once()).outcome.phase, 'Converged');
   await server.stop();
+  // The server is down: the run goes on with the commit it has, so a hand edit is still undone.
+  await writeFile(join(root, 'motd'), 'edited by hand\n');
   const r = await a.once();
   t.equal(r.outcome.sourceError?.code, 'E_GIT_UNREACHABLE');
+  t.equal(await readFile(join(root, 'motd'), 'utf8'), 'back\n', 'drift corrected from the last fetched commit');
   await server.start();
   const later = new Date(Date.now() + 3600_000);
   t.equal((await a.once({ now: () => later })).outcome.phase, 'Converged');
@@ -324,4 +328,31 @@ t.test('the packaged bundle speaks SSH without ssh2 native addons', async (t) =>
   const res = await exec(process.execPath, [out, 'once', '--config', a.configFile]).catch((e: unknown) => e);
   t.notOk(res instanceof Error, String((res as { stderr?: string }).stderr ?? ''));
   t.equal(await readFile(join(root, 'motd'), 'utf8'), 'bundled\n');
+});
+
+t.test('steward status reads the status branch over SSH, from the config or the flags', async (t) => {
+  const a = await sshAgent();
+  await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('status\n') }, 'status');
+  t.equal((await a.once()).outcome.phase, 'Converged');
+  const fromConfig = await steward(['status', '--config', a.configFile, '--host', a.host]);
+  t.equal(fromConfig.code, 0, fromConfig.stderr);
+  t.match(fromConfig.stdout, a.host);
+  const url = sshd.url(fx.fleet.bare);
+  const fromFlags = await steward([
+    'status',
+    '--url',
+    url,
+    '--ssh-key-file',
+    deploy.path,
+    '--known-hosts-file',
+    knownHosts,
+    '--host',
+    a.host,
+    '--json',
+  ]);
+  t.equal(fromFlags.code, 0, fromFlags.stderr);
+  t.equal(JSON.parse(fromFlags.stdout).host, a.host);
+  const noKey = await steward(['status', '--url', url]);
+  t.equal(noKey.code, 2);
+  t.match(noKey.stderr, 'is SSH: give --ssh-key-file and --known-hosts-file');
 });
