@@ -114,3 +114,52 @@ export function decryptTree(
     throw new SopsError('sops.mac does not match the values: the file was changed after it was encrypted');
   return out;
 }
+
+/** What a SOPS file's metadata says: the MAC, and the data key wrapped for each recipient. */
+export interface SopsMeta {
+  mac: string;
+  lastmodified: string;
+  unencryptedSuffix: string;
+  pgp: Array<{ fp: string; enc: string }>;
+  age: Array<{ recipient: string; enc: string }>;
+}
+
+/**
+ * A dotenv file as sops writes it: `KEY=VALUE` lines split at the first `=` (spaces kept on both
+ * sides, as sops' dotenv store does), `#` lines are comments, and the metadata is flattened into
+ * `sops_…` keys (`sops_pgp__list_0__map_enc`, values with `\n` escaped).
+ */
+export function readSopsDotenv(text: string): { tree: Record<string, string>; meta: SopsMeta } {
+  const tree: Record<string, string> = {};
+  const flat: Record<string, string> = {};
+  text.split('\n').forEach((line, i) => {
+    if (line === '' || line.startsWith('#')) return;
+    const at = line.indexOf('=');
+    if (at < 0) throw new SopsError(`line ${i + 1}: not KEY=VALUE`);
+    const key = line.slice(0, at);
+    const value = line.slice(at + 1);
+    if (key.startsWith('sops_')) flat[key.slice('sops_'.length)] = value.replace(/\\n/g, '\n');
+    else tree[key] = value;
+  });
+  return { tree, meta: flatMeta(flat) };
+}
+
+/** Metadata flattened as sops' dotenv and INI stores write it (`pgp__list_0__map_enc`). */
+function flatMeta(flat: Record<string, string>): SopsMeta {
+  if (!flat.mac || !flat.lastmodified) throw new SopsError('no sops metadata (mac, lastmodified): not a SOPS file');
+  const lists = (name: string) => {
+    const items: Array<Record<string, string>> = [];
+    for (const [k, v] of Object.entries(flat)) {
+      const m = new RegExp(`^${name}__list_(\\d+)__map_(\\w+)$`).exec(k);
+      if (m) (items[Number(m[1])] ??= {})[m[2]!] = v;
+    }
+    return items.filter(Boolean);
+  };
+  return {
+    mac: flat.mac,
+    lastmodified: flat.lastmodified,
+    unencryptedSuffix: flat.unencrypted_suffix ?? '_unencrypted',
+    pgp: lists('pgp').map((p) => ({ fp: p.fp ?? '', enc: p.enc ?? '' })),
+    age: lists('age').map((a) => ({ recipient: a.recipient ?? '', enc: a.enc ?? '' })),
+  };
+}

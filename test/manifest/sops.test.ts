@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as openpgp from 'openpgp';
 import { parse } from 'yaml';
-import { decryptTree, SopsError, type Tree } from '../../agent/manifest/sops.js';
+import { decryptTree, readSopsDotenv, SopsError, type Tree } from '../../agent/manifest/sops.js';
 
 // The SOPS envelope against files the real sops 3.13.1 wrote (test/fixtures/sops: a copy of ../shared/interop/sops, from the
 // SOPS project's functional tests), data key unwrapped with their PGP test key by OpenPGP.js.
@@ -81,4 +81,16 @@ t.test('a tampered value, MAC or lastmodified, or another key, is refused withou
     t.notMatch((err as Error).message, 'bar', `${what}: no plaintext in the message`);
     t.equal((err as SopsError).code, 'E_SECRET_DECRYPT');
   }
+});
+
+t.test('a dotenv file written by sops: split at the first =, spaces kept, metadata unflattened', async (t) => {
+  const { tree, meta } = readSopsDotenv(await readFile(`${dir}format.enc.env`, 'utf8'));
+  t.same(Object.keys(tree), ['foo ']);
+  t.equal(meta.pgp[0]?.fp, 'FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4');
+  t.match(meta.pgp[0]?.enc, /^-----BEGIN PGP MESSAGE-----\n\n/);
+  const message = await openpgp.readMessage({ armoredMessage: meta.pgp[0]!.enc });
+  const { data } = await openpgp.decrypt({ message, decryptionKeys: keys, format: 'binary' });
+  const plain = decryptTree(tree, Buffer.from(data as Uint8Array), meta.mac, meta.lastmodified, meta.unencryptedSuffix);
+  t.same(plain, { 'foo ': ' bar' });
+  t.throws(() => readSopsDotenv('A=1\n'), { code: 'E_SECRET_DECRYPT', message: /not a SOPS file/ });
 });
