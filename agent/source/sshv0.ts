@@ -19,6 +19,7 @@ export function readV0Advertisement(lines: readonly string[]): V0Advertisement {
   const refs: V0Advertisement['refs'] = [];
   let caps = new Set<string>();
   lines.forEach((line, i) => {
+    if (/^shallow [0-9a-f]{40}$/.test(line)) return; // the server's own repo is shallow: not a ref
     const [head, capText] = line.split('\0');
     if (i === 0 && capText !== undefined) caps = new Set(capText.trim().split(' ').filter(Boolean));
     const m = /^([0-9a-f]{40}) (\S+)$/.exec(head!.trim());

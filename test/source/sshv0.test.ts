@@ -13,6 +13,7 @@ const ad = readV0Advertisement([
   `${B} refs/heads/steward-status`,
   `${B} refs/tags/v1`,
   `${A} refs/tags/v1^{}`,
+  `shallow ${B}`,
 ]);
 async function* stream(...chunks: Buffer[]): AsyncIterable<Uint8Array> {
   yield* chunks;
