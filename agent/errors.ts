@@ -11,6 +11,9 @@ export type ErrorCode =
   | 'E_CONFIG_PARSE'
   | 'E_CONFIG_INVALID'
   | 'E_CONFIG_TOKEN'
+  | 'E_SECRET_KEY'
+  | 'E_SECRET_DECRYPT'
+  | 'E_REGISTRY_AUTH'
   | 'E_MANIFEST_PARSE'
   | 'E_MANIFEST_INVALID'
   | 'E_MANIFEST_DUPLICATE'
@@ -71,6 +74,9 @@ export const RETRY: Readonly<Record<ErrorCode, Retry>> = {
   E_CONFIG_PARSE: 'stalled',
   E_CONFIG_INVALID: 'stalled',
   E_CONFIG_TOKEN: 'stalled',
+  E_SECRET_KEY: 'stalled',
+  E_SECRET_DECRYPT: 'stalled',
+  E_REGISTRY_AUTH: 'stalled',
   E_MANIFEST_PARSE: 'stalled',
   E_MANIFEST_INVALID: 'stalled',
   E_MANIFEST_DUPLICATE: 'stalled',

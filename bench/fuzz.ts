@@ -10,6 +10,7 @@ import { StewardErrors } from '../agent/errors.js';
 import { buildBundle } from '../agent/manifest/bundle.js';
 import { decodeManifest } from '../agent/manifest/text.js';
 import { forbiddenPaths, resolveBundle } from '../agent/reconcile/resolve.js';
+import { Fingerprint } from '../agent/host/fingerprint.js';
 import { FileDriver } from '../agent/resources/file.js';
 
 const replay = process.argv[2] === '--replay' ? Number(process.argv[3]) : undefined;
@@ -118,7 +119,11 @@ function mutate(base: string, r: () => number): Buffer {
 const config = parseConfig(configs[0]!, '/etc/steward/agent.yaml', { hostname: 'edge-1' });
 // The File driver's admission check is what a manifest's paths meet; no host is touched.
 const drivers = {
-  File: new FileDriver(config.stateDir, { roots: config.files.roots, forbidden: forbiddenPaths(config) }),
+  File: new FileDriver(
+    config.stateDir,
+    { roots: config.files.roots, forbidden: forbiddenPaths(config) },
+    new Fingerprint(Buffer.alloc(32)),
+  ),
 };
 const readRepoFile = async (path: string) => {
   if (path.endsWith('.html')) return Buffer.from('<h1>hi</h1>');

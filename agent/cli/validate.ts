@@ -1,14 +1,16 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
+import { SecretKeys } from '../config/keys.js';
 import { normalizeRepoPath } from '../config/load.js';
 import { formatError, StewardError } from '../errors.js';
 import { buildBundle } from '../manifest/bundle.js';
 import { decodeManifest, MAX_MANIFEST_BYTES } from '../manifest/text.js';
+import { resolveBundle } from '../reconcile/resolve.js';
 import { MANIFEST_RE, type ManifestFile } from '../source/tree.js';
 import { args, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward validate [DIR] [--path P]...   check the manifests of a checkout (exit 0, or 2 with the errors)';
+  'steward validate [DIR] [--path P]... [--age-key-file F] [--pgp-key-file F]   check the manifests of a checkout (exit 0, or 2 with the errors)';
 
 /**
  * The same checks a host runs on a commit, on a checkout: every manifest under DIR (or under the
@@ -18,7 +20,12 @@ export const help =
 export async function validate(argv: string[], io: Io): Promise<ExitCode> {
   const { values, positionals } = args(
     argv,
-    { path: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    {
+      path: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      'age-key-file': { type: 'string' },
+      'pgp-key-file': { type: 'string' },
+    },
     1,
   );
   const dir = resolve(positionals[0] ?? '.');
@@ -34,6 +41,9 @@ export async function validate(argv: string[], io: Io): Promise<ExitCode> {
   for (const root of roots) await walk(dir, join(dir, root), files, errors);
   const { bundle, errors: bundleErrors } = buildBundle('0'.repeat(40), files);
   errors.push(...bundleErrors);
+  // The files resources take from the checkout (source, envFrom): read, and SOPS files checked,
+  // decrypted in full when a key is given (nothing decrypted is printed).
+  if (bundle) errors.push(...(await resolveBundle(bundle, {}, checkoutReader(dir), await keysFrom(values))));
   if (values.json)
     io.out(
       JSON.stringify(
@@ -50,6 +60,34 @@ export async function validate(argv: string[], io: Io): Promise<ExitCode> {
   else if (errors.length > 0) for (const e of errors) io.err(formatError(e));
   else io.out(`valid: ${bundle!.resources.length} resource(s) in ${files.length} file(s)`);
   return errors.length > 0 ? 2 : 0;
+}
+
+async function keysFrom(values: { 'age-key-file'?: string; 'pgp-key-file'?: string }) {
+  const age = values['age-key-file'];
+  const pgp = values['pgp-key-file'];
+  if (!age && !pgp) return 'structure' as const;
+  const secrets = { ...(age ? { ageKeyFile: resolve(age) } : {}), ...(pgp ? { pgpKeyFile: resolve(pgp) } : {}) };
+  return SecretKeys.load({ file: '(command line)', secrets });
+}
+
+/** The largest source file read from a checkout (a host is bounded by source.maxPackSize). */
+const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
+
+/** A file of the checkout by repository path: a regular file inside DIR, never through a symlink. */
+function checkoutReader(dir: string) {
+  return async (path: string): Promise<Buffer> => {
+    let at = dir;
+    for (const part of path.split('/')) {
+      at = join(at, part);
+      const st = await lstat(at).catch(() => undefined);
+      if (!st) throw new Error(`${path} does not exist in the checkout`);
+      if (st.isSymbolicLink()) throw new Error(`${path} goes through a symlink`);
+    }
+    const st = await lstat(at);
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    if (st.size > MAX_SOURCE_BYTES) throw new Error(`${path} is larger than ${MAX_SOURCE_BYTES} bytes`);
+    return readFile(at);
+  };
 }
 
 async function walk(top: string, dir: string, files: ManifestFile[], errors: StewardError[]): Promise<void> {

@@ -47,7 +47,10 @@ export interface AgentConfig {
   status: { branch: string; heartbeatMs: number; enabled: boolean; historyLimit: number };
   stateDir: string;
   files: { roots: string[] };
-  docker: { socket: string };
+  /** Registry credentials for pulls: a file in Docker's config.json format. */
+  docker: { socket: string; authFile?: string };
+  /** The keys that open SOPS files (`decrypt: sops`); read by config/keys.ts when a file needs them. */
+  secrets?: { ageKeyFile?: string; pgpKeyFile?: string };
   prune: { allowEmpty: boolean };
   rollback: 'auto' | 'off';
   health: { timeoutMs: number };
@@ -233,7 +236,11 @@ function toAgentConfig(
     },
     stateDir: raw.stateDir ?? '/var/lib/steward',
     files: { roots: (raw.files?.roots ?? []).map((r) => posix.normalize(r).replace(/(.)\/$/, '$1')) },
-    docker: { socket: raw.docker?.socket ?? '/var/run/docker.sock' },
+    docker: {
+      socket: raw.docker?.socket ?? '/var/run/docker.sock',
+      ...(raw.docker?.authFile ? { authFile: raw.docker.authFile } : {}),
+    },
+    ...(raw.secrets ? { secrets: { ...raw.secrets } } : {}),
     prune: { allowEmpty: raw.prune?.allowEmpty ?? false },
     rollback: raw.rollback ?? 'off',
     health: { timeoutMs: parseDuration(raw.health?.timeout ?? '60s') },

@@ -31,9 +31,10 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   try {
     const fh = await open(tmp, 'wx', mode);
     try {
-      await fh.writeFile(data);
+      // Mode and owner before the first byte: a secret is never readable by more than it should be.
       await fh.chmod(mode); // the umask does not get a say
       if (opts.uid !== undefined || opts.gid !== undefined) await fh.chown(opts.uid ?? -1, opts.gid ?? -1);
+      await fh.writeFile(data);
       await fh.sync();
     } finally {
       await fh.close();

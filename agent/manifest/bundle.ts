@@ -2,6 +2,7 @@ import { StewardError } from '../errors.js';
 import { isKind, KIND_RULES, KINDS, type Desired, type Kind } from './kinds.js';
 import { parseDocuments } from './parse.js';
 import { checkSchema } from './schema.js';
+import { isSopsDocument } from './sops.js';
 
 export {
   KINDS,
@@ -35,6 +36,8 @@ export function buildBundle(
     for (const p of failures)
       errors.push(new StewardError('E_MANIFEST_PARSE', p.message, { file: f.path, line: p.line }));
     for (const doc of docs) {
+      // A SOPS-encrypted YAML/JSON file among the manifests is data for a File or envFrom.
+      if (isSopsDocument(doc.value)) continue;
       const r = toResource(f.path, doc, errors);
       if (!r) continue;
       const prior = byId.get(r.id);

@@ -51,6 +51,11 @@ export interface DesiredOf<K extends Kind> {
   at?: (pointer: string) => number;
   /** The bytes of a kind that carries data: `content`, or the `source` file read from the same commit. */
   data?: Buffer;
+  /**
+   * A Container's env with the values of its envFrom files merged in, resolved on the host from
+   * the same commit. Not enumerable: it may hold decrypted secrets and is never serialized.
+   */
+  env?: Record<string, string>;
 }
 
 export type Desired = { [K in Kind]: DesiredOf<K> }[Kind];

@@ -81,8 +81,11 @@ export async function loadBundle(
     const built = buildBundle(revision, read.files);
     const errors = [...read.errors, ...built.errors];
     if (!built.bundle || errors.length > 0) return { errors };
-    const resolved = await resolveBundle(built.bundle, ctx.drivers, (path) =>
-      readRepoFile(ctx.source.objects, revision, path),
+    const resolved = await resolveBundle(
+      built.bundle,
+      ctx.drivers,
+      (path) => readRepoFile(ctx.source.objects, revision, path),
+      ctx.secrets,
     );
     return resolved.length > 0 ? { errors: resolved } : { bundle: built.bundle, errors: [] };
   } catch (err) {

@@ -1,4 +1,7 @@
+import { SecretKeys } from '../config/keys.js';
 import type { AgentConfig } from '../config/load.js';
+import { RegistryAuth } from '../config/registry.js';
+import { loadFingerprint } from '../host/fingerprint.js';
 import { createDocker } from '../host/docker.js';
 import { collectFacts } from '../host/facts.js';
 import type { Logger } from '../log.js';
@@ -23,6 +26,8 @@ export interface AgentContext {
   identity: HostIdentity;
   /** The keys a head must be signed by (source.verify); undefined when verification is off. */
   trust?: Trust;
+  /** The keys that open SOPS files (secrets.*); undefined when none are configured. */
+  secrets?: SecretKeys;
 }
 
 export interface ContextOptions {
@@ -45,6 +50,8 @@ export async function createContext(
 ): Promise<AgentContext> {
   const creds = await readGitCredentials(config);
   const trust = await loadTrust(config);
+  const secrets = config.secrets ? await SecretKeys.load(config) : undefined;
+  const registry = await RegistryAuth.load(config);
   const remote = configRemote(config, creds, opts);
   const docker = createDocker(config.docker.socket);
   return {
@@ -54,12 +61,15 @@ export async function createContext(
     source: sourceRepo(config, remote),
     status: statusRepo(config, remote),
     ...(trust ? { trust } : {}),
+    ...(secrets ? { secrets } : {}),
     drivers: createDrivers({
       host: config.host,
       stateDir: config.stateDir,
       docker,
       dockerSocket: config.docker.socket,
       filePaths: { roots: config.files.roots, forbidden: forbiddenPaths(config) },
+      fingerprint: await loadFingerprint(config.stateDir),
+      registry,
     }),
     identity: {
       host: config.host,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Fingerprint } from '../host/fingerprint.js';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { ContainerSpec } from '../types/container.js';
 import { parseDuration } from '../duration.js';
@@ -56,18 +57,21 @@ function normalized(spec: ContainerSpec): Record<ShapingField, unknown> {
 }
 
 /**
- * A short hash per shaping field. Stored on the container as a label, it lets a later run say
- * which fields changed without storing values (env may hold secrets).
+ * A short keyed fingerprint per shaping field. Stored on the container as a label, it lets a
+ * later run say which fields changed without storing values (env may hold secrets; the key is
+ * the host's, so a label cannot be brute-forced back into a value). Without `fp`: the plain
+ * sha256 of earlier versions, to recognise their labels.
  */
-export function fieldHashes(spec: ContainerSpec): Record<string, string> {
+export function fieldHashes(spec: ContainerSpec, fp?: Fingerprint): Record<string, string> {
   const n = normalized(spec);
   const out: Record<string, string> = {};
-  for (const f of SHAPING_FIELDS) if (n[f] !== undefined) out[f] = sha(canonical(n[f]), 8);
+  for (const f of SHAPING_FIELDS)
+    if (n[f] !== undefined) out[f] = fp ? fp.of(canonical(n[f]), 8) : Fingerprint.legacy(canonical(n[f]), 8);
   return out;
 }
 
-export function specHash(spec: ContainerSpec): string {
-  return sha(canonical(normalized(spec)));
+export function specHash(spec: ContainerSpec, fp: Fingerprint): string {
+  return fp.of(canonical(normalized(spec)));
 }
 
 /** Parses "[ip:][hostPort:]containerPort[/proto]" (the schema has checked the form). */
@@ -104,6 +108,7 @@ export function toCreateOptions(
   host: string,
   revision: string,
   spec: ContainerSpec,
+  fp: Fingerprint,
 ): ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
@@ -131,8 +136,8 @@ export function toCreateOptions(
       [LABEL.managed]: 'true',
       [LABEL.host]: host,
       [LABEL.id]: id,
-      [LABEL.hash]: specHash(spec),
-      [LABEL.fields]: JSON.stringify(fieldHashes(spec)),
+      [LABEL.hash]: specHash(spec, fp),
+      [LABEL.fields]: JSON.stringify(fieldHashes(spec, fp)),
       [LABEL.revision]: revision,
     },
     ...(hc ? { Healthcheck: toHealthcheck(hc) } : {}),

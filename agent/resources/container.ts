@@ -1,7 +1,10 @@
 import type Docker from 'dockerode';
 import { StewardError } from '../errors.js';
 import { dockerMessage, dockerStatus, engineDown, idempotent, isEngineDown } from '../host/docker.js';
+import type { Fingerprint } from '../host/fingerprint.js';
 import { faultPoint } from '../host/fs.js';
+import { RegistryAuth, registryOf, type RegistryLogin } from '../config/registry.js';
+import type { ContainerSpec } from '../types/container.js';
 import type { DesiredContainer } from '../manifest/bundle.js';
 import { fieldHashes, LABEL, SHAPING_FIELDS, specHash, toCreateOptions } from './container-spec.js';
 import type { ApplyContext, Change, Health, InventoryEntry, ResourceDriver } from './driver.js';
@@ -36,6 +39,8 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     private readonly docker: Docker,
     private readonly host: string,
     private readonly socket: string,
+    private readonly fp: Fingerprint,
+    private readonly registry: RegistryAuth = RegistryAuth.none,
   ) {}
 
   async observe(
@@ -95,7 +100,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   }
 
   hash(desired: DesiredContainer): string {
-    return specHash(desired.spec);
+    return specHash(effectiveSpec(desired), this.fp);
   }
 
   diff(
@@ -137,7 +142,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
         blocked,
       };
     }
-    const reasons = changedFields(desired, observed);
+    const reasons = changedFields(desired, observed, this.fp);
     if (
       observed.desiredImageId &&
       observed.desiredImageId !== observed.imageId &&
@@ -278,17 +283,26 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   async #ensureImage(desired: DesiredContainer, _signal: AbortSignal): Promise<void> {
     const image = desired.spec.image;
     if ((desired.spec.pull ?? 'IfNotPresent') === 'IfNotPresent' && (await this.#imageId(image))) return;
+    const login = this.registry.forImage(image);
     try {
-      const stream = await this.docker.pull(image);
+      const stream = await this.docker.pull(image, login ? { authconfig: revealLogin(login) } : {});
       await new Promise<void>((resolve, reject) =>
         this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
       );
     } catch (err) {
       if (isEngineDown(err)) throw engineDown(err, this.socket);
-      throw new StewardError('E_IMAGE_PULL', `cannot pull image ${image}: ${dockerMessage(err)}`, {
+      // The engine's message, without anything of the login; the cause is not kept (its request
+      // options carry the encoded credential).
+      const message = dockerMessage(err);
+      const denied = /no basic auth credentials|unauthorized|authentication required|denied|401/i.test(message);
+      const hint = denied
+        ? login
+          ? ` (the registry refused the credentials docker.authFile has for ${login.serveraddress})`
+          : ` (the registry needs a login: docker.authFile has no entry for ${registryOf(image)})`
+        : '';
+      throw new StewardError('E_IMAGE_PULL', `cannot pull image ${image}: ${message}${hint}`, {
         resource: desired.id,
         retry: 'transient',
-        cause: err,
       });
     }
   }
@@ -297,7 +311,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(
-        toCreateOptions(desired.name, desired.id, this.host, revision, desired.spec),
+        toCreateOptions(desired.name, desired.id, this.host, revision, effectiveSpec(desired), this.fp),
       );
     } catch (err) {
       if (dockerStatus(err) === 409)
@@ -375,11 +389,18 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   }
 }
 
-function changedFields(desired: DesiredContainer, observed: ObservedContainer): string[] {
-  const want = fieldHashes(desired.spec);
+/** A container's spec with the values of its envFrom files in env (resolved before anything is applied). */
+function effectiveSpec(d: DesiredContainer): ContainerSpec {
+  return d.env ? { ...d.spec, env: d.env } : d.spec;
+}
+
+function changedFields(desired: DesiredContainer, observed: ObservedContainer, fp: Fingerprint): string[] {
+  const spec = effectiveSpec(desired);
+  const want = fieldHashes(spec, fp);
+  const legacy = fieldHashes(spec);
   const reasons: string[] = [];
   for (const f of SHAPING_FIELDS) {
-    if (want[f] === observed.fields[f]) continue;
+    if (want[f] === observed.fields[f] || (want[f] !== undefined && legacy[f] === observed.fields[f])) continue;
     if (f === 'image') reasons.push(`image changed (${observed.image} -> ${desired.spec.image})`);
     else if (want[f] === undefined) reasons.push(`${f} removed`);
     else if (observed.fields[f] === undefined) reasons.push(`${f} added`);
@@ -415,4 +436,14 @@ function healthOf(status: string | undefined): { health?: ObservedContainer['hea
 
 function short(imageId: string): string {
   return imageId.replace(/^sha256:/, '').slice(0, 12);
+}
+
+/** The login as the engine takes it (X-Registry-Auth), built only for the pull request itself. */
+function revealLogin(login: RegistryLogin) {
+  return {
+    serveraddress: login.serveraddress,
+    ...(login.username ? { username: login.username } : {}),
+    ...(login.password ? { password: login.password.reveal() } : {}),
+    ...(login.identitytoken ? { identitytoken: login.identitytoken.reveal() } : {}),
+  };
 }

@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StewardError } from '../errors.js';
+import type { Fingerprint } from '../host/fingerprint.js';
 import { backupFile, restoreBackup, sweepTemps, syncDir, writeFileAtomic } from '../host/fs.js';
 import { ensureRealDir, filePathProblem } from '../host/paths.js';
 import { readAccounts } from '../host/users.js';
 import type { DesiredFile } from '../manifest/bundle.js';
-import { canonical, sha } from './container-spec.js';
+import { canonical } from './container-spec.js';
 import type { Change, Health, InventoryEntry, Owned, ResourceDriver } from './driver.js';
 
 /** One path as lstat sees it, never through a symlink. */
@@ -16,7 +16,8 @@ export interface ObservedFile {
   type: 'absent' | 'file' | 'symlink' | 'directory' | 'other';
   /** A symlink or non-directory among the parents: nothing below it is touched. */
   unsafe?: string;
-  sha256?: string;
+  /** The content's keyed fingerprint (host/fingerprint.ts): never a plain hash of a secret. */
+  fingerprint?: string;
   mode?: number;
   uid?: number;
   gid?: number;
@@ -26,7 +27,6 @@ export interface ObservedFile {
 
 export const fileMode = (spec: DesiredFile['spec']): number => parseInt(spec.mode ?? '0644', 8);
 const octal = (n: number) => `0${n.toString(8).padStart(3, '0')}`;
-const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 /**
  * Files below the configured roots. Content is never logged or reported: its hash is. Steward
@@ -41,8 +41,14 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   constructor(
     private readonly stateDir: string,
     /** Where File resources may write (files.roots) and Steward's own paths they never may. */
-    private readonly paths: { roots: readonly string[]; forbidden: readonly string[] } = { roots: [], forbidden: [] },
+    private readonly paths: { roots: readonly string[]; forbidden: readonly string[] },
+    private readonly fp: Fingerprint,
   ) {}
+
+  /** The content's fingerprint, shown shortened in reasons ("content changed (fingerprint a1b2… -> c3d4…)"). */
+  #content(data: Uint8Array | undefined): string {
+    return this.fp.of(data ?? Buffer.alloc(0), 64);
+  }
 
   /** A path outside the roots, or one of Steward's own files, rejects the bundle before anything is applied. */
   admit(d: DesiredFile): { pointer: string; message: string } | undefined {
@@ -96,7 +102,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     return {
       path,
       type: 'file',
-      sha256: digest(await readFile(path)),
+      fingerprint: this.#content(await readFile(path)),
       mode: st.mode & 0o7777,
       uid: st.uid,
       gid: st.gid,
@@ -105,7 +111,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
 
   hash(d: DesiredFile): string {
     const { dependsOn: _d, restartOn: _r, content: _c, source: _s, ...rest } = d.spec;
-    return sha(canonical({ ...rest, data: d.data ? digest(d.data) : undefined }));
+    return this.fp.of(canonical({ ...rest, data: d.data ? this.#content(d.data) : undefined }));
   }
 
   diff(
@@ -153,11 +159,11 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
         action: 'create',
         reasons: [
           ...move,
-          `${applied ? 'file was removed outside Steward' : 'file does not exist'} (sha256 ${digest(desired.data ?? Buffer.alloc(0)).slice(0, 12)})`,
+          `${applied ? 'file was removed outside Steward' : 'file does not exist'} (fingerprint ${this.#content(desired.data).slice(0, 12)})`,
         ],
         drift: applied,
       };
-    const reasons = [...move, ...differences(desired, o, owns, applied)];
+    const reasons = [...move, ...differences(desired, o, owns, applied, this.#content(desired.data))];
     // A file at a new path that already holds the content is still taken over (backed up) and
     // the old path deleted: only the reasons differ.
     if (moved && reasons.length === move.length)
@@ -242,7 +248,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   async check(d: DesiredFile): Promise<Health> {
     if (d.spec.ensure === 'absent') return { state: 'healthy', message: 'absent' };
     const o = await this.#look(d.spec.path);
-    const ok = o.type === 'file' && o.sha256 === digest(d.data ?? Buffer.alloc(0));
+    const ok = o.type === 'file' && o.fingerprint === this.#content(d.data);
     return ok
       ? { state: 'healthy', message: 'content matches' }
       : { state: 'unhealthy', message: `${d.spec.path} does not hold the written content`, code: 'E_FILE_WRITE' };
@@ -267,17 +273,15 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
 }
 
 /** What differs between a File's spec and the file on the host, as readable reasons. */
-function differences(desired: DesiredFile, o: ObservedFile, owns: boolean, applied: boolean): string[] {
+function differences(desired: DesiredFile, o: ObservedFile, owns: boolean, applied: boolean, want: string): string[] {
   const reasons: string[] = [];
-  const data = desired.data ?? Buffer.alloc(0);
-  const want = digest(data);
-  if (o.sha256 !== want) {
+  if (o.fingerprint !== want) {
     const what = owns
       ? applied
         ? 'content was changed outside Steward'
         : 'content changed'
       : 'replaces a file Steward did not write (the original is kept)';
-    reasons.push(`${what} (sha256 ${o.sha256?.slice(0, 12)} -> ${want.slice(0, 12)})`);
+    reasons.push(`${what} (fingerprint ${o.fingerprint?.slice(0, 12)} -> ${want.slice(0, 12)})`);
   }
   const mode = fileMode(desired.spec);
   if (o.mode !== mode) reasons.push(`mode ${octal(o.mode ?? 0)} -> ${octal(mode)}`);

@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
+import type { RegistryAuth } from '../config/registry.js';
+import type { Fingerprint } from '../host/fingerprint.js';
 import { Systemd } from '../host/systemd.js';
 import { ContainerDriver } from './container.js';
 import type { Drivers } from './driver.js';
@@ -14,6 +16,10 @@ export interface HostDeps {
   dockerSocket: string;
   /** files.roots, and Steward's own paths that no File may write. */
   filePaths: { roots: readonly string[]; forbidden: readonly string[] };
+  /** Keyed fingerprints of content and env (the key is in stateDir). */
+  fingerprint: Fingerprint;
+  /** docker.authFile, for pulls. */
+  registry?: RegistryAuth;
 }
 
 /**
@@ -23,8 +29,8 @@ export interface HostDeps {
  */
 export function createDrivers(h: HostDeps): Drivers {
   return {
-    Container: new ContainerDriver(h.docker, h.host, h.dockerSocket),
-    File: new FileDriver(h.stateDir, h.filePaths),
+    Container: new ContainerDriver(h.docker, h.host, h.dockerSocket, h.fingerprint, h.registry),
+    File: new FileDriver(h.stateDir, h.filePaths, h.fingerprint),
     // systemd's own test for "booted with systemd".
     ...(existsSync('/run/systemd/system') ? { Service: new ServiceDriver(new Systemd(), h.stateDir) } : {}),
   };

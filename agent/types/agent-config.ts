@@ -111,6 +111,23 @@ export interface AgentConfigFile {
   };
   docker?: {
     socket?: string;
+    /**
+     * Registry credentials for pulls, in Docker's config.json format (auths: auth, or username and password, or identitytoken). A relative name is read from $CREDENTIALS_DIRECTORY under systemd.
+     */
+    authFile?: string;
+  };
+  /**
+   * Keys that open SOPS files (decrypt: sops). They stay on this host.
+   */
+  secrets?: {
+    /**
+     * age identities, one AGE-SECRET-KEY-1... per line as age-keygen writes them (several allowed, # comments).
+     */
+    ageKeyFile?: string;
+    /**
+     * An armored OpenPGP private key (or several), without a passphrase.
+     */
+    pgpKeyFile?: string;
   };
   prune?: {
     /**

@@ -81,6 +81,21 @@ export interface ContainerSpec {
     [k: string]: string | undefined;
   };
   /**
+   * Files of the repository whose names and values are added to env: a dotenv, YAML or JSON map, plain or SOPS-encrypted (decrypt: sops). A name set twice is a validation error.
+   *
+   * @maxItems 64
+   */
+  envFrom?: {
+    /**
+     * A file in the repository, relative to the manifest's file; its format by its name (.env, .yaml/.yml, .json).
+     */
+    source: string;
+    /**
+     * The file is SOPS-encrypted; it is decrypted on the host.
+     */
+    decrypt?: "sops";
+  }[];
+  /**
    * Items: [hostIp:][hostPort:]containerPort[/proto], e.g. "8080:80" or "127.0.0.1:53:53/udp".
    */
   ports?: string[];

@@ -34,6 +34,10 @@ export interface FileSpec {
    */
   source?: string;
   /**
+   * The source is a SOPS file: the host writes the decrypted document, in its own format. Needs source.
+   */
+  decrypt?: "sops";
+  /**
    * Octal permissions as a string, e.g. "0644".
    */
   mode?: string;

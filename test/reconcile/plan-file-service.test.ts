@@ -1,5 +1,6 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
+import { Fingerprint } from '../../agent/host/fingerprint.js';
 import { makePlan } from '../../agent/reconcile/plan.js';
 import { FileDriver, type ObservedFile } from '../../agent/resources/file.js';
 import type { InventoryEntry } from '../../agent/resources/driver.js';
@@ -10,9 +11,10 @@ import { ServiceDriver, type ObservedService } from '../../agent/resources/servi
 import { Systemd, type UnitState } from '../../agent/host/systemd.js';
 
 // The File and Service rows of the planner table (test/reconcile/plan.test.ts has the Container rows): diff is pure, nothing here touches the disk.
-const driver = new FileDriver('/nonexistent/state');
+const FP = new Fingerprint(Buffer.alloc(32, 1));
+const driver = new FileDriver('/nonexistent/state', { roots: [], forbidden: [] }, FP);
 const REV = 'c'.repeat(40);
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const sha = (s: string) => FP.of(s, 64);
 
 const want = (spec: Partial<FileSpec> & { content?: string }, name = 'motd'): DesiredFile => ({
   id: `File/${name}`,
@@ -26,7 +28,7 @@ const want = (spec: Partial<FileSpec> & { content?: string }, name = 'motd'): De
 const seen = (content: string | undefined, over: Partial<ObservedFile> = {}): ObservedFile =>
   content === undefined
     ? { path: '/etc/motd', type: 'absent', ...over }
-    : { path: '/etc/motd', type: 'file', sha256: sha(content), mode: 0o644, uid: 0, gid: 0, ...over };
+    : { path: '/etc/motd', type: 'file', fingerprint: sha(content), mode: 0o644, uid: 0, gid: 0, ...over };
 const owned = (d: DesiredFile, over: Partial<InventoryEntry> = {}): InventoryEntry => ({
   kind: 'File',
   hash: driver.hash(d),
@@ -59,28 +61,30 @@ const h = (s: string) => sha(s).slice(0, 12);
 
 t.test('File: each situation and the change it plans, with its reason', async (t) => {
   const table: Array<[string, ReturnType<typeof plan>, string[]]> = [
-    ['new', plan([hello], seen(undefined)), [`create File/motd: file does not exist (sha256 ${h('hello\n')})`]],
+    ['new', plan([hello], seen(undefined)), [`create File/motd: file does not exist (fingerprint ${h('hello\n')})`]],
     ['in place', plan([hello], seen('hello\n'), { 'File/motd': owned(hello) }), []],
     [
       'removed by hand',
       plan([hello], seen(undefined), { 'File/motd': owned(hello) }),
-      [`create File/motd: file was removed outside Steward (sha256 ${h('hello\n')}) [drift]`],
+      [`create File/motd: file was removed outside Steward (fingerprint ${h('hello\n')}) [drift]`],
     ],
     [
       'edited by hand',
       plan([hello], seen('tampered\n'), { 'File/motd': owned(hello) }),
-      [`update File/motd: content was changed outside Steward (sha256 ${h('tampered\n')} -> ${h('hello\n')}) [drift]`],
+      [
+        `update File/motd: content was changed outside Steward (fingerprint ${h('tampered\n')} -> ${h('hello\n')}) [drift]`,
+      ],
     ],
     [
       'changed in Git',
       plan([want({ content: 'bye\n' })], seen('hello\n'), { 'File/motd': owned(hello) }),
-      [`update File/motd: content changed (sha256 ${h('hello\n')} -> ${h('bye\n')})`],
+      [`update File/motd: content changed (fingerprint ${h('hello\n')} -> ${h('bye\n')})`],
     ],
     [
       'a file Steward did not write',
       plan([hello], seen('theirs\n')),
       [
-        `update File/motd: replaces a file Steward did not write (the original is kept) (sha256 ${h('theirs\n')} -> ${h('hello\n')})`,
+        `update File/motd: replaces a file Steward did not write (the original is kept) (fingerprint ${h('theirs\n')} -> ${h('hello\n')})`,
       ],
     ],
     [
@@ -107,7 +111,7 @@ t.test('File: each situation and the change it plans, with its reason', async (t
         'File/motd': owned(hello, { path: '/etc/old-motd', backup: '/nonexistent/state/backup/x' }),
       }),
       [
-        `create File/motd: path changed from /etc/old-motd: that file is deleted and the file it replaced restored; file does not exist (sha256 ${h('hello\n')})`,
+        `create File/motd: path changed from /etc/old-motd: that file is deleted and the file it replaced restored; file does not exist (fingerprint ${h('hello\n')})`,
       ],
     ],
     [
@@ -158,7 +162,10 @@ const state = (over: Partial<UnitState> = {}): UnitState => ({
 const observedUnit = (file: string | undefined, over: Partial<UnitState> = {}): ObservedService => ({
   unit: 'app.service',
   state: state(over),
-  file: file === undefined ? { present: false } : { present: true, sha256: sha(file) },
+  file:
+    file === undefined
+      ? { present: false }
+      : { present: true, sha256: createHash('sha256').update(file).digest('hex') },
 });
 const planService = (resources: DesiredService[], o: ObservedService | undefined, record?: Partial<InventoryEntry>) =>
   makePlan(

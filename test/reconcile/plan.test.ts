@@ -2,12 +2,14 @@ import t from 'tap';
 import Docker from 'dockerode';
 import { makePlan } from '../../agent/reconcile/plan.js';
 import { ContainerDriver, type ObservedContainer } from '../../agent/resources/container.js';
+import { Fingerprint } from '../../agent/host/fingerprint.js';
 import { fieldHashes, specHash } from '../../agent/resources/container-spec.js';
 import type { Bundle, DesiredContainer } from '../../agent/manifest/bundle.js';
 import type { ContainerSpec } from '../../agent/types/container.js';
 
 // diff is pure: the Docker client is never called by the planner.
-const driver = new ContainerDriver(new Docker({ socketPath: '/nonexistent' }), 'h1', '/nonexistent');
+const FP = new Fingerprint(Buffer.alloc(32, 1));
+const driver = new ContainerDriver(new Docker({ socketPath: '/nonexistent' }), 'h1', '/nonexistent', FP);
 const drivers = { Container: driver };
 const REV = 'b'.repeat(40);
 
@@ -24,8 +26,8 @@ const seen = (d: DesiredContainer, over: Partial<ObservedContainer> = {}): Obser
   name: d.name,
   owned: true,
   state: 'running',
-  hash: specHash(d.spec),
-  fields: fieldHashes(d.spec),
+  hash: specHash(d.spec, FP),
+  fields: fieldHashes(d.spec, FP),
   image: d.spec.image,
   imageId: 'sha256:1111',
   desiredImageId: 'sha256:1111',
@@ -60,7 +62,7 @@ t.test('each situation and the change it plans, with its reason', async (t) => {
     ['new', plan([web], []), ['create Container/web: container does not exist']],
     [
       'removed by hand',
-      plan([web], [], { 'Container/web': { hash: specHash(web.spec) } }),
+      plan([web], [], { 'Container/web': { hash: specHash(web.spec, FP) } }),
       ['create Container/web: container was removed outside Steward [drift]'],
     ],
     [
@@ -80,7 +82,7 @@ t.test('each situation and the change it plans, with its reason', async (t) => {
     ],
     [
       'stopped by hand',
-      plan([web], [seen(web, { state: 'exited' })], { 'Container/web': { hash: specHash(web.spec) } }),
+      plan([web], [seen(web, { state: 'exited' })], { 'Container/web': { hash: specHash(web.spec, FP) } }),
       ['start Container/web: container is exited [drift]'],
     ],
     [

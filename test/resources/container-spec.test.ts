@@ -6,6 +6,9 @@ import {
   specHash,
   toCreateOptions,
 } from '../../agent/resources/container-spec.js';
+import { Fingerprint } from '../../agent/host/fingerprint.js';
+
+const FP = new Fingerprint(Buffer.alloc(32, 1));
 
 t.test('ports: every form of the contract', async (t) => {
   const table: Array<[string, ReturnType<typeof parsePort>]> = [
@@ -26,22 +29,29 @@ t.test('memory sizes', async (t) => {
 });
 
 t.test('the create request carries the whole spec and the ownership labels', async (t) => {
-  const opts = toCreateOptions('web', 'Container/web', 'edge-1', 'c0ffee', {
-    image: 'local/busybox:1',
-    command: ['httpd', '-f'],
-    entrypoint: ['/bin/sh', '-c'],
-    env: { A: '1', B: 'CANARY_ENV' },
-    ports: ['8080:80', '127.0.0.1:53:53/udp', '8081:80'],
-    volumes: ['/opt/kiosk/data:/data:ro', 'cache:/cache'],
-    restart: 'on-failure',
-    user: 'nobody',
-    workingDir: '/srv',
-    labels: { team: 'kiosk' },
-    healthcheck: { test: 'wget -q -O- localhost', interval: '10s', timeout: '2s', retries: 3, startPeriod: '1m' },
-    memory: '64m',
-    cpus: 0.5,
-    networkMode: 'bridge',
-  });
+  const opts = toCreateOptions(
+    'web',
+    'Container/web',
+    'edge-1',
+    'c0ffee',
+    {
+      image: 'local/busybox:1',
+      command: ['httpd', '-f'],
+      entrypoint: ['/bin/sh', '-c'],
+      env: { A: '1', B: 'CANARY_ENV' },
+      ports: ['8080:80', '127.0.0.1:53:53/udp', '8081:80'],
+      volumes: ['/opt/kiosk/data:/data:ro', 'cache:/cache'],
+      restart: 'on-failure',
+      user: 'nobody',
+      workingDir: '/srv',
+      labels: { team: 'kiosk' },
+      healthcheck: { test: 'wget -q -O- localhost', interval: '10s', timeout: '2s', retries: 3, startPeriod: '1m' },
+      memory: '64m',
+      cpus: 0.5,
+      networkMode: 'bridge',
+    },
+    FP,
+  );
   t.same(opts.Cmd, ['httpd', '-f']);
   t.same(opts.Entrypoint, ['/bin/sh', '-c']);
   t.same(opts.Env, ['A=1', 'B=CANARY_ENV']);
@@ -76,22 +86,25 @@ t.test('the create request carries the whole spec and the ownership labels', asy
   });
   t.equal(
     opts.Labels?.['steward.hash'],
-    specHash({
-      image: 'local/busybox:1',
-      command: ['httpd', '-f'],
-      entrypoint: ['/bin/sh', '-c'],
-      env: { B: 'CANARY_ENV', A: '1' },
-      ports: ['8080:80', '127.0.0.1:53:53/udp', '8081:80'],
-      volumes: ['/opt/kiosk/data:/data:ro', 'cache:/cache'],
-      restart: 'on-failure',
-      user: 'nobody',
-      workingDir: '/srv',
-      labels: { team: 'kiosk' },
-      healthcheck: { test: 'wget -q -O- localhost', interval: '10s', timeout: '2s', retries: 3, startPeriod: '1m' },
-      memory: '64m',
-      cpus: 0.5,
-      networkMode: 'bridge',
-    }),
+    specHash(
+      {
+        image: 'local/busybox:1',
+        command: ['httpd', '-f'],
+        entrypoint: ['/bin/sh', '-c'],
+        env: { B: 'CANARY_ENV', A: '1' },
+        ports: ['8080:80', '127.0.0.1:53:53/udp', '8081:80'],
+        volumes: ['/opt/kiosk/data:/data:ro', 'cache:/cache'],
+        restart: 'on-failure',
+        user: 'nobody',
+        workingDir: '/srv',
+        labels: { team: 'kiosk' },
+        healthcheck: { test: 'wget -q -O- localhost', interval: '10s', timeout: '2s', retries: 3, startPeriod: '1m' },
+        memory: '64m',
+        cpus: 0.5,
+        networkMode: 'bridge',
+      },
+      FP,
+    ),
     'hash ignores key order',
   );
   t.notMatch(JSON.stringify(opts.Labels), /CANARY/, 'env values are not in the labels');
@@ -99,15 +112,15 @@ t.test('the create request carries the whole spec and the ownership labels', asy
 
 t.test('hashes: defaults equal their omission, pull and dependencies do not count', async (t) => {
   const base = { image: 'a:1' };
-  t.equal(specHash(base), specHash({ ...base, restart: 'unless-stopped' }));
-  t.equal(specHash(base), specHash({ ...base, pull: 'Always', dependsOn: ['File/x'] }));
-  t.not(specHash(base), specHash({ ...base, env: { A: '1' } }));
-  const before = fieldHashes({ image: 'a:1', env: { A: '1' } });
-  const after = fieldHashes({ image: 'a:1', env: { A: '2' } });
+  t.equal(specHash(base, FP), specHash({ ...base, restart: 'unless-stopped' }, FP));
+  t.equal(specHash(base, FP), specHash({ ...base, pull: 'Always', dependsOn: ['File/x'] }, FP));
+  t.not(specHash(base, FP), specHash({ ...base, env: { A: '1' } }, FP));
+  const before = fieldHashes({ image: 'a:1', env: { A: '1' } }, FP);
+  const after = fieldHashes({ image: 'a:1', env: { A: '2' } }, FP);
   t.equal(before.image, after.image);
   t.not(before.env, after.env);
   t.equal(
-    toCreateOptions('x', 'Container/x', 'h', 'r', { image: 'a', restart: 'no' }).HostConfig?.RestartPolicy?.Name,
+    toCreateOptions('x', 'Container/x', 'h', 'r', { image: 'a', restart: 'no' }, FP).HostConfig?.RestartPolicy?.Name,
     '',
     'restart: no is the empty policy',
   );
