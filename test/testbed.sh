@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything Steward's tests and demo need on a Debian 12 machine, idempotently:
 #   - Debian packages: docker.io (the engine), iptables, busybox-static (for local images), git,
-#     gnupg, openssh-client and openssh-server (signatures and the SSH transport)
+#     gnupg, openssh-client and openssh-server (signatures and the SSH transport), age,
+#     docker-registry and apache2-utils (secrets and a private registry)
 #   - the git-shell account steward-git that the SSH tests' own sshd serves repositories as
 #   - a running Docker engine (started in the background when no daemon answers)
 #   - local images built without a registry (test/images.sh)
@@ -22,6 +23,9 @@ command -v curl >/dev/null || need+=(curl ca-certificates)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)   # makes the SSH commit signatures the tests verify
 command -v gpg >/dev/null || need+=(gnupg)                      # makes the OpenPGP commit signatures the tests verify
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)                 # the Git server over SSH (tests start their own sshd)
+command -v age >/dev/null || need+=(age)                        # wraps the SOPS data keys the secrets tests decrypt
+command -v docker-registry >/dev/null || need+=(docker-registry) # a registry that needs a login (tests start their own)
+command -v htpasswd >/dev/null || need+=(apache2-utils)         # its htpasswd file
 if [ ${#need[@]} -gt 0 ]; then
   echo "testbed: installing ${need[*]}"
   apt-get update -qq
