@@ -11,6 +11,9 @@ import { stdio, type ExitCode, type Io } from './cli/common.js';
 import { formatError, StewardError, StewardErrors } from './errors.js';
 
 type Command = (argv: string[], io: Io, signal: AbortSignal) => Promise<ExitCode>;
+/** Errors in a file the config names (keys, auth): a configuration problem, exit 2 like E_CONFIG_*. */
+const CONFIG_LIKE = new Set(['E_ARGS', 'E_SECRET_KEY', 'E_REGISTRY_AUTH']);
+
 const commands: Record<string, [Command, string]> = {
   run: [run, runHelp],
   once: [once, onceHelp],
@@ -52,7 +55,7 @@ async function main(argv: string[]): Promise<ExitCode> {
     }
     if (err instanceof StewardError) {
       stdio.err(`steward ${name}: ${formatError(err)}`);
-      return err.code.startsWith('E_CONFIG') || err.code === 'E_ARGS' ? 2 : 1; // E_LOCKED: 1
+      return err.code.startsWith('E_CONFIG') || CONFIG_LIKE.has(err.code) ? 2 : 1; // E_LOCKED: 1
     }
     stdio.err(`steward ${name}: unexpected error: ${(err as Error).stack ?? String(err)}`);
     return 1;

@@ -1,3 +1,5 @@
+import { SecretKeys } from '../config/keys.js';
+import { RegistryAuth } from '../config/registry.js';
 import { loadTrust } from '../source/verify.js';
 import { access, constants, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -42,6 +44,8 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     ['state', () => checkState(config)],
     ['file roots', () => checkRoots(config)],
     ...(config.source.verify ? ([['signatures', () => checkTrust(config)]] as Check[]) : []),
+    ...(config.secrets ? ([['secrets', () => checkSecrets(config)]] as Check[]) : []),
+    ...(config.docker.authFile ? ([['registries', () => checkRegistries(config)]] as Check[]) : []),
   ];
   let failed = false;
   for (const [name, check] of checks) {
@@ -53,6 +57,17 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     }
   }
   return failed ? 1 : 0;
+}
+
+/** The SOPS keys load; what is printed of them is their public half. */
+async function checkSecrets(config: AgentConfig): Promise<string> {
+  return `SOPS files for ${(await SecretKeys.load(config)).describe()} can be decrypted`;
+}
+
+/** docker.authFile reads and has an entry per registry (the credentials are not printed). */
+async function checkRegistries(config: AgentConfig): Promise<string> {
+  const auth = await RegistryAuth.load(config);
+  return `logins for ${auth.registries.join(', ') || 'no registry'} in ${config.docker.authFile}`;
 }
 
 /** The key files of source.verify load, and what they hold. */

@@ -1,3 +1,5 @@
+import { SecretKeys } from '../config/keys.js';
+import { RegistryAuth } from '../config/registry.js';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -10,7 +12,7 @@ import { writeFileAtomic } from '../host/fs.js';
 import { args, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward enroll --url URL [--host NAME] [--token-file F | --ssh-key-file F --known-hosts-file F] [--allowed-signers-file F] [--gpg-keys-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
+  'steward enroll --url URL [--host NAME] [--token-file F | --ssh-key-file F --known-hosts-file F] [--allowed-signers-file F] [--gpg-keys-file F] [--age-key-file F] [--pgp-key-file F] [--docker-auth-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
 
 /**
  * Writes the agent config file. The file is validated exactly as the agent will load it before
@@ -25,6 +27,9 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
     'known-hosts-file': { type: 'string' },
     'allowed-signers-file': { type: 'string' },
     'gpg-keys-file': { type: 'string' },
+    'age-key-file': { type: 'string' },
+    'pgp-key-file': { type: 'string' },
+    'docker-auth-file': { type: 'string' },
     username: { type: 'string' },
     path: { type: 'string', multiple: true },
     branch: { type: 'string' },
@@ -60,14 +65,28 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
     ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
     ...(values.root ? { files: { roots: values.root } } : {}),
     ...(values.rollback ? { rollback: values.rollback } : {}),
+    ...(values['docker-auth-file'] ? { docker: { authFile: values['docker-auth-file'] } } : {}),
+    ...secretsOf(values['age-key-file'], values['pgp-key-file']),
   };
   const text = `# Steward agent config, written by steward enroll.\n${stringify(doc)}`;
   const config = parseConfig(text, file);
-  await readGitCredentials(config); // a key or token file that cannot be read fails now, not at first poll
+  // A key, token or auth file that cannot be read (or is not one) fails now, not at first poll.
+  await readGitCredentials(config);
+  if (config.secrets) await SecretKeys.load(config);
+  await RegistryAuth.load(config);
   await writeFileAtomic(file, text, { mode: 0o640 });
   io.out(`wrote ${file} for host ${config.host} (${config.source.url}, ${config.source.paths.join(', ')})`);
   if (!values['no-systemd'] && file === DEFAULT_CONFIG_PATH && existsSync('/run/systemd/system')) {
-    const dropIn = await writeDropIn([config.source.tokenFile, config.source.ssh?.keyFile], config.files.roots);
+    const dropIn = await writeDropIn(
+      [
+        config.source.tokenFile,
+        config.source.ssh?.keyFile,
+        config.secrets?.ageKeyFile,
+        config.secrets?.pgpKeyFile,
+        config.docker.authFile,
+      ],
+      config.files.roots,
+    );
     io.out(`wrote ${dropIn}; start the agent with: systemctl enable --now steward`);
   }
   return 0;
@@ -76,7 +95,7 @@ export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
 /**
  * The hardened unit sees the file system read-only except what it is told: the configured file
  * roots become ReadWritePaths (created now, so the mount exists), and the token file
- * and the SSH deploy key are passed with LoadCredential= under their own names, which the agent
+ * the SSH deploy key, the SOPS keys and the registry auth file are passed with LoadCredential= under their own names, which the agent
  * finds in $CREDENTIALS_DIRECTORY (known_hosts is public: read where it is).
  */
 async function writeDropIn(credentials: Array<string | undefined>, roots: string[]): Promise<string> {
@@ -88,6 +107,12 @@ async function writeDropIn(credentials: Array<string | undefined>, roots: string
   await writeFileAtomic(path, lines.join('\n') + '\n', { mode: 0o644 });
   await new Promise<void>((resolve) => execFile('systemctl', ['daemon-reload'], () => resolve()));
   return path;
+}
+
+/** secrets from --age-key-file and --pgp-key-file (absent when neither is given). */
+function secretsOf(ageKeyFile?: string, pgpKeyFile?: string) {
+  if (!ageKeyFile && !pgpKeyFile) return {};
+  return { secrets: { ...(ageKeyFile ? { ageKeyFile } : {}), ...(pgpKeyFile ? { pgpKeyFile } : {}) } };
 }
 
 /** source.verify from --allowed-signers-file and --gpg-keys-file (absent when neither is given). */

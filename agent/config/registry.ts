@@ -63,9 +63,10 @@ export class RegistryAuth {
     if (!auths || typeof auths !== 'object') throw fail('has no "auths" object (Docker config.json format)');
     const logins = new Map<string, RegistryLogin>();
     for (const [key, entry] of Object.entries(auths as Record<string, unknown>)) {
-      const login = toLogin(normalizeRegistry(key), entry);
+      const registry = normalizeRegistry(key);
+      const login = toLogin(registry, entry);
       if (!login) throw fail(`the entry for ${JSON.stringify(key)} has no auth, username/password or identitytoken`);
-      logins.set(login.serveraddress, login);
+      logins.set(registry, login);
     }
     return new RegistryAuth(logins);
   }

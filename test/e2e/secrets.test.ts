@@ -197,3 +197,45 @@ t.test('steward validate: structure without keys, full decryption with --age-key
   t.match(r.stderr, /secrets\/app\.env: has no sops metadata/);
   t.notOk((r.stdout + r.stderr).includes('CANARY'));
 });
+
+t.test('enroll writes secrets and docker.authFile; doctor names the keys by their public half', async (t) => {
+  const config = join(dir, 'enrolled.yaml');
+  const auth = join(dir, 'auth.json');
+  await writeFile(auth, JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: 'dTpw' } } }));
+  const pgpKey = new URL('../fixtures/sops/sops_functional_tests_key.asc', import.meta.url).pathname;
+  const r = await steward([
+    'enroll',
+    ...['--url', fx.server.url('fleet'), '--host', 'secrets-enroll', '--state-dir', join(dir, 'enrolled-state')],
+    ...['--age-key-file', key.file, '--pgp-key-file', pgpKey, '--docker-auth-file', auth],
+    ...['--config', config, '--no-systemd'],
+  ]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(await readFile(config, 'utf8'), `secrets:\n  ageKeyFile: ${key.file}\n  pgpKeyFile: ${pgpKey}`);
+  const d = await steward(['doctor', '--config', config]);
+  t.match(
+    d.stdout,
+    `ok    secrets     SOPS files for age ${key.recipient}, pgp FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4 can be decrypted`,
+  );
+  t.match(d.stdout, `ok    registries  logins for docker.io in ${auth}`);
+  t.notMatch(d.stdout, /AGE-SECRET-KEY|dTpw/, 'no private key or credential printed');
+
+  // Under systemd the key comes from $CREDENTIALS_DIRECTORY by its base name (LoadCredential=).
+  const creds = await mkdtemp(join(tmpdir(), 'steward-creds-'));
+  await writeFile(join(creds, key.file.split('/').pop()!), await readFile(stranger.file));
+  const viaCreds = await steward(['doctor', '--config', config], {
+    env: { ...process.env, CREDENTIALS_DIRECTORY: creds },
+  });
+  t.match(viaCreds.stdout, `ok    secrets     SOPS files for age ${stranger.recipient},`);
+
+  const bad = await steward([
+    'enroll',
+    '--url',
+    fx.server.url('fleet'),
+    '--age-key-file',
+    auth,
+    '--config',
+    join(dir, 'x.yaml'),
+  ]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /secrets\.ageKeyFile .*auth\.json: line 1 is not an age identity/);
+});
