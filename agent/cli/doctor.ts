@@ -67,7 +67,7 @@ async function checkSecrets(config: AgentConfig): Promise<string> {
 /** docker.authFile reads and has an entry per registry (the credentials are not printed). */
 async function checkRegistries(config: AgentConfig): Promise<string> {
   const auth = await RegistryAuth.load(config);
-  return `logins for ${auth.registries.join(', ') || 'no registry'} in ${config.docker.authFile}`;
+  return `logins for ${(await auth.registries()).join(', ') || 'no registry'} in ${config.docker.authFile}`;
 }
 
 /** The key files of source.verify load, and what they hold. */

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { StewardError } from '../errors.js';
 import { resolveCredentialPath, type AgentConfig } from './load.js';
 import { Secret } from './secret.js';
@@ -34,51 +34,89 @@ export function normalizeRegistry(key: string): string {
   return HUB_ALIASES.has(host) ? HUB : host;
 }
 
+/**
+ * docker.authFile, read when a pull needs it and read again whenever the file changes (size or
+ * mtime), so a file that a File resource writes (a SOPS-encrypted config.json in the repository)
+ * is used from the next pull on. A missing file means no logins; one that is not Docker's
+ * format is E_REGISTRY_AUTH naming it.
+ */
 export class RegistryAuth {
-  private constructor(private readonly logins: ReadonlyMap<string, RegistryLogin>) {}
+  #seen = '';
+  #logins: ReadonlyMap<string, RegistryLogin> = new Map();
 
-  static readonly none = new RegistryAuth(new Map());
+  private constructor(
+    private readonly file: string | undefined,
+    private readonly configFile: string,
+  ) {}
 
-  /** Reads docker.authFile; unreadable, not JSON or an entry that gives no credential: E_REGISTRY_AUTH. */
-  static async load(config: AgentConfig): Promise<RegistryAuth> {
+  static readonly none = new RegistryAuth(undefined, '');
+
+  /** Checks the file now when it exists (a bad one stops the agent at start); a missing one is read later. */
+  static async load(
+    config: Pick<AgentConfig, 'file' | 'docker'>,
+    opts: { mustExist?: boolean } = {},
+  ): Promise<RegistryAuth> {
     if (!config.docker.authFile) return RegistryAuth.none;
-    const file = resolveCredentialPath(config.docker.authFile);
+    const auth = new RegistryAuth(config.docker.authFile, config.file);
+    await auth.#refresh(opts.mustExist ?? false);
+    return auth;
+  }
+
+  /** The login for an image's registry, if the file has one. */
+  async forImage(image: string): Promise<RegistryLogin | undefined> {
+    await this.#refresh(false);
+    return this.#logins.get(registryOf(image));
+  }
+
+  async registries(): Promise<string[]> {
+    await this.#refresh(true);
+    return [...this.#logins.keys()];
+  }
+
+  async #refresh(mustExist: boolean): Promise<void> {
+    if (!this.file) return;
+    const file = resolveCredentialPath(this.file);
     const fail = (reason: string) =>
       new StewardError('E_REGISTRY_AUTH', `docker.authFile ${file}: ${reason}`, {
-        file: config.file,
+        file: this.configFile,
         pointer: '/docker/authFile',
       });
+    const st = await stat(file).catch((err: NodeJS.ErrnoException) => err);
+    if (st instanceof Error) {
+      if (st.code === 'ENOENT' && !mustExist) {
+        this.#logins = new Map();
+        this.#seen = '';
+        return;
+      }
+      throw fail(`cannot be read (${st.code})`);
+    }
+    const seen = `${file}:${st.size}:${st.mtimeMs}`;
+    if (seen === this.#seen) return;
+    if (st.size > 1024 * 1024) throw fail('is larger than 1 MiB');
     let raw: unknown;
     try {
-      const bytes = await readFile(file);
-      if (bytes.length > 1024 * 1024) throw fail('is larger than 1 MiB');
-      raw = JSON.parse(bytes.toString('utf8'));
+      raw = JSON.parse(await readFile(file, 'utf8'));
     } catch (err) {
-      if (err instanceof StewardError) throw err;
       throw fail(
         err instanceof SyntaxError ? 'is not JSON' : `cannot be read (${(err as NodeJS.ErrnoException).code})`,
       );
     }
-    const auths = (raw as { auths?: unknown } | null)?.auths;
-    if (!auths || typeof auths !== 'object') throw fail('has no "auths" object (Docker config.json format)');
-    const logins = new Map<string, RegistryLogin>();
-    for (const [key, entry] of Object.entries(auths as Record<string, unknown>)) {
-      const registry = normalizeRegistry(key);
-      const login = toLogin(registry, entry);
-      if (!login) throw fail(`the entry for ${JSON.stringify(key)} has no auth, username/password or identitytoken`);
-      logins.set(registry, login);
-    }
-    return new RegistryAuth(logins);
+    this.#logins = parseAuths(raw, fail);
+    this.#seen = seen;
   }
+}
 
-  /** The login for an image's registry, if the file has one. */
-  forImage(image: string): RegistryLogin | undefined {
-    return this.logins.get(registryOf(image));
+function parseAuths(raw: unknown, fail: (reason: string) => StewardError): Map<string, RegistryLogin> {
+  const auths = (raw as { auths?: unknown } | null)?.auths;
+  if (!auths || typeof auths !== 'object') throw fail('has no "auths" object (Docker config.json format)');
+  const logins = new Map<string, RegistryLogin>();
+  for (const [key, entry] of Object.entries(auths as Record<string, unknown>)) {
+    const registry = normalizeRegistry(key);
+    const login = toLogin(registry, entry);
+    if (!login) throw fail(`the entry for ${JSON.stringify(key)} has no auth, username/password or identitytoken`);
+    logins.set(registry, login);
   }
-
-  get registries(): string[] {
-    return [...this.logins.keys()];
-  }
+  return logins;
 }
 
 function toLogin(registry: string, entry: unknown): RegistryLogin | undefined {

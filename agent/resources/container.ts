@@ -283,7 +283,15 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   async #ensureImage(desired: DesiredContainer, _signal: AbortSignal): Promise<void> {
     const image = desired.spec.image;
     if ((desired.spec.pull ?? 'IfNotPresent') === 'IfNotPresent' && (await this.#imageId(image))) return;
-    const login = this.registry.forImage(image);
+    let login: RegistryLogin | undefined;
+    try {
+      login = await this.registry.forImage(image);
+    } catch (err) {
+      throw new StewardError('E_IMAGE_PULL', `cannot pull image ${image}: ${(err as Error).message}`, {
+        resource: desired.id,
+        retry: 'transient',
+      });
+    }
     try {
       const stream = await this.docker.pull(image, login ? { authconfig: revealLogin(login) } : {});
       await new Promise<void>((resolve, reject) =>
