@@ -14,34 +14,36 @@ import { args, type ExitCode, type Io } from './common.js';
 export const help =
   'steward enroll --url URL [--host NAME] [--token-file F | --ssh-key-file F --known-hosts-file F] [--allowed-signers-file F] [--gpg-keys-file F] [--age-key-file F] [--pgp-key-file F] [--docker-auth-file F] [--path P]... [--branch B] [--label k=v]... [--root DIR]... [--config FILE] [--force]';
 
+const ENROLL_OPTIONS = {
+  url: { type: 'string' },
+  host: { type: 'string' },
+  'token-file': { type: 'string' },
+  'ssh-key-file': { type: 'string' },
+  'known-hosts-file': { type: 'string' },
+  'allowed-signers-file': { type: 'string' },
+  'gpg-keys-file': { type: 'string' },
+  'age-key-file': { type: 'string' },
+  'pgp-key-file': { type: 'string' },
+  'docker-auth-file': { type: 'string' },
+  username: { type: 'string' },
+  path: { type: 'string', multiple: true },
+  branch: { type: 'string' },
+  label: { type: 'string', multiple: true },
+  root: { type: 'string', multiple: true },
+  interval: { type: 'string' },
+  'state-dir': { type: 'string' },
+  rollback: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+  force: { type: 'boolean' },
+  'no-systemd': { type: 'boolean' },
+} as const;
+
 /**
  * Writes the agent config file. The file is validated exactly as the agent will load it before
  * it is written (atomically); an existing file is kept unless --force.
  */
 export async function enroll(argv: string[], io: Io): Promise<ExitCode> {
-  const { values } = args(argv, {
-    url: { type: 'string' },
-    host: { type: 'string' },
-    'token-file': { type: 'string' },
-    'ssh-key-file': { type: 'string' },
-    'known-hosts-file': { type: 'string' },
-    'allowed-signers-file': { type: 'string' },
-    'gpg-keys-file': { type: 'string' },
-    'age-key-file': { type: 'string' },
-    'pgp-key-file': { type: 'string' },
-    'docker-auth-file': { type: 'string' },
-    username: { type: 'string' },
-    path: { type: 'string', multiple: true },
-    branch: { type: 'string' },
-    label: { type: 'string', multiple: true },
-    root: { type: 'string', multiple: true },
-    interval: { type: 'string' },
-    'state-dir': { type: 'string' },
-    rollback: { type: 'string' },
-    config: { type: 'string', short: 'c' },
-    force: { type: 'boolean' },
-    'no-systemd': { type: 'boolean' },
-  });
+  const { values } = args(argv, ENROLL_OPTIONS);
   if (!values.url) throw new StewardError('E_ARGS', '--url is required');
   const file = values.config ?? DEFAULT_CONFIG_PATH;
   if (existsSync(file) && !values.force) throw new StewardError('E_ARGS', `${file} exists; pass --force to replace it`);

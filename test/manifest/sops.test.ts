@@ -107,6 +107,14 @@ t.test('age: typed values, nested maps, lists and unencrypted keys come back exa
   t.equal(env, 'USER=app\nPASSWORD=p=w d\\nx\n', 'dotenv: split at the first =, newline escaped');
 });
 
+t.test('comments sops encrypted come back as comments; they are not in the MAC', async (t) => {
+  const key = randomBytes(32);
+  const note = encValue(' the database', key, '').replace('type:str]', 'type:comment]');
+  const text = sopsTree({ db: 'x' }, { age: [age.recipient], dataKey: key }).replace(/^db:/m, `#${note}\ndb:`);
+  t.match(text, /^#ENC\[AES256_GCM/m);
+  t.equal(await decrypt('c.yaml', text, ageKeys), '# the database\ndb: x\n');
+});
+
 t.test('several identities in ageKeyFile: the one the file is for opens it', async (t) => {
   const a = ageKeygen(tmp);
   const b = ageKeygen(tmp);

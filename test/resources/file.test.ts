@@ -2,7 +2,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { makeAgent, type TestAgent } from '../helpers/agent.js';
 import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
@@ -35,6 +35,11 @@ async function setup(): Promise<{ a: TestAgent; root: string; outside: string; c
   const a = await makeAgent({ url: server.url('fleet'), extra: `files:\n  roots: [${root}]\n` });
   return { a, root, outside, canary };
 }
+/** The short fingerprint a reason shows: HMAC-SHA-256 under the host's key in stateDir. */
+async function fingerprintOf(a: TestAgent): Promise<(text: string) => string> {
+  const key = Buffer.from((await readFile(join(a.stateDir, 'fingerprint.key'), 'utf8')).trim(), 'hex');
+  return (text) => createHmac('sha256', key).update(text).digest('hex').slice(0, 12);
+}
 const results = (r: Awaited<ReturnType<TestAgent['once']>>) =>
   [...r.outcome.results.values()].map((x) => `${x.id} ${x.status} ${x.action}: ${x.message}`);
 
@@ -48,10 +53,10 @@ t.test('create, change content, mode and owner, then absent and prune', async (t
     [`${dir}/motd/motd.yaml`]: fileDoc('motd', { path: join(root, 'motd'), source: 'motd.txt' }),
   });
   let r = await a.once();
-  const h = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
+  const h = await fingerprintOf(a);
   t.same(results(r).sort(), [
-    `File/config Ready create: create: file does not exist (sha256 ${h('color=blue SECRET_CANARY\n')})`,
-    `File/motd Ready create: create: file does not exist (sha256 ${h('welcome\n')})`,
+    `File/config Ready create: create: file does not exist (fingerprint ${h('color=blue SECRET_CANARY\n')})`,
+    `File/motd Ready create: create: file does not exist (fingerprint ${h('welcome\n')})`,
   ]);
   t.equal(await readFile(path, 'utf8'), 'color=blue SECRET_CANARY\n');
   t.equal((await stat(path)).mode & 0o777, 0o640);
@@ -71,7 +76,7 @@ t.test('create, change content, mode and owner, then absent and prune', async (t
   t.same(
     results(r).filter((x) => x.startsWith('File/config')),
     [
-      `File/config Ready update: update: content changed (sha256 ${h('color=blue SECRET_CANARY\n')} -> ${h('color=green SECRET_CANARY\n')}); mode 0640 -> 0600; owner 0 -> 65534; group 0 -> 65534`,
+      `File/config Ready update: update: content changed (fingerprint ${h('color=blue SECRET_CANARY\n')} -> ${h('color=green SECRET_CANARY\n')}); mode 0640 -> 0600; owner 0 -> 65534; group 0 -> 65534`,
     ],
   );
   const st = await stat(path);
@@ -83,7 +88,7 @@ t.test('create, change content, mode and owner, then absent and prune', async (t
   t.match(r.outcome.results.get('File/config'), {
     action: 'update',
     drift: true,
-    message: `update: content was changed outside Steward (sha256 ${h('edited by hand\n')} -> ${h('color=green SECRET_CANARY\n')})`,
+    message: `update: content was changed outside Steward (fingerprint ${h('edited by hand\n')} -> ${h('color=green SECRET_CANARY\n')})`,
   });
   t.equal(await readFile(path, 'utf8'), 'color=green SECRET_CANARY\n', 'drift corrected');
 
@@ -111,7 +116,7 @@ t.test('a file that was there before is kept, and put back when the resource is 
   const r = await a.once();
   t.match(r.outcome.results.get('File/hosts'), {
     message:
-      /^update: replaces a file Steward did not write \(the original is kept\) \(sha256 [0-9a-f]{12} -> [0-9a-f]{12}\); mode 0604 -> 0644$/,
+      /^update: replaces a file Steward did not write \(the original is kept\) \(fingerprint [0-9a-f]{12} -> [0-9a-f]{12}\); mode 0604 -> 0644$/,
   });
   t.equal(await readFile(path, 'utf8'), 'managed\n');
   await fleet.commit({
@@ -228,7 +233,7 @@ t.test(
     t.match(r.outcome.results.get('File/p'), {
       status: 'Ready',
       action: 'update',
-      message: `update: path changed from ${first}: that file is deleted; replaces a file Steward did not write (the original is kept) (sha256 ${createHash('sha256').update('not written by Steward\n').digest('hex').slice(0, 12)} -> ${createHash('sha256').update('managed\n').digest('hex').slice(0, 12)}); mode 0640 -> 0644`,
+      message: `update: path changed from ${first}: that file is deleted; replaces a file Steward did not write (the original is kept) (fingerprint ${(await fingerprintOf(a))('not written by Steward\n')} -> ${(await fingerprintOf(a))('managed\n')}); mode 0640 -> 0644`,
     });
     t.equal(await lstat(first).catch(() => 'gone'), 'gone', 'the old path is deleted');
     t.equal(await readFile(second, 'utf8'), 'managed\n');
