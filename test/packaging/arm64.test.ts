@@ -1,12 +1,13 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { containerDoc, makeAgent } from '../helpers/agent.js';
 import { createFleetRepo, showFile, startGitServer } from '../helpers/git.js';
+import { ageKeygen, sopsTree } from '../helpers/sops.js';
 
 // The arm64 package, executed: its own Node.js (linux-arm64) under qemu-user with an arm64
 // libc from Debian (test/testbed.sh puts both in place; libatomic comes from the package). This
@@ -62,6 +63,32 @@ t.test(
     const invalid = await steward('validate', bad);
     t.equal(invalid.code, 2, 'an invalid manifest is refused there too');
     t.match(invalid.stdout + invalid.stderr, /web\.yaml:4/, 'naming the file and line');
+
+    // The bundled age and OpenPGP libraries, loaded on demand, decrypt SOPS files there too.
+    const secrets = await mkdtemp(join(tmpdir(), 'steward-arm64-sops-'));
+    const key = ageKeygen(secrets);
+    await writeFile(join(secrets, 'age.enc.yaml'), sopsTree({ token: 'x' }, { age: [key.recipient] }));
+    await copyFile(join(top, 'test/fixtures/sops/format.enc.yaml'), join(secrets, 'pgp.enc.yaml'));
+    const file = (name: string, source: string) =>
+      JSON.stringify({
+        apiVersion: 'steward/v1',
+        kind: 'File',
+        metadata: { name },
+        spec: { path: `/etc/${name}`, source, decrypt: 'sops' },
+      });
+    await writeFile(join(secrets, 'files.yaml'), `${file('a', 'age.enc.yaml')}\n---\n${file('p', 'pgp.enc.yaml')}\n`);
+    const pgpKey = join(top, 'test/fixtures/sops/sops_functional_tests_key.asc');
+    const decrypted = await steward('validate', secrets, '--age-key-file', key.file, '--pgp-key-file', pgpKey);
+    t.equal(decrypted.code, 0, decrypted.stderr);
+    const stranger = await steward(
+      'validate',
+      secrets,
+      '--age-key-file',
+      ageKeygen(secrets).file,
+      '--pgp-key-file',
+      pgpKey,
+    );
+    t.match(stranger.stderr, /age\.enc\.yaml: no key on this host opens it: encrypted for age age1/);
 
     const server = await startGitServer();
     t.teardown(() => server.stop());
