@@ -39,7 +39,9 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
   try {
     const repo = new GitRepo({ gitdir, url, ...remote });
     await repo.init();
-    const { rows, unreadable } = await readFleet(repo, branch ?? 'steward-status', new Date());
+    const { rows, unreadable } = await readFleet(repo, branch ?? 'steward-status', new Date(), {
+      ...(values.host ? { host: values.host } : {}),
+    });
     // A document that cannot be read is said, never skipped silently: that host counts as failing.
     const bad = unreadable.filter((u) => !values.host || u.host === values.host);
     for (const u of bad) io.err(`hosts/${u.host}/status.json cannot be read: ${u.reason}`);

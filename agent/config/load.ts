@@ -107,6 +107,15 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
         { file, line: doc.line, pointer: '/host' },
       ),
     );
+  // The host's status branch is <status.branch>-by-host/<host>: the name must make a Git ref.
+  if (/\.\.|\.lock$|\.$/.test(host))
+    errors.push(
+      new StewardError(
+        'E_CONFIG_INVALID',
+        `host ${JSON.stringify(host)} cannot name a Git branch (no "..", no trailing "." or ".lock"); set "host"`,
+        { file, line: doc.line, pointer: '/host' },
+      ),
+    );
   const labels = Object.fromEntries(
     Object.entries(raw.labels ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
   );
@@ -232,7 +241,7 @@ function toAgentConfig(
       branch: raw.status?.branch ?? 'steward-status',
       heartbeatMs: parseDuration(raw.status?.heartbeat ?? '15m'),
       enabled: raw.status?.enabled ?? true,
-      historyLimit: raw.status?.historyLimit ?? 5000,
+      historyLimit: raw.status?.historyLimit ?? 200,
     },
     stateDir: raw.stateDir ?? '/var/lib/steward',
     files: { roots: (raw.files?.roots ?? []).map((r) => posix.normalize(r).replace(/(.)\/$/, '$1')) },

@@ -8,6 +8,7 @@ import { matchesSchema } from '../manifest/schema.js';
 import { loadState, saveState } from '../reconcile/state.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
+import { hostBranch } from '../status/fleet.js';
 import { publishStatus } from '../status/publish.js';
 
 /** How long a stopping agent may spend telling the status branch (systemd waits 90 s by default). */
@@ -52,7 +53,8 @@ export async function reportStopped(config: AgentConfig, repo: GitRepo, log: Log
   }
   try {
     const doc = stoppedDocument(last, new Date());
-    const res = await publishStatus(repo, config.status.branch, doc, log, {
+    const res = await publishStatus(repo, hostBranch(config.status.branch, config.host), doc, log, {
+      own: true,
       deadlineMs: STOP_REPORT_MS,
       historyLimit: config.status.historyLimit,
     });
@@ -61,7 +63,10 @@ export async function reportStopped(config: AgentConfig, repo: GitRepo, log: Log
       state.report.pushed = false;
       await saveState(config.stateDir, state);
     }
-    log.info({ commit: res.commit }, `status ${res.outcome} to ${config.status.branch}: Offline`);
+    log.info(
+      { commit: res.commit },
+      `status ${res.outcome} to ${hostBranch(config.status.branch, config.host)}: Offline`,
+    );
   } catch (err) {
     const e = toStewardError(err, 'E_STATUS_PUSH');
     log.warn({ code: e.code }, `Offline not reported: ${e.message}`);

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { toStewardError } from '../errors.js';
 import { writeJsonAtomic } from '../host/fs.js';
 import { checkSchema } from '../manifest/schema.js';
+import { hostBranch } from '../status/fleet.js';
 import { publishStatus } from '../status/publish.js';
 import type { HostStatus } from '../types/host-status.js';
 import type { AgentContext } from './context.js';
@@ -88,7 +89,8 @@ async function publish(
   if (run.signal.aborted) return 'skipped';
   try {
     // Bounded so that contention on the branch delays the next run by one interval at most.
-    const res = await publishStatus(ctx.status, config.status.branch, doc, run.log, {
+    const res = await publishStatus(ctx.status, hostBranch(config.status.branch, config.host), doc, run.log, {
+      own: true,
       signal: run.signal,
       historyLimit: config.status.historyLimit,
       deadlineMs: Math.max(60_000, config.source.intervalMs),
@@ -96,7 +98,7 @@ async function publish(
     state.report = { fingerprint: state.report!.fingerprint, at: doc.updatedAt, pushed: true, pushedAt: doc.updatedAt };
     run.log.info(
       { commit: res.commit, attempts: res.attempts, phase: doc.phase },
-      `status ${res.outcome} to ${config.status.branch}`,
+      `status ${res.outcome} to ${hostBranch(config.status.branch, config.host)}`,
     );
     return res.outcome;
   } catch (err) {

@@ -29,7 +29,8 @@ export interface RepoOptions {
 }
 
 interface PackRequest {
-  want: string;
+  /** The commits asked for: one branch's, or (readFleet) every host's status branch at once. */
+  wants: string[];
   depth: number;
   /** Deepen relative to the current shallow boundary (`isDescendant`) instead of from `want`. */
   relative?: boolean;
@@ -126,23 +127,79 @@ export class GitRepo {
   }
 
   async #lsRefsV2(ref: string): Promise<string | undefined | 'unsupported'> {
+    const refs = await this.#lsRefsPrefixV2(ref);
+    return refs === 'unsupported' ? refs : refs.get(ref);
+  }
+
+  /** Every ref under `prefix`, by protocol-v2 ls-refs: one POST, only the matching refs in the answer. */
+  async #lsRefsPrefixV2(prefix: string): Promise<Map<string, string> | 'unsupported'> {
     const body = [
       pkt('command=ls-refs\n'),
       pkt(`agent=steward/${agentVersion}\n`),
       '0001',
-      pkt(`ref-prefix ${ref}\n`),
+      pkt(`ref-prefix ${prefix}\n`),
       '0000',
     ].join('');
     const res = await this.#transport.call('git-upload-pack', Buffer.from(body), { v2: true, what: 'cannot reach' });
     if (!res.ok) return 'unsupported';
     const lines = parsePktLines(res.body);
     if (lines === undefined) return 'unsupported';
+    const refs = new Map<string, string>();
     for (const line of lines) {
       const m = /^([0-9a-f]{40}) (\S+)/.exec(line);
       if (!m) return 'unsupported'; // a v0/v1 advertisement or an error packet
-      if (m[2] === ref) return m[1];
+      if (m[2]!.startsWith(prefix)) refs.set(m[2]!, m[1]!);
     }
-    return undefined;
+    return refs;
+  }
+
+  /** The server's branches whose ref starts with `prefix` ("refs/heads/steward-status"), by ref. */
+  remoteRefs(prefix: string): Promise<Map<string, string>> {
+    return this.#serial(async () => {
+      if (!this.#v1Only) {
+        const found = await this.#lsRefsPrefixV2(prefix);
+        if (found !== 'unsupported') return found;
+        this.#v1Only = true;
+      }
+      try {
+        const refs = await git.listServerRefs({
+          http: this.#http,
+          url: this.url,
+          headers: this.#headers,
+          prefix,
+          protocolVersion: 1,
+        });
+        return new Map(refs.filter((r) => r.ref.startsWith(prefix)).map((r) => [r.ref, r.oid]));
+      } catch (err) {
+        throw gitError(err, this.url, 'cannot list the branches of');
+      }
+    });
+  }
+
+  /**
+   * Fetches the commits of several branches at depth 1 in one request (protocol v2); those
+   * already in the store are not asked for. A v1-only server is fetched branch by branch.
+   */
+  fetchCommits(branches: Map<string, string>): Promise<void> {
+    return this.#serial(async () => {
+      await this.init();
+      await this.#sweepPartialPacks();
+      const missing: Array<[string, string]> = [];
+      for (const [branch, oid] of branches) if (!(await this.objects.has(oid))) missing.push([branch, oid]);
+      if (missing.length === 0) return;
+      try {
+        if (this.#v1Only) for (const [branch] of missing) await this.#fetchV1(branch, { depth: 1 });
+        else await this.#fetchPack({ wants: missing.map(([, oid]) => oid), depth: 1, haves: [] });
+      } catch (err) {
+        await this.#sweepPartialPacks();
+        throw gitError(err, this.url, 'cannot fetch the status branches from');
+      }
+    });
+  }
+
+  /** Records `oid` as the commit of `branch` here (after this host pushed it: it is the branch's only writer). */
+  setLocalHead(branch: string, oid: string): Promise<void> {
+    return git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: oid, force: true });
   }
 
   /**
@@ -184,7 +241,7 @@ export class GitRepo {
         } else if (!(await this.objects.has(want))) {
           const local = await this.localHead(branch);
           const haves = local && (await this.objects.has(local)) ? [local] : [];
-          await this.#fetchPack({ want, depth: 1, haves });
+          await this.#fetchPack({ wants: [want], depth: 1, haves });
         }
         await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: want, force: true });
         return want;
@@ -248,11 +305,12 @@ export class GitRepo {
     // commit here without its boundary would look like a whole history.
     await this.#recordShallow(shallow, answer, tmp);
     await this.#installPack(tmp, answer.packBytes > 0);
-    if (!(await this.objects.has(req.want)))
-      throw new StewardError(
-        'E_GIT_FETCH',
-        `${redactUrl(this.url)} sent a pack without the commit ${req.want.slice(0, 7)} that was asked for`,
-      );
+    for (const want of req.wants)
+      if (!(await this.objects.has(want)))
+        throw new StewardError(
+          'E_GIT_FETCH',
+          `${redactUrl(this.url)} sent a pack without the commit ${want.slice(0, 7)} that was asked for`,
+        );
   }
 
   async #recordShallow(shallow: string[], answer: FetchAnswer, tmp: string): Promise<void> {
@@ -322,7 +380,7 @@ export class GitRepo {
   async #deepen(branch: string, head: string): Promise<void> {
     try {
       if (this.#v1Only) await this.#fetchV1(branch, { depth: 100, relative: true });
-      else await this.#fetchPack({ want: head, depth: 100, relative: true, haves: [] });
+      else await this.#fetchPack({ wants: [head], depth: 100, relative: true, haves: [] });
     } catch (err) {
       await this.#sweepPartialPacks();
       throw gitError(err, this.url, 'cannot deepen the history of');
@@ -480,7 +538,7 @@ function fetchRequest(req: PackRequest, shallow: string[]): Buffer {
     `deepen ${req.depth}\n`,
     ...(req.relative ? ['deepen-relative\n'] : []),
     ...shallow.map((oid) => `shallow ${oid}\n`),
-    `want ${req.want}\n`,
+    ...req.wants.map((oid) => `want ${oid}\n`),
     ...req.haves.map((oid) => `have ${oid}\n`),
     'done\n',
   ];

@@ -12,50 +12,101 @@ export interface FleetRow {
   doc: HostStatus;
 }
 
-/** Reads every hosts/<host>/status.json at the status branch's tip (fetched shallowly). */
+/**
+ * The status layout: every host reports on its own branch, `<status.branch>-by-host/<host>`
+ * (hosts never contend for a ref, and a report is one request), holding
+ * `hosts/<host>/status.json` as the single shared branch `<status.branch>` of earlier versions
+ * did. The shared branch is still read, so a fleet of mixed versions shows every host.
+ */
+export const hostBranch = (statusBranch: string, host: string): string => `${statusBranch}-by-host/${host}`;
+
+/**
+ * Reads the fleet: one ls-refs for every branch under `refs/heads/<branch>` (the host branches
+ * and the shared one), one fetch of all their tips at depth 1, then each document from the store.
+ * With `host`, only that host's branch (and the shared one) is asked for. A host found in both
+ * layouts shows its newer report.
+ */
 export async function readFleet(
   repo: GitRepo,
   branch: string,
   now: Date,
+  opts: { host?: string } = {},
 ): Promise<{ tip?: string; rows: FleetRow[]; unreadable: Array<{ host: string; reason: string }> }> {
-  let tip = await repo.remoteHead(branch);
-  if (!tip) return { rows: [], unreadable: [] };
-  // The branch may move between the two requests: read what was fetched.
-  if (!(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
-  const rows: FleetRow[] = [];
-  const unreadable: Array<{ host: string; reason: string }> = [];
+  const shared = `refs/heads/${branch}`;
+  const prefix = `refs/heads/${hostBranch(branch, opts.host ?? '')}`;
+  const refs = await repo.remoteRefs(opts.host ? prefix : shared);
+  const wanted = new Map<string, string>();
+  for (const [ref, oid] of refs)
+    if (ref === shared || (opts.host ? ref === prefix : ref.startsWith(`${shared}-by-host/`)))
+      wanted.set(ref.slice('refs/heads/'.length), oid);
+  if (opts.host) {
+    const legacy = (await repo.remoteRefs(shared)).get(shared);
+    if (legacy) wanted.set(branch, legacy);
+  }
+  if (wanted.size === 0) return { rows: [], unreadable: [] };
+  await repo.fetchCommits(wanted);
+  const found = new Map<string, { row?: FleetRow; reason?: string }>();
+  for (const [name, oid] of wanted) {
+    const own = name !== branch;
+    const one = own ? name.slice(`${branch}-by-host/`.length) : opts.host;
+    for (const got of await readDocuments(repo, oid, one, own, now)) {
+      const prior = found.get(got.host);
+      // The newer report wins (a host that moved to its own branch left an older one behind).
+      if (!prior?.row || (got.row && got.row.updatedAt > prior.row.updatedAt)) found.set(got.host, got);
+    }
+  }
+  const rows = [...found.values()].flatMap((f) => (f.row ? [f.row] : []));
+  const unreadable = [...found.entries()].flatMap(([host, f]) => (f.row ? [] : [{ host, reason: f.reason! }]));
+  rows.sort((a, b) => a.host.localeCompare(b.host));
+  return { tip: wanted.get(branch), rows, unreadable };
+}
+
+/** The documents under hosts/ at one commit: every host's, or only `host`'s (on its own branch it must be there). */
+async function readDocuments(
+  repo: GitRepo,
+  commit: string,
+  host: string | undefined,
+  own: boolean,
+  now: Date,
+): Promise<Array<{ host: string; row?: FleetRow; reason?: string }>> {
   let hosts: Array<{ path: string; oid: string; type: string }> = [];
   try {
-    const dir = await repo.objects.resolvePath(tip, 'hosts');
+    const dir = await repo.objects.resolvePath(commit, 'hosts');
     if (dir?.type === 'tree') hosts = await repo.objects.readTree(dir.oid);
   } catch {
-    return { tip, rows, unreadable };
+    return host && own ? [{ host, reason: 'no hosts/ folder on its branch' }] : [];
   }
+  const out: Array<{ host: string; row?: FleetRow; reason?: string }> = [];
   for (const h of hosts) {
-    if (h.type !== 'tree') continue;
+    if (h.type !== 'tree' || (host !== undefined && h.path !== host)) continue;
     try {
       const file = (await repo.objects.readTree(h.oid)).find((e) => e.path === 'status.json' && e.type === 'blob');
       if (!file) throw new Error('no status.json');
       const doc = asStatusDocument(JSON.parse((await repo.objects.readBlob(file.oid)).toString('utf8')), h.path);
-      const ageSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(doc.updatedAt)) / 1000));
-      rows.push({
-        host: doc.host,
-        phase: doc.phase,
-        appliedRevision: doc.appliedRevision,
-        updatedAt: doc.updatedAt,
-        ageSeconds,
-        stale: ageSeconds > 3 * doc.heartbeatSeconds,
-        failing: Object.entries(doc.resources ?? {})
-          .filter(([, r]) => r?.status === 'Failed' || r?.status === 'Skipped')
-          .map(([id]) => id),
-        doc,
-      });
+      out.push({ host: h.path, row: rowOf(doc, now) });
     } catch (err) {
-      unreadable.push({ host: h.path, reason: (err as Error).message });
+      out.push({ host: h.path, reason: (err as Error).message });
     }
   }
-  rows.sort((a, b) => a.host.localeCompare(b.host));
-  return { tip, rows, unreadable };
+  if (host !== undefined && own && out.length === 0)
+    out.push({ host, reason: `no hosts/${host}/status.json on its branch` });
+  return out;
+}
+
+function rowOf(doc: HostStatus, now: Date): FleetRow {
+  const ageSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(doc.updatedAt)) / 1000));
+  return {
+    host: doc.host,
+    phase: doc.phase,
+    appliedRevision: doc.appliedRevision,
+    updatedAt: doc.updatedAt,
+    ageSeconds,
+    stale: ageSeconds > 3 * doc.heartbeatSeconds,
+    failing: Object.entries(doc.resources ?? {})
+      .filter(([, r]) => r?.status === 'Failed' || r?.status === 'Skipped')
+      .map(([id]) => id),
+    doc,
+  };
 }
 
 const isRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);

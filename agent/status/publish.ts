@@ -15,15 +15,24 @@ export interface PublishResult {
 }
 
 /**
- * The status branch keeps at most this many commits. Every commit carries a `Steward-Seq: N`
- * trailer (its parent's + 1); the host whose commit would pass the limit writes a root commit
- * with the same tree instead and pushes it with a lease, so the history (and the repository the
- * server keeps) stays bounded however long the fleet runs. Agents fetch depth 1 either way.
+ * A status branch keeps at most this many commits (a host's own branch: its last 200 reports,
+ * about two days at a 15-minute heartbeat). Every commit carries a `Steward-Seq: N` trailer (its
+ * parent's + 1); the report that would pass the limit is a root commit with the same tree
+ * instead, pushed with a lease, so the history (and the repository the server keeps) stays
+ * bounded however long the fleet runs. Agents fetch depth 1 either way.
  */
-export const DEFAULT_HISTORY_LIMIT = 5000;
+export const DEFAULT_HISTORY_LIMIT = 200;
 
 /** Backoff between attempts: full jitter, doubling from BACKOFF_BASE_MS up to BACKOFF_CAP_MS. */
 export const BACKOFF_BASE_MS = 250;
+/** Reports between compactions of the local status store (its loose objects). */
+const COMPACT_EVERY = 50;
+
+/** A refused push on a host's own branch that the branch is gone (deleted by hand): build it anew. */
+function absentBranch(err: unknown): undefined {
+  if ((err as StewardError).code === 'E_GIT_NO_BRANCH') return undefined;
+  throw err;
+}
 export const BACKOFF_CAP_MS = 30_000;
 
 /**
@@ -44,7 +53,14 @@ export async function publishStatus(
   branch: string,
   doc: HostStatus,
   log: Logger,
-  opts: { attempts?: number; deadlineMs?: number; signal?: AbortSignal; historyLimit?: number } = {},
+  opts: {
+    attempts?: number;
+    deadlineMs?: number;
+    signal?: AbortSignal;
+    historyLimit?: number;
+    /** Only this host writes the branch (its own status branch): build on what it pushed last, no ls-refs. */
+    own?: boolean;
+  } = {},
 ): Promise<PublishResult> {
   const attempts = opts.attempts ?? 40;
   const deadline = performance.now() + (opts.deadlineMs ?? 120_000);
@@ -58,7 +74,13 @@ export async function publishStatus(
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       const limit = squashRefused ? Infinity : historyLimit;
-      const res = await publishOnce(repo, branch, report, { refused, historyLimit: limit }, log);
+      const res = await publishOnce(
+        repo,
+        branch,
+        report,
+        { refused, historyLimit: limit, own: opts.own ?? false },
+        log,
+      );
       return { ...res, attempts: attempt };
     } catch (err) {
       // Unknown failures stay 'stalled', as they were: a bug is not retried 40 times.
@@ -89,19 +111,14 @@ async function publishOnce(
   repo: GitRepo,
   branch: string,
   report: { path: string[]; text: string; doc: HostStatus },
-  opts: { refused: boolean; historyLimit: number },
+  opts: { refused: boolean; historyLimit: number; own: boolean },
   log: Logger,
 ): Promise<Omit<PublishResult, 'attempts'>> {
   // After a refusal the branch has surely moved: fetch it at once (its advertisement names the
   // tip) rather than ask for the tip first, one request less in the window another host can win.
-  let tip: string | undefined;
-  if (opts.refused) tip = await repo.fetch(branch);
-  else {
-    tip = await repo.remoteHead(branch);
-    // The branch may move between the two requests: build on what was fetched (a depth-1
-    // fetch of a newer tip does not bring the one ls-refs named).
-    if (tip && !(await repo.hasCommit(tip))) tip = await repo.fetch(branch);
-  }
+  // On its own branch a host builds on what it pushed last: a report is one request.
+  const own = opts.own && !opts.refused ? await repo.localHead(branch) : undefined;
+  const tip = own && (await repo.hasCommit(own)) ? own : await remoteTip(repo, branch, opts.refused);
   const built = await repo
     .exclusive(() => buildCommit(repo, tip, report.path, report.text, report.doc, opts.historyLimit))
     .catch((err: unknown) => {
@@ -118,14 +135,25 @@ async function publishOnce(
   if (!built) return { outcome: 'unchanged', ...(tip ? { commit: tip } : {}) };
   faultPoint('during-status-commit');
   await repo.pushCommit(branch, { expect: tip, commit: built.commit, objects: built.objects });
+  if (opts.own) await repo.setLocalHead(branch, built.commit);
   if (built.squash)
     log.info(
       { commit: built.commit, historyLimit: opts.historyLimit },
       'status branch history squashed into one commit',
     );
-  // Each fetch of the tip adds a pack: keep only the tip, as the source does.
-  if ((await repo.packCount()) > MAX_PACKS) await repo.compact([built.commit]);
+  // Each fetch of the tip adds a pack, each report a few loose objects: keep only the tip, as the source does.
+  if ((await repo.packCount()) > MAX_PACKS || sequenceOf(built.message) % COMPACT_EVERY === 0)
+    await repo.compact([built.commit]);
   return { outcome: 'pushed', commit: built.commit, ...(built.squash ? { squashed: true } : {}) };
+}
+
+/** The branch's tip as the server has it, with its objects here; undefined when the branch does not exist. */
+async function remoteTip(repo: GitRepo, branch: string, refused: boolean): Promise<string | undefined> {
+  if (refused) return repo.fetch(branch).catch((err: unknown) => absentBranch(err));
+  const tip = await repo.remoteHead(branch);
+  // The branch may move between the two requests: build on what was fetched (a depth-1
+  // fetch of a newer tip does not bring the one ls-refs named).
+  return tip && !(await repo.hasCommit(tip)) ? repo.fetch(branch) : tip;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -151,7 +179,7 @@ async function buildCommit(
   text: string,
   doc: HostStatus,
   historyLimit: number,
-): Promise<{ commit: string; squash: boolean; objects: string[] } | undefined> {
+): Promise<{ commit: string; squash: boolean; objects: string[]; message: string } | undefined> {
   const blob = await repo.objects.writeBlob(Buffer.from(text));
   const parent = tip ? await repo.objects.readCommit(tip) : undefined;
   const rootOid = parent?.tree;
@@ -165,7 +193,7 @@ async function buildCommit(
   const message = `${commitMessage(doc)}\nSteward-Seq: ${squash ? 1 : seq}\n`;
   const commit = await repo.objects.writeCommit({ tree, parents: tip && !squash ? [tip] : [], message, author });
   objects.push(commit);
-  return { commit, squash, objects };
+  return { commit, squash, objects, message };
 }
 
 /** The `Steward-Seq: N` trailer of a status commit; 0 when absent. */

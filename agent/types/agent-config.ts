@@ -98,7 +98,7 @@ export interface AgentConfigFile {
     heartbeat?: string;
     enabled?: boolean;
     /**
-     * Commits the status branch keeps; the host that passes it squashes the branch into one commit.
+     * Reports a host's status branch keeps; the report that passes it squashes the branch into one commit (about 2 days at a 15-minute heartbeat).
      */
     historyLimit?: number;
   };

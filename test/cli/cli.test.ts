@@ -4,12 +4,12 @@ import { mkdtemp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerDoc, docker, uid } from '../helpers/agent.js';
-import { createFleetRepo, gitOut, showFile, startGitServer } from '../helpers/git.js';
+import { createFleetRepo, gitOut, showFile, startGitServer, statusRef } from '../helpers/git.js';
 import { matchesSchema } from '../../agent/manifest/schema.js';
 import type { HostStatus } from '../../agent/types/host-status.js';
 import { MAIN as main, steward as cli } from '../helpers/cli.js';
 
-const showLog = (bare: string) => gitOut(bare, 'log', '-1', '--format=%s', 'steward-status');
+const showLog = (bare: string, host: string) => gitOut(bare, 'log', '-1', '--format=%s', statusRef(host));
 
 const steward = (...args: string[]) => cli(args);
 const tmp = () => mkdtemp(join(tmpdir(), 'steward-cli-'));
@@ -216,13 +216,13 @@ t.test('plan prints the changes with reasons and touches nothing; run polls and 
   t.ok(Date.now() - stopped < 15_000, 'promptly');
   t.equal(lines.at(-1)?.msg, 'steward stopped');
   t.ok(
-    lines.some((l) => l.msg === 'status pushed to steward-status: Offline'),
+    lines.some((l) => l.msg === `status pushed to ${statusRef(host)}: Offline`),
     'it said so',
   );
 
   // The status branch says the agent stopped, and still shows what the host runs.
   const statusOf = async () =>
-    JSON.parse((await showFile(fleet.bare, 'steward-status', `hosts/${host}/status.json`))!) as HostStatus;
+    JSON.parse((await showFile(fleet.bare, statusRef(host), `hosts/${host}/status.json`))!) as HostStatus;
   const offline = await statusOf();
   t.ok(matchesSchema('host-status', offline), 'a valid status document');
   t.equal(offline.phase, 'Offline');
@@ -231,7 +231,7 @@ t.test('plan prints the changes with reasons and touches nothing; run polls and 
     { status: 'Unknown', reason: 'AgentStopped', message: /^steward stopped at / },
   );
   t.equal(offline.resources[`Container/w-${host}`]?.status, 'Ready', 'the last run’s resources are kept');
-  t.match(await showLog(fleet.bare), new RegExp(`^steward\\(${host}\\): Offline at `), 'the commit says it');
+  t.match(await showLog(fleet.bare, host), new RegExp(`^steward\\(${host}\\): Offline at `), 'the commit says it');
   const table = await steward('status', '--config', config, '--host', host);
   t.equal(table.code, 1, 'steward status: an Offline host is not converged');
   t.match(table.stdout, /phase: +Offline/);

@@ -85,7 +85,7 @@ t.test('a host converges to its own paths and the shared group, and reports on t
   t.equal(status.resources[`Container/web-${a.host}`]?.action, 'create');
   const log = await (
     await import('../helpers/git.js')
-  ).gitOut(fx.fleet.bare, 'log', '-1', '--format=%an|%s', 'steward-status');
+  ).gitOut(fx.fleet.bare, 'log', '-1', '--format=%an|%s', (await import('../helpers/git.js')).statusRef(a.host));
   t.equal(log, `${a.host}|steward(${a.host}): Converged at ${sha.slice(0, 7)} — 2 changed, 0 failed`);
   t.notMatch(JSON.stringify(status), /hello/, 'env values never reach the status');
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdir, mkdtemp, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gitOut } from '../helpers/git.js';
+import { gitOut, statusRef } from '../helpers/git.js';
 import { steward } from '../helpers/cli.js';
 import { fleetFixture } from '../helpers/fixture.js';
 
@@ -123,7 +123,7 @@ t.test('a password in the URL is used, and never printed, logged, reported or st
     }
   };
   await walk(h.stateDir);
-  const status = await gitOut(fx.fleet.bare, 'log', '-p', 'steward-status');
+  const status = await gitOut(fx.fleet.bare, 'log', '-p', statusRef('urlpw'));
   t.ok(stored.length > 5, `${stored.length} files in stateDir read`);
   for (const [what, text] of [
     ['once output', r.stdout + r.stderr],

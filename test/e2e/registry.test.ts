@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerDoc, docker, fileDoc } from '../helpers/agent.js';
 import { fleetFixture } from '../helpers/fixture.js';
-import { gitOut } from '../helpers/git.js';
+import { gitOut, statusRef } from '../helpers/git.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 
 // Pulls from a real registry that needs a login (Debian's docker-registry with htpasswd, on
@@ -70,7 +70,7 @@ t.test('a pull with docker.authFile; without it or with a wrong password a clear
     const result = r.outcome.results.get(`Container/${name}`);
     t.equal(result?.error?.code, 'E_IMAGE_PULL', what);
     t.match(result?.error?.message, expect, what);
-    const status = await gitOut(fx.fleet.bare, 'log', '-p', 'steward-status', '--', `hosts/${a.host}`);
+    const status = await gitOut(fx.fleet.bare, 'log', '-p', statusRef(a.host), '--', `hosts/${a.host}`);
     t.match(status, /E_IMAGE_PULL/, `${what}: the status says so`);
     for (const [where, text] of [
       ['logs', JSON.stringify(a.logs)],

@@ -10,7 +10,7 @@ import { fileDoc } from '../helpers/agent.js';
 import { steward } from '../helpers/cli.js';
 import { sshKey, type SshKey } from '../helpers/signing.js';
 import { shareWithSsh, startSshd, type SshServer } from '../helpers/sshd.js';
-import { gitOut } from '../helpers/git.js';
+import { gitOut, statusRef } from '../helpers/git.js';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
@@ -61,7 +61,7 @@ t.test('fetch, apply and the status push over SSH; an idle poll reuses the conne
   t.equal(await readFile(join(root, 'motd'), 'utf8'), 'over ssh\n');
   const doc = await fx.statusOf(a.host);
   t.equal(doc.appliedRevision, rev, 'the status was pushed through git-receive-pack over SSH');
-  t.match(await gitOut(fx.fleet.bare, 'log', '-1', '--format=%s', 'steward-status'), a.host);
+  t.match(await gitOut(fx.fleet.bare, 'log', '-1', '--format=%s', statusRef(a.host)), a.host);
 
   // Idle polls (after the run that settles the status): one exchange each (ls-refs), on the
   // connection the first run opened.

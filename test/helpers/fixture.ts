@@ -2,7 +2,7 @@ import type { Test } from 'tap';
 import { matchesSchema } from '../../agent/manifest/schema.js';
 import type { HostStatus } from '../../agent/types/host-status.js';
 import { makeAgent, type TestAgent } from './agent.js';
-import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from './git.js';
+import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer, statusRef } from './git.js';
 
 export interface FleetFixture {
   /** Set before the first test of the file runs. */
@@ -32,7 +32,7 @@ export function fleetFixture(t: Test, opts: { token?: string; seed?: Record<stri
       return a;
     },
     async statusOf(host) {
-      const text = await showFile(fx.fleet.bare, 'steward-status', `hosts/${host}/status.json`);
+      const text = await showFile(fx.fleet.bare, statusRef(host), `hosts/${host}/status.json`);
       if (!text) throw new Error(`no status for ${host}`);
       const doc: unknown = JSON.parse(text);
       if (!matchesSchema<HostStatus>('host-status', doc))

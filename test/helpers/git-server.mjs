@@ -9,6 +9,7 @@
 // header, as servers that only speak v0/v1 do. --delay-ms holds every answer (a slow server).
 import { createServer } from 'node:http';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
 const root = argv[0];
@@ -20,6 +21,16 @@ const token = opt('--token');
 const noV2 = argv.includes('--no-v2');
 let delayMs = Number(opt('--delay-ms') ?? 0);
 let requests = 0;
+
+/** CPU of this server and of every git http-backend it ran and waited for (/proc: utime stime cutime cstime). */
+function cpuSeconds() {
+  try {
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return fields.slice(11, 15).reduce((sum, f) => sum + Number(f), 0) / 100;
+  } catch {
+    return 0;
+  }
+}
 let unauthorized = 0;
 
 const server = createServer((req, res) => {
@@ -39,7 +50,7 @@ function handle(req, res, body) {
     return;
   }
   if (url.pathname === '/_stats') {
-    res.end(JSON.stringify({ requests, unauthorized }));
+    res.end(JSON.stringify({ requests, unauthorized, cpuSeconds: cpuSeconds() }));
     return;
   }
   let user = '';

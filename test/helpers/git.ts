@@ -17,8 +17,8 @@ export interface GitServer {
   stop(): Promise<void>;
   /** Holds every answer this long from now on (a slow server). */
   setDelay(ms: number): Promise<void>;
-  /** Requests served so far and how many of them were refused with 401. */
-  stats(): Promise<{ requests: number; unauthorized: number }>;
+  /** Requests served so far, how many were refused with 401, and the server's CPU (git http-backend included). */
+  stats(): Promise<{ requests: number; unauthorized: number; cpuSeconds: number }>;
   /** Starts it again on the same port (after stop). */
   start(): Promise<void>;
 }
@@ -64,7 +64,7 @@ export async function startGitServer(
     },
     async stats() {
       const res = await fetch(`http://127.0.0.1:${port}/_stats`);
-      return (await res.json()) as { requests: number; unauthorized: number };
+      return (await res.json()) as { requests: number; unauthorized: number; cpuSeconds: number };
     },
   };
 }
@@ -145,3 +145,6 @@ export async function showFile(bare: string, branch: string, path: string): Prom
 export async function gitOut(bare: string, ...args: string[]): Promise<string> {
   return (await exec('git', ['--git-dir', bare, ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout.trim();
 }
+
+/** A host's own status branch (agent/status/fleet.ts hostBranch, with the default status.branch). */
+export const statusRef = (host: string): string => `steward-status-by-host/${host}`;

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { containerDoc, makeAgent } from '../helpers/agent.js';
-import { createFleetRepo, showFile, startGitServer } from '../helpers/git.js';
+import { createFleetRepo, showFile, startGitServer, statusRef } from '../helpers/git.js';
 import { ageKeygen, sopsTree } from '../helpers/sops.js';
 
 // The arm64 package, executed: its own Node.js (linux-arm64) under qemu-user with an arm64
@@ -103,7 +103,7 @@ t.test(
     const [c] = await a.containers();
     t.equal(c?.Names[0], `/arm-${a.host}`, 'the container was created by the arm64 agent');
     t.equal(c?.State, 'running');
-    const status = JSON.parse((await showFile(fleet.bare, 'steward-status', `hosts/${a.host}/status.json`))!);
+    const status = JSON.parse((await showFile(fleet.bare, statusRef(a.host), `hosts/${a.host}/status.json`))!);
     t.match(status, { phase: 'Converged', appliedRevision: head }, 'and its status pushed');
   },
 );

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { containerDoc, docker, uid } from '../helpers/agent.js';
-import { createFleetRepo, showFile, startGitServer } from '../helpers/git.js';
+import { createFleetRepo, showFile, startGitServer, statusRef } from '../helpers/git.js';
 import { SYSTEMD_IMAGE } from '../helpers/systemd.js';
 
 const exec = promisify(execFile);
@@ -134,7 +134,7 @@ t.test(
       ].join('\n---\n'),
     });
     await until('converged on the status branch', async () => {
-      const text = await showFile(fleet.bare, 'steward-status', `hosts/${host}/status.json`);
+      const text = await showFile(fleet.bare, statusRef(host), `hosts/${host}/status.json`);
       return text !== undefined && JSON.parse(text).appliedRevision === rev && JSON.parse(text).phase === 'Converged';
     });
     t.equal((await sh('cat /opt/kiosk/app.conf')).stdout, 'x=1', 'a file root is writable through the hardened unit');

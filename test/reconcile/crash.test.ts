@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerDoc, makeAgent, type TestAgent } from '../helpers/agent.js';
 import { fleetFixture } from '../helpers/fixture.js';
-import { showFile } from '../helpers/git.js';
+import { showFile, statusRef } from '../helpers/git.js';
 import { MAIN as main } from '../helpers/cli.js';
 
 const fx = fleetFixture(t);
@@ -105,7 +105,7 @@ t.test('kill -9 at each point of a run is repaired by the next run', async (t) =
   await fx.fleet.commit({ [`${dir}/three.yaml`]: containerDoc(n('three'), { image: 'local/busybox:1' }) });
   t.equal(await crashAt(a, 'during-status-commit'), 'SIGKILL');
   await healthyAfter(t, a, root, [n('one'), n('three')]);
-  const status = JSON.parse((await showFile(fx.fleet.bare, 'steward-status', `hosts/${a.host}/status.json`))!);
+  const status = JSON.parse((await showFile(fx.fleet.bare, statusRef(a.host), `hosts/${a.host}/status.json`))!);
   t.equal(status.appliedRevision, await fx.fleet.git('rev-parse', 'HEAD'), 'the status branch caught up');
 });
 

@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { makeAgent, type TestAgent } from '../helpers/agent.js';
-import { createFleetRepo, showFile, startGitServer, type FleetRepo, type GitServer } from '../helpers/git.js';
+import {
+  createFleetRepo,
+  showFile,
+  startGitServer,
+  type FleetRepo,
+  type GitServer,
+  statusRef,
+} from '../helpers/git.js';
 import { formatError } from '../../agent/errors.js';
 import { promisify } from 'node:util';
 import { MAIN as main } from '../helpers/cli.js';
@@ -103,7 +110,7 @@ t.test('create, change content, mode and owner, then absent and prune', async (t
   t.equal(await lstat(join(root, 'motd')).catch(() => 'gone'), 'gone');
   t.equal(await readFile(canary, 'utf8'), 'do not touch\n');
 
-  const statusText = (await showFile(fleet.bare, 'steward-status', `hosts/${a.host}/status.json`)) ?? '';
+  const statusText = (await showFile(fleet.bare, statusRef(a.host), `hosts/${a.host}/status.json`)) ?? '';
   const logText = JSON.stringify(a.logs);
   t.notMatch(statusText + logText, /SECRET_CANARY|color=/, 'content never reaches logs or status');
 });

@@ -13,7 +13,7 @@ import { buildStatus, type RunOutcome } from '../../agent/reconcile/report.js';
 import { emptyState } from '../../agent/reconcile/state.js';
 import { StewardError } from '../../agent/errors.js';
 import { containerDoc, makeAgent, memoryLogger, type TestAgent } from '../helpers/agent.js';
-import { createFleetRepo, gitOut, showFile, startGitServer } from '../helpers/git.js';
+import { createFleetRepo, gitOut, showFile, startGitServer, statusRef } from '../helpers/git.js';
 import { MAIN as main, steward } from '../helpers/cli.js';
 import { fleetFixture } from '../helpers/fixture.js';
 
@@ -235,7 +235,7 @@ t.test('the outbox: a server down for several runs, then up: exactly one push, w
   await repo.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`ob-${a.host}`, { image: 'local/busybox:1' }) });
   await a.once();
   await a.once();
-  const before = Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status'));
+  const before = Number(await gitOut(repo.bare, 'rev-list', '--count', statusRef(a.host)));
   await own.stop();
   const { docker } = await import('../helpers/agent.js');
   for (let i = 0; i < 3; i++) {
@@ -253,9 +253,9 @@ t.test('the outbox: a server down for several runs, then up: exactly one push, w
   // The newest report is pushed by the first run that reaches the server (its own news may replace it).
   const up = await a.once();
   t.equal(up.published, 'pushed');
-  const after = Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status'));
+  const after = Number(await gitOut(repo.bare, 'rev-list', '--count', statusRef(a.host)));
   t.equal(after - before, 1, 'exactly one push');
-  const onBranch = JSON.parse((await showFile(repo.bare, 'steward-status', `hosts/${a.host}/status.json`))!);
+  const onBranch = JSON.parse((await showFile(repo.bare, statusRef(a.host), `hosts/${a.host}/status.json`))!);
   t.equal(
     onBranch.updatedAt,
     JSON.parse(await readFile(join(a.stateDir, 'status.json'), 'utf8')).updatedAt,
@@ -279,7 +279,7 @@ t.test(
     t.teardown(() => a.cleanup());
     await repo.commit({ [`hosts/${a.host}/w.yaml`]: containerDoc(`rv-${a.host}`, { image: 'local/busybox:1' }) });
     t.equal((await a.once()).published, 'pushed');
-    const before = Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status'));
+    const before = Number(await gitOut(repo.bare, 'rev-list', '--count', statusRef(a.host)));
     // The server now wants another token (this host's was revoked): same repository, same port.
     await good.stop();
     const rotated = await startGitServer({ token: 'ROTATED_TOKEN_2', root: good.root, port: good.port });
@@ -298,7 +298,7 @@ t.test(
     );
     t.notMatch(JSON.stringify(outbox), /GOOD_TOKEN|ROTATED_TOKEN/, 'no token in it');
     t.equal(
-      Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status')),
+      Number(await gitOut(repo.bare, 'rev-list', '--count', statusRef(a.host))),
       before,
       'nothing pushed meanwhile',
     );
@@ -308,7 +308,7 @@ t.test(
     await new Promise((res) => setTimeout(res, Math.max(0, retryAt - Date.now()) + 50));
     const up = await a.once();
     t.equal(up.published, 'pushed', 'the credential works again: pushed');
-    t.equal(Number(await gitOut(repo.bare, 'rev-list', '--count', 'steward-status')), before + 1, 'exactly one push');
+    t.equal(Number(await gitOut(repo.bare, 'rev-list', '--count', statusRef(a.host))), before + 1, 'exactly one push');
   },
 );
 
@@ -355,7 +355,7 @@ t.test('no secret ever reaches a status commit', async (t) => {
     }),
   });
   await a.once();
-  const everything = await gitOut(repo.bare, 'log', '-p', '--format=%H %an %s%n%b', 'steward-status');
+  const everything = await gitOut(repo.bare, 'log', '-p', '--format=%H %an %s%n%b', statusRef(a.host));
   t.ok(everything.includes('steward('), 'the status history was read');
   for (const canary of ['TOKEN_CANARY', 'ENV_CANARY', 'FILE_CANARY'])
     t.notOk(everything.includes(canary), `${canary} is not in any status commit`);
