@@ -131,13 +131,13 @@ export class GitRepo {
     return refs === 'unsupported' ? refs : refs.get(ref);
   }
 
-  /** Every ref under `prefix`, by protocol-v2 ls-refs: one POST, only the matching refs in the answer. */
-  async #lsRefsPrefixV2(prefix: string): Promise<Map<string, string> | 'unsupported'> {
+  /** Every ref under the prefixes, by protocol-v2 ls-refs: one POST, only the matching refs in the answer. */
+  async #lsRefsPrefixV2(...prefixes: string[]): Promise<Map<string, string> | 'unsupported'> {
     const body = [
       pkt('command=ls-refs\n'),
       pkt(`agent=steward/${agentVersion}\n`),
       '0001',
-      pkt(`ref-prefix ${prefix}\n`),
+      ...prefixes.map((p) => pkt(`ref-prefix ${p}\n`)),
       '0000',
     ].join('');
     const res = await this.#transport.call('git-upload-pack', Buffer.from(body), { v2: true, what: 'cannot reach' });
@@ -148,16 +148,16 @@ export class GitRepo {
     for (const line of lines) {
       const m = /^([0-9a-f]{40}) (\S+)/.exec(line);
       if (!m) return 'unsupported'; // a v0/v1 advertisement or an error packet
-      if (m[2]!.startsWith(prefix)) refs.set(m[2]!, m[1]!);
+      if (prefixes.some((p) => m[2]!.startsWith(p))) refs.set(m[2]!, m[1]!);
     }
     return refs;
   }
 
-  /** The server's branches whose ref starts with `prefix` ("refs/heads/steward-status"), by ref. */
-  remoteRefs(prefix: string): Promise<Map<string, string>> {
+  /** The server's branches whose ref starts with one of `prefixes` ("refs/heads/steward-status"), by ref. */
+  remoteRefs(...prefixes: string[]): Promise<Map<string, string>> {
     return this.#serial(async () => {
       if (!this.#v1Only) {
-        const found = await this.#lsRefsPrefixV2(prefix);
+        const found = await this.#lsRefsPrefixV2(...prefixes);
         if (found !== 'unsupported') return found;
         this.#v1Only = true;
       }
@@ -166,10 +166,9 @@ export class GitRepo {
           http: this.#http,
           url: this.url,
           headers: this.#headers,
-          prefix,
           protocolVersion: 1,
         });
-        return new Map(refs.filter((r) => r.ref.startsWith(prefix)).map((r) => [r.ref, r.oid]));
+        return new Map(refs.filter((r) => prefixes.some((p) => r.ref.startsWith(p))).map((r) => [r.ref, r.oid]));
       } catch (err) {
         throw gitError(err, this.url, 'cannot list the branches of');
       }
