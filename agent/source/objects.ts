@@ -119,12 +119,14 @@ export class ObjectStore {
 
   async #read(oid: string, depth: number): Promise<GitObject> {
     if (!/^[0-9a-f]{40}$/.test(oid)) throw new MissingObjectError(oid);
-    const loose = await this.#loose(oid);
-    if (loose) return loose;
+    // Packs first: an index lookup is in memory, a loose lookup is a file system call (and
+    // reading a fleet's status documents is tens of thousands of packed reads).
     for (const p of await this.#packList()) {
       const offset = p.index.offsetOf(oid);
       if (offset !== undefined) return this.#packed(p, offset, depth);
     }
+    const loose = await this.#loose(oid);
+    if (loose) return loose;
     throw new MissingObjectError(oid);
   }
 
@@ -250,7 +252,12 @@ export class ObjectStore {
       );
     const key = `${p.name}:${offset}`;
     const cached = this.#bases.get(key);
-    if (cached) return cached;
+    if (cached) {
+      // Least recently used goes first: refresh this one's place.
+      this.#bases.delete(key);
+      this.#bases.set(key, cached);
+      return cached;
+    }
     if (!p.file) {
       p.file = PackFile.open(join(this.gitdir, 'objects', 'pack', `${p.name}.pack`));
       p.file.catch(() => delete p.file);
@@ -258,7 +265,12 @@ export class ObjectStore {
     const file = await p.file;
     const h = await readEntryHeader(file, offset);
     const { data } = await inflateAt(file, h.dataAt, h.size, file.size - 20, this.maxObjectBytes);
-    if (h.baseOffset === undefined && h.baseOid === undefined) return { type: typeOf(h.code), data };
+    if (h.baseOffset === undefined && h.baseOid === undefined) {
+      const whole = { type: typeOf(h.code), data };
+      // Read as the base of a delta: the next object of the chain's family likely needs it too.
+      if (depth > 0) this.#remember(key, whole);
+      return whole;
+    }
     const base =
       h.baseOffset !== undefined
         ? await this.#packed(p, h.baseOffset, depth + 1)
@@ -271,9 +283,12 @@ export class ObjectStore {
   /** Keeps objects that were built from deltas: they are the likely bases of the next read. */
   #remember(key: string, obj: GitObject): void {
     if (obj.data.length > BASE_CACHE_BYTES / 4) return;
-    if (this.#baseBytes + obj.data.length > BASE_CACHE_BYTES) {
-      this.#bases.clear();
-      this.#baseBytes = 0;
+    // Evicts the least recently used: a walk over thousands of similar documents (a fleet's
+    // status) keeps the bases its delta chains share instead of starting over when full.
+    for (const [k, old] of this.#bases) {
+      if (this.#baseBytes + obj.data.length <= BASE_CACHE_BYTES) break;
+      this.#bases.delete(k);
+      this.#baseBytes -= old.data.length;
     }
     this.#bases.set(key, obj);
     this.#baseBytes += obj.data.length;

@@ -45,6 +45,13 @@ export function objectId(type: ObjectType, data: Buffer): string {
 }
 
 /** Reads a pack file by position, through a read-ahead window (sequential reads cost one syscall per MiB). */
+/**
+ * How much one read of a pack file brings in: enough that reading entry after entry (indexing) is
+ * a read call per many objects, small enough that reading objects at random offsets (a fleet's
+ * status documents and their delta bases, all over a 5 MB pack) does not read a MiB per object.
+ */
+const WINDOW_BYTES = 16 * 1024;
+
 export class PackFile {
   #window = Buffer.alloc(0);
   #windowAt = 0;
@@ -73,7 +80,7 @@ export class PackFile {
     if (at >= end) return Buffer.alloc(0);
     if (at >= this.#windowAt && end <= this.#windowAt + this.#window.length)
       return this.#window.subarray(at - this.#windowAt, end - this.#windowAt);
-    const want = Math.max(end - at, 1024 * 1024);
+    const want = Math.max(end - at, WINDOW_BYTES);
     const buf = Buffer.allocUnsafe(Math.min(want, this.size - at));
     let got = 0;
     while (got < buf.length) {

@@ -34,12 +34,18 @@ export async function readFleet(
 ): Promise<{ tip?: string; rows: FleetRow[]; unreadable: Array<{ host: string; reason: string }> }> {
   const shared = `refs/heads/${branch}`;
   const prefix = `refs/heads/${hostBranch(branch, opts.host ?? '')}`;
-  // One ls-refs: with --host, that host's branch and the shared one; else everything under the name.
-  const refs = await (opts.host ? repo.remoteRefs(prefix, shared) : repo.remoteRefs(shared));
+  // One ls-refs: every branch under the name; with --host only that host's (the shared branch of
+  // earlier versions is asked for only when the host has no branch of its own: its prefix would
+  // match every host's).
+  const refs = await repo.remoteRefs(opts.host ? prefix : shared);
   const wanted = new Map<string, string>();
   for (const [ref, oid] of refs)
     if (ref === shared || (opts.host ? ref === prefix : ref.startsWith(`${shared}-by-host/`)))
       wanted.set(ref.slice('refs/heads/'.length), oid);
+  if (opts.host && wanted.size === 0) {
+    const legacy = (await repo.remoteRefs(shared)).get(shared);
+    if (legacy) wanted.set(branch, legacy);
+  }
   if (wanted.size === 0) return { rows: [], unreadable: [] };
   await repo.fetchCommits(wanted);
   const found = new Map<string, { row?: FleetRow; reason?: string }>();

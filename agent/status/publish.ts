@@ -118,7 +118,7 @@ async function publishOnce(
   // tip) rather than ask for the tip first, one request less in the window another host can win.
   // On its own branch a host builds on what it pushed last: a report is one request.
   const own = opts.own && !opts.refused ? await repo.localHead(branch) : undefined;
-  const tip = own && (await repo.hasCommit(own)) ? own : await remoteTip(repo, branch, opts.refused);
+  const tip = own && (await repo.hasCommit(own)) ? own : await remoteTip(repo, branch, opts.refused, opts.own);
   const built = await repo
     .exclusive(() => buildCommit(repo, tip, report.path, report.text, report.doc, opts.historyLimit))
     .catch((err: unknown) => {
@@ -148,12 +148,13 @@ async function publishOnce(
 }
 
 /** The branch's tip as the server has it, with its objects here; undefined when the branch does not exist. */
-async function remoteTip(repo: GitRepo, branch: string, refused: boolean): Promise<string | undefined> {
+async function remoteTip(repo: GitRepo, branch: string, refused: boolean, own: boolean): Promise<string | undefined> {
   if (refused) return repo.fetch(branch).catch((err: unknown) => absentBranch(err));
   const tip = await repo.remoteHead(branch);
-  // The branch may move between the two requests: build on what was fetched (a depth-1
-  // fetch of a newer tip does not bring the one ls-refs named).
-  return tip && !(await repo.hasCommit(tip)) ? repo.fetch(branch) : tip;
+  // A shared branch may move between the two requests: build on what was fetched (a depth-1
+  // fetch of a newer tip does not bring the one ls-refs named). A host's own branch does not
+  // move under it: fetch the commit ls-refs named, without asking again (3 requests, not 4).
+  return tip && !(await repo.hasCommit(tip)) ? repo.fetch(branch, own ? tip : undefined) : tip;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
