@@ -138,3 +138,20 @@ t.test('mixed versions: hosts still on the shared branch are read with the rest,
     'silent hosts are stale after 3 heartbeats',
   );
 });
+
+t.test('history is bounded per host: past historyLimit its branch is squashed into one commit', async (t) => {
+  const fleet = await createFleetRepo(server, 'bounded');
+  await fleet.commit({ 'README.md': 'fleet\n' });
+  const repo = await statusRepo(server.url('bounded'));
+  const counts: number[] = [];
+  for (let i = 1; i <= 14; i++) {
+    const doc = convergedDoc('kiosk-9', REV, new Date(Date.UTC(2026, 11, 2, 8, i)), { durationMs: i });
+    await publishStatus(repo, hostBranch('steward-status', 'kiosk-9'), doc, log, { own: true, historyLimit: 10 });
+    counts.push(Number(await gitOut(fleet.bare, 'rev-list', '--count', hostBranch('steward-status', 'kiosk-9'))));
+  }
+  t.same(counts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2, 3, 4], 'the 11th report starts the branch again');
+  const onBranch = JSON.parse(
+    (await showFile(fleet.bare, hostBranch('steward-status', 'kiosk-9'), 'hosts/kiosk-9/status.json'))!,
+  );
+  t.equal(onBranch.lastRun.durationMs, 14, 'no report lost');
+});
