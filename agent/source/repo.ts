@@ -104,26 +104,8 @@ export class GitRepo {
    * v2 get the v1 ref advertisement instead, remembered for this process.
    */
   remoteHead(branch: string): Promise<string | undefined> {
-    return this.#serial(async () => {
-      const ref = `refs/heads/${branch}`;
-      if (!this.#v1Only) {
-        const found = await this.#lsRefsV2(ref);
-        if (found !== 'unsupported') return found;
-        this.#v1Only = true;
-      }
-      try {
-        const refs = await git.listServerRefs({
-          http: this.#http,
-          url: this.url,
-          headers: this.#headers,
-          prefix: ref,
-          protocolVersion: 1,
-        });
-        return refs.find((r) => r.ref === ref)?.oid;
-      } catch (err) {
-        throw gitError(err, this.url, 'cannot list the branches of');
-      }
-    });
+    const ref = `refs/heads/${branch}`;
+    return this.remoteRefs(ref).then((refs) => refs.get(ref));
   }
 
   async #lsRefsV2(ref: string): Promise<string | undefined | 'unsupported'> {
@@ -166,6 +148,7 @@ export class GitRepo {
           http: this.#http,
           url: this.url,
           headers: this.#headers,
+          ...(prefixes.length === 1 ? { prefix: prefixes[0] } : {}),
           protocolVersion: 1,
         });
         return new Map(refs.filter((r) => prefixes.some((p) => r.ref.startsWith(p))).map((r) => [r.ref, r.oid]));
