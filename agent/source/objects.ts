@@ -93,6 +93,22 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * Which of `oids` the store holds, for many at once (readFleet asks about every host's tip):
+   * the pack indexes are in memory, and a loose object is looked for only where its fan-out
+   * folder exists, so a fresh store answers without a file system call per id.
+   */
+  async holds(oids: Iterable<string>): Promise<Set<string>> {
+    const packs = await this.#packList();
+    const fanout = new Set(await readdir(join(this.gitdir, 'objects')).catch(() => [] as string[]));
+    const held = new Set<string>();
+    for (const oid of oids) {
+      if (packs.some((p) => p.index.offsetOf(oid) !== undefined)) held.add(oid);
+      else if (fanout.has(oid.slice(0, 2)) && (await this.has(oid))) held.add(oid);
+    }
+    return held;
+  }
+
   /** One object by its id, whole (at most maxObjectBytes). */
   async read(oid: string): Promise<GitObject> {
     this.#active++;

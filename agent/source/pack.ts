@@ -163,7 +163,13 @@ export async function inflateAt(
   for (;;) {
     const input = await pack.read(at, window);
     try {
-      const { buffer, engine } = inflateSync(input, { info: true, maxOutputLength: Math.max(size, 1) }) as unknown as {
+      // One output chunk of the object's size: zlib's default 16 KiB chunk per call is most of
+      // the garbage when tens of thousands of small objects are inflated (a fleet read).
+      const { buffer, engine } = inflateSync(input, {
+        info: true,
+        maxOutputLength: Math.max(size, 1),
+        chunkSize: Math.min(Math.max(64, size + 1), 1 << 20),
+      }) as unknown as {
         buffer: Buffer;
         engine: { bytesWritten: number };
       };
@@ -273,11 +279,12 @@ export async function indexPack(
   path: string,
   limits: PackLimits,
   thinBases?: (oid: string) => Promise<GitObject>,
+  onObject?: ObjectSink,
 ): Promise<IndexedPack> {
   const pack = await PackFile.open(path);
   let missing: string[];
   try {
-    const result = await indexOpenPack(pack, limits, thinBases !== undefined);
+    const result = await indexOpenPack(pack, limits, thinBases !== undefined, onObject);
     if (!Array.isArray(result)) return result;
     missing = result;
   } finally {
@@ -287,8 +294,15 @@ export async function indexPack(
   // already has. They are appended whole, as `git index-pack --fix-thin` does, so that every
   // pack stands on its own and a compaction never strands a delta.
   await appendObjects(path, missing, thinBases!);
-  return indexPack(path, limits);
+  return indexPack(path, limits, undefined, onObject);
 }
+
+/**
+ * Called with every object as indexing comes to it whole (a delta once resolved), for a caller
+ * that reads all of a pack's objects right after the fetch (readFleet): they are then never
+ * read back from the file. What it keeps is bounded by the pack's work limit.
+ */
+export type ObjectSink = (oid: string, obj: GitObject) => void;
 
 /** Appends whole objects to a pack file and rewrites its object count and trailer. */
 async function appendObjects(path: string, oids: string[], read: (oid: string) => Promise<GitObject>): Promise<void> {
@@ -322,7 +336,12 @@ async function appendObjects(path: string, oids: string[], read: (oid: string) =
   }
 }
 
-async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean): Promise<IndexedPack | string[]> {
+async function indexOpenPack(
+  pack: PackFile,
+  limits: PackLimits,
+  thin: boolean,
+  onObject?: ObjectSink,
+): Promise<IndexedPack | string[]> {
   const { maxObjectBytes } = limits;
   const maxWork = limits.maxWorkBytes ?? 64 * maxObjectBytes;
   const count = await checkHeader(pack);
@@ -335,8 +354,8 @@ async function indexOpenPack(pack: PackFile, limits: PackLimits, thin: boolean):
         `the pack expands to more than ${maxWork} bytes (64 times source.maxPackSize); cut off`,
       );
   };
-  const { entries, byOffset } = await readEntries(pack, count, maxObjectBytes, spend);
-  const unresolved = await resolveDeltas(pack, entries, byOffset, maxObjectBytes, spend);
+  const { entries, byOffset } = await readEntries(pack, count, maxObjectBytes, spend, onObject);
+  const unresolved = await resolveDeltas(pack, entries, byOffset, maxObjectBytes, spend, onObject);
   if (unresolved.length > 0) {
     const inPack = new Set(entries.map((e) => e.oid).filter(Boolean));
     const missing = [
@@ -377,6 +396,7 @@ async function readEntries(
   count: number,
   maxObjectBytes: number,
   spend: (n: number) => void,
+  onObject?: ObjectSink,
 ): Promise<{ entries: IndexEntry[]; byOffset: Map<number, IndexEntry> }> {
   const end = pack.size - 20;
   const entries: IndexEntry[] = [];
@@ -406,6 +426,7 @@ async function readEntries(
     } else {
       e.type = TYPE_NAMES[h.code]!;
       e.oid = objectId(e.type, data);
+      onObject?.(e.oid, { type: e.type, data });
     }
     entries.push(e);
     byOffset.set(at, e);
@@ -433,6 +454,7 @@ async function resolveDeltas(
   byOffset: Map<number, IndexEntry>,
   limit: number,
   spend: (n: number) => void,
+  onObject?: ObjectSink,
 ): Promise<IndexEntry[]> {
   const kidsByOffset = new Map<number, IndexEntry[]>();
   const kidsByOid = new Map<string, IndexEntry[]>();
@@ -469,6 +491,7 @@ async function resolveDeltas(
       kid.type = top.e.type!;
       kid.oid = objectId(kid.type, data);
       byOid.set(kid.oid, kid);
+      onObject?.(kid.oid, { type: kid.type, data });
       const kids = kidsOf(kid);
       if (kids.length === 0) continue;
       stack.push({ e: kid, data, kids, next: 0 });

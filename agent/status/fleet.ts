@@ -1,3 +1,5 @@
+import { parseCommit, parseTree, type TreeEntry } from '../source/objects.js';
+import type { GitObject } from '../source/pack.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
 
@@ -22,7 +24,8 @@ export const hostBranch = (statusBranch: string, host: string): string => `${sta
 
 /**
  * Reads the fleet: one ls-refs for every branch under `refs/heads/<branch>` (the host branches
- * and the shared one), one fetch of all their tips at depth 1, then each document from the store.
+ * and the shared one), one fetch of all their tips at depth 1, then each document: from the
+ * objects the fetch kept in memory as it indexed the pack, else from the store.
  * With `host`, only that host's branch (and the shared one) is asked for. A host found in both
  * layouts shows its newer report.
  */
@@ -47,12 +50,18 @@ export async function readFleet(
     if (legacy) wanted.set(branch, legacy);
   }
   if (wanted.size === 0) return { rows: [], unreadable: [] };
-  await repo.fetchCommits(wanted);
+  const kept = new Map<string, GitObject>();
+  await repo.fetchCommits(wanted, kept);
+  const read = async (oid: string, type: GitObject['type']): Promise<Buffer> => {
+    const obj = kept.get(oid) ?? (await repo.objects.read(oid));
+    if (obj.type !== type) throw new Error(`object ${oid} is a ${obj.type}, not a ${type}`);
+    return obj.data;
+  };
   const found = new Map<string, { row?: FleetRow; reason?: string }>();
   for (const [name, oid] of wanted) {
     const own = name !== branch;
     const one = own ? name.slice(`${branch}-by-host/`.length) : opts.host;
-    for (const got of await readDocuments(repo, oid, one, own, now)) {
+    for (const got of await readDocuments(read, oid, one, own, now)) {
       const prior = found.get(got.host);
       // The newer report wins (a host that moved to its own branch left an older one behind).
       if (!prior?.row || (got.row && got.row.updatedAt > prior.row.updatedAt)) found.set(got.host, got);
@@ -66,16 +75,18 @@ export async function readFleet(
 
 /** The documents under hosts/ at one commit: every host's, or only `host`'s (on its own branch it must be there). */
 async function readDocuments(
-  repo: GitRepo,
+  read: (oid: string, type: GitObject['type']) => Promise<Buffer>,
   commit: string,
   host: string | undefined,
   own: boolean,
   now: Date,
 ): Promise<Array<{ host: string; row?: FleetRow; reason?: string }>> {
-  let hosts: Array<{ path: string; oid: string; type: string }> = [];
+  const tree = async (oid: string) => parseTree(oid, await read(oid, 'tree'));
+  let hosts: TreeEntry[] = [];
   try {
-    const dir = await repo.objects.resolvePath(commit, 'hosts');
-    if (dir?.type === 'tree') hosts = await repo.objects.readTree(dir.oid);
+    const root = await tree(parseCommit(commit, await read(commit, 'commit')).tree);
+    const dir = root.find((e) => e.path === 'hosts');
+    if (dir?.type === 'tree') hosts = await tree(dir.oid);
   } catch {
     return host && own ? [{ host, reason: 'no hosts/ folder on its branch' }] : [];
   }
@@ -83,9 +94,9 @@ async function readDocuments(
   for (const h of hosts) {
     if (h.type !== 'tree' || (host !== undefined && h.path !== host)) continue;
     try {
-      const file = (await repo.objects.readTree(h.oid)).find((e) => e.path === 'status.json' && e.type === 'blob');
+      const file = (await tree(h.oid)).find((e) => e.path === 'status.json' && e.type === 'blob');
       if (!file) throw new Error('no status.json');
-      const doc = asStatusDocument(JSON.parse((await repo.objects.readBlob(file.oid)).toString('utf8')), h.path);
+      const doc = asStatusDocument(JSON.parse((await read(file.oid, 'blob')).toString('utf8')), h.path);
       out.push({ host: h.path, row: rowOf(doc, now) });
     } catch (err) {
       out.push({ host: h.path, reason: (err as Error).message });

@@ -75,6 +75,17 @@ t.test('50 hosts reporting at once: all land, none refused, 2 requests for a fir
   const read = await counted(() => readFleet(reader, 'steward-status', new Date(Date.UTC(2026, 11, 2, 12, 4))));
   t.equal(read.value.rows.length, 50, 'steward status sees every host');
   t.equal(read.requests, 2, 'the fleet in two requests: ls-refs and one fetch');
+  // The same reader again after ten hosts reported: their tips are fetched, the other forty are
+  // read from what the first read stored.
+  const later = new Date(Date.UTC(2026, 11, 2, 12, 5));
+  await Promise.all(hosts.slice(0, 10).map((h) => report(h.repo, h.name, later, 4)));
+  const again = await counted(() => readFleet(reader, 'steward-status', later));
+  t.equal(again.requests, 2, 'a second read: ls-refs and one fetch of the tips that moved');
+  t.same(
+    again.value.rows.map((r) => r.doc.lastRun?.durationMs),
+    [...Array(10).fill(4), ...Array(40).fill(3)],
+    'the ten new reports and the forty stored ones',
+  );
   const one = await statusRepo(server.url('fifty'));
   const single = await counted(() => readFleet(one, 'steward-status', new Date(), { host: 'edge-07' }));
   t.same(

@@ -1,0 +1,32 @@
+// Host status branches written straight into a server's bare repository with `git fast-import`,
+// as publishStatus would have written them (the real document and commit message, a chain of
+// `reports` commits per host with their Steward-Seq), for benchmarks whose fleet is too large to
+// publish every earlier report for real on one machine.
+import { spawn } from 'node:child_process';
+import { hostBranch } from '../agent/status/fleet.js';
+import { commitMessage } from '../agent/status/publish.js';
+import { convergedDoc } from '../test/helpers/status.js';
+
+export async function prefillHostBranches(bare: string, names: string[], rev: string, reports = 1): Promise<void> {
+  const fi = spawn('git', ['--git-dir', bare, 'fast-import', '--quiet'], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const closed = new Promise((r) => fi.on('close', r));
+  let mark = 0;
+  for (const name of names) {
+    for (let seq = 1; seq <= reports; seq++) {
+      const at = new Date(Date.now() - (reports - seq + 1) * 60_000);
+      const doc = convergedDoc(name, rev, at, { durationMs: seq });
+      const text = JSON.stringify(doc, null, 2) + '\n';
+      const msg = `${commitMessage(doc)}\nSteward-Seq: ${seq}\n`;
+      const when = Math.floor(at.getTime() / 1000);
+      const who = `${name} <${name}@steward.invalid> ${when} +0000`;
+      const chunk =
+        `blob\nmark :${++mark}\ndata ${Buffer.byteLength(text)}\n${text}\n` +
+        `commit refs/heads/${hostBranch('steward-status', name)}\n` +
+        `author ${who}\ncommitter ${who}\ndata ${Buffer.byteLength(msg)}\n${msg}\n` +
+        `M 100644 :${mark} hosts/${name}/status.json\n\n`;
+      if (!fi.stdin.write(chunk)) await new Promise((r) => fi.stdin.once('drain', r));
+    }
+  }
+  fi.stdin.end();
+  await closed;
+}
