@@ -3,7 +3,8 @@
 // repository with `git fast-import` (one real status document per host, as the agent writes it),
 // then R reporters publish through the real code and the real git http-backend, and `steward
 // status` reads the fleet from a fresh store. Prints figures; asserts nothing.
-//   node --import ./test/loader/register.mjs bench/status-10k.ts [hosts=10000] [reporters=50] [rounds=3]
+//   node --import ./test/loader/register.mjs bench/status-10k.ts [hosts=10000] [reporters=50] [rounds=3] [reportsPerHost=1]
+// reportsPerHost 10 leaves the server with 100,000 reports (fast-import) before the real ones.
 import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -22,6 +23,7 @@ const exec = promisify(execFile);
 const n = Number(process.argv[2] ?? 10_000);
 const reporters = Number(process.argv[3] ?? 50);
 const rounds = Number(process.argv[4] ?? 3);
+const perHost = Number(process.argv[5] ?? 1);
 const REV = 'a'.repeat(40);
 const log = memoryLogger([]);
 const name = (i: number) => `edge-${String(i).padStart(5, '0')}`;
@@ -39,8 +41,11 @@ await prefillHostBranches(
   fleet.bare,
   Array.from({ length: n }, (_, i) => name(i)),
   REV,
+  perHost,
 );
-console.log(`${n} host branches written by git fast-import in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `${n} host branches, ${n * perHost} reports, written by git fast-import in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 const stats: HttpStats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
 const http = createHttpClient({ timeoutMs: 120_000, stats });
