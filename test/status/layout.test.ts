@@ -150,6 +150,39 @@ t.test('mixed versions: hosts still on the shared branch are read with the rest,
   );
 });
 
+t.test('a host renamed: it reports on its new branch from its same store, the old name goes stale', async (t) => {
+  const fleet = await createFleetRepo(server, 'renamed');
+  await fleet.commit({ 'README.md': 'fleet\n' });
+  const till = await statusRepo(server.url('renamed'));
+  const other = await statusRepo(server.url('renamed'));
+  await report(till, 'till-3', new Date('2026-12-02T09:00:00Z'));
+  await report(other, 'till-4', new Date('2026-12-02T09:00:00Z'));
+  // Renamed in its config (hostname changed): the state dir and its status store stay.
+  const first = await counted(() => report(till, 'till-03', new Date('2026-12-02T10:00:00Z')));
+  t.equal(first.value.outcome, 'pushed');
+  t.equal(first.requests, 2, 'a first report on the new branch: ls-refs and push');
+  await report(other, 'till-4', new Date('2026-12-02T10:00:00Z'));
+  const { rows } = await readFleet(
+    await statusRepo(server.url('renamed')),
+    'steward-status',
+    new Date('2026-12-02T10:01:00Z'),
+  );
+  t.same(
+    rows.map((r) => [r.host, r.stale]),
+    [
+      ['till-03', false],
+      ['till-3', true],
+      ['till-4', false],
+    ],
+    'the new name fresh, the old one stale, the other host untouched',
+  );
+  t.match(
+    await gitOut(fleet.bare, 'log', '--format=%s', hostBranch('steward-status', 'till-3')),
+    /^steward\(till-3\): Converged/,
+    'the old branch keeps its history until the operator deletes it',
+  );
+});
+
 t.test('history is bounded per host: past historyLimit its branch is squashed into one commit', async (t) => {
   const fleet = await createFleetRepo(server, 'bounded');
   await fleet.commit({ 'README.md': 'fleet\n' });
