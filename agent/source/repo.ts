@@ -7,7 +7,7 @@ import { StewardError } from '../errors.js';
 import { agentVersion } from '../version.js';
 import { DEFAULT_MAX_PACK_BYTES, redactUrl, type GitHttp } from './http.js';
 import { MissingObjectError, ObjectStore, parseCommit, parseTree } from './objects.js';
-import { indexPack, writePack, type GitObject, type ObjectSink } from './pack.js';
+import { indexPack, writePack, type ObjectSink } from './pack.js';
 import { parsePktLines, pkt, readFetchAnswer, type FetchAnswer } from './pktline.js';
 import { gitError, SmartHttpTransport, type GitTransport } from './transport.js';
 
@@ -161,10 +161,10 @@ export class GitRepo {
   /**
    * Fetches the commits of several branches at depth 1 in one request (protocol v2); those
    * already in the store are not asked for. A v1-only server is fetched branch by branch.
-   * With `keep`, every object of the fetched pack is also put there as it is indexed, for a
-   * caller that reads them all next (readFleet), instead of reading each back from the pack.
+   * `onObject` is handed every object of the fetched pack as it is indexed, for a caller that
+   * reads them all next (readFleet) instead of reading each back from the pack.
    */
-  fetchCommits(branches: Map<string, string>, keep?: Map<string, GitObject>): Promise<void> {
+  fetchCommits(branches: Map<string, string>, onObject?: ObjectSink): Promise<void> {
     return this.#serial(async () => {
       await this.init();
       await this.#sweepPartialPacks();
@@ -173,11 +173,7 @@ export class GitRepo {
       if (missing.length === 0) return;
       try {
         if (this.#v1Only) for (const [branch] of missing) await this.#fetchV1(branch, { depth: 1 });
-        else
-          await this.#fetchPack(
-            { wants: missing.map(([, oid]) => oid), depth: 1, haves: [] },
-            keep && ((oid, obj) => keep.set(oid, obj)),
-          );
+        else await this.#fetchPack({ wants: missing.map(([, oid]) => oid), depth: 1, haves: [] }, onObject);
       } catch (err) {
         await this.#sweepPartialPacks();
         throw gitError(err, this.url, 'cannot fetch the status branches from');

@@ -22,6 +22,9 @@ export interface FleetRow {
  */
 export const hostBranch = (statusBranch: string, host: string): string => `${statusBranch}-by-host/${host}`;
 
+/** The most object bytes a fleet read holds in memory: 10,000 hosts take about 12 MB. */
+const KEEP_BYTES = 64 * 1024 * 1024;
+
 /**
  * Reads the fleet: one ls-refs for every branch under `refs/heads/<branch>` (the host branches
  * and the shared one), one fetch of all their tips at depth 1, then each document: from the
@@ -33,7 +36,7 @@ export async function readFleet(
   repo: GitRepo,
   branch: string,
   now: Date,
-  opts: { host?: string } = {},
+  opts: { host?: string; keepBytes?: number } = {},
 ): Promise<{ tip?: string; rows: FleetRow[]; unreadable: Array<{ host: string; reason: string }> }> {
   const shared = `refs/heads/${branch}`;
   const prefix = `refs/heads/${hostBranch(branch, opts.host ?? '')}`;
@@ -50,8 +53,15 @@ export async function readFleet(
     if (legacy) wanted.set(branch, legacy);
   }
   if (wanted.size === 0) return { rows: [], unreadable: [] };
+  // What indexing hands over is kept up to a budget (a hostile pack of deltas can expand to
+  // 64 times source.maxPackSize); past it, objects are read back from the store one at a time.
   const kept = new Map<string, GitObject>();
-  await repo.fetchCommits(wanted, kept);
+  let keptBytes = 0;
+  await repo.fetchCommits(wanted, (oid, obj) => {
+    if (keptBytes + obj.data.length > (opts.keepBytes ?? KEEP_BYTES)) return;
+    keptBytes += obj.data.length;
+    kept.set(oid, obj);
+  });
   const read = async (oid: string, type: GitObject['type']): Promise<Buffer> => {
     const obj = kept.get(oid) ?? (await repo.objects.read(oid));
     if (obj.type !== type) throw new Error(`object ${oid} is a ${obj.type}, not a ${type}`);

@@ -86,6 +86,13 @@ t.test('50 hosts reporting at once: all land, none refused, 2 requests for a fir
     [...Array(10).fill(4), ...Array(40).fill(3)],
     'the ten new reports and the forty stored ones',
   );
+  // A fleet read whose objects do not fit its memory budget reads them back from its store.
+  const frugal = await readFleet(await statusRepo(server.url('fifty')), 'steward-status', later, { keepBytes: 1000 });
+  t.same(
+    frugal.rows.map((r) => r.doc.lastRun?.durationMs),
+    again.value.rows.map((r) => r.doc.lastRun?.durationMs),
+    'past the memory budget: the same fifty reports, from the store',
+  );
   const one = await statusRepo(server.url('fifty'));
   const single = await counted(() => readFleet(one, 'steward-status', new Date(), { host: 'edge-07' }));
   t.same(
