@@ -17,7 +17,7 @@ import { hostBranch, readFleet } from '../agent/status/fleet.js';
 import { memoryLogger } from '../test/helpers/agent.js';
 import { createFleetRepo, startGitServer } from '../test/helpers/git.js';
 import { convergedDoc } from '../test/helpers/status.js';
-import { prefillHostBranches } from './prefill.js';
+import { prefillHostBranches } from '../test/helpers/prefill.js';
 
 const exec = promisify(execFile);
 const n = Number(process.argv[2] ?? 10_000);

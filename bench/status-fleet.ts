@@ -2,7 +2,7 @@
 // with the real publish code to the real git http-backend on loopback (test/helpers/git-server.mjs,
 // which counts requests and its own CPU, git included). Prints figures; asserts nothing.
 //   node --import ./test/loader/register.mjs bench/status-fleet.ts [hosts=1000] [heartbeatRounds=3] [burstSeconds=60] [prefill=0]
-// prefill: earlier reports per host written into the server by git fast-import first (bench/prefill.ts),
+// prefill: earlier reports per host written into the server by git fast-import first (test/helpers/prefill.ts),
 // so that a 10,000-host run ends with 100,000 reports on the server (10000 1 60 7) in under an hour;
 // the hosts' first real reports then find their branch there, as a reinstalled host does.
 // Phases: first reports (every host once), steady heartbeats (rounds, every host once per round
@@ -20,7 +20,7 @@ import { publishStatus, type PublishResult } from '../agent/status/publish.js';
 import { memoryLogger } from '../test/helpers/agent.js';
 import { createFleetRepo, gitOut, startGitServer } from '../test/helpers/git.js';
 import { convergedDoc } from '../test/helpers/status.js';
-import { prefillHostBranches } from './prefill.js';
+import { prefillHostBranches } from '../test/helpers/prefill.js';
 
 const exec = promisify(execFile);
 const n = Number(process.argv[2] ?? 1000);

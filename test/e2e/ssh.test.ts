@@ -6,12 +6,20 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fleetFixture } from '../helpers/fixture.js';
-import { fileDoc } from '../helpers/agent.js';
+import { fileDoc, memoryLogger } from '../helpers/agent.js';
 import { steward } from '../helpers/cli.js';
 import { sshKey, type SshKey } from '../helpers/signing.js';
 import { shareWithSsh, startSshd, type SshServer } from '../helpers/sshd.js';
 import { gitOut, statusRef } from '../helpers/git.js';
 import { promisify } from 'node:util';
+import { createHttpClient } from '../../agent/source/http.js';
+import { GitRepo } from '../../agent/source/repo.js';
+import { SshTransport } from '../../agent/source/ssh.js';
+import { readSshAuth } from '../../agent/source/sshauth.js';
+import { hostBranch } from '../../agent/status/fleet.js';
+import { publishStatus } from '../../agent/status/publish.js';
+import { convergedDoc } from '../helpers/status.js';
+import { prefillHostBranches } from '../helpers/prefill.js';
 
 const exec = promisify(execFile);
 
@@ -355,4 +363,42 @@ t.test('steward status reads the status branch over SSH, from the config or the 
   const noKey = await steward(['status', '--url', url]);
   t.equal(noKey.code, 2);
   t.match(noKey.stderr, 'is SSH: give --ssh-key-file and --known-hosts-file');
+});
+
+t.test('a status report over SSH reads the ref advertisement of every branch, compressed', async (t) => {
+  // git-receive-pack has no protocol v2: the push starts with one line per ref on the server.
+  // 300 other host branches make that ~28 KB; compressed (zlib after login) it is a fraction, and
+  // on the kept connection the next report's advertisement repeats what zlib's window holds.
+  const tip = (await gitOut(fx.fleet.bare, 'rev-parse', 'HEAD')).trim();
+  const names = Array.from({ length: 300 }, (_, i) => `edge-${String(i).padStart(4, '0')}`);
+  await prefillHostBranches(fx.fleet.bare, names, tip); // a commit of its own on each branch
+  const listed = (await gitOut(fx.fleet.bare, 'for-each-ref', '--format=%(objectname) %(refname)')).split('\n');
+  const plain = listed.reduce((sum, l) => sum + 4 + l.length + 1, 0);
+  t.ok(plain > 25_000, `the advertisement is ${plain} bytes uncompressed`);
+
+  const stats = { requests: 0, bytesSent: 0, bytesReceived: 0 };
+  const auth = await readSshAuth({ file: join(dir, 'agent.yaml') }, deploy.path, knownHosts);
+  const transport = new SshTransport({ url: sshd.url(fx.fleet.bare), username: 'git', auth, timeoutMs: 20_000, stats });
+  t.teardown(() => transport.close());
+  const repo = new GitRepo({
+    gitdir: join(dir, 'ssh-status.git'),
+    url: sshd.url(fx.fleet.bare),
+    headers: {},
+    http: createHttpClient({ timeoutMs: 20_000 }),
+    transport,
+  });
+  await repo.init();
+  const log = memoryLogger([]);
+  const branch = hostBranch('steward-status', 'ssh-reporter');
+  const report = () => publishStatus(repo, branch, convergedDoc('ssh-reporter', tip, new Date()), log, { own: true });
+  await report();
+  const before = { ...stats };
+  for (let i = 0; i < 3; i++) t.equal((await report()).attempts, 1);
+  t.equal(stats.requests - before.requests, 3, 'one exchange per report');
+  const perReport = (stats.bytesReceived - before.bytesReceived) / 3;
+  t.ok(perReport < plain / 2, `a report received ${perReport} bytes, less than half of ${plain}`);
+  t.equal(
+    JSON.parse(await gitOut(fx.fleet.bare, 'show', `${branch}:hosts/ssh-reporter/status.json`)).host,
+    'ssh-reporter',
+  );
 });

@@ -3,9 +3,9 @@
 // `reports` commits per host with their Steward-Seq), for benchmarks whose fleet is too large to
 // publish every earlier report for real on one machine.
 import { spawn } from 'node:child_process';
-import { hostBranch } from '../agent/status/fleet.js';
-import { commitMessage } from '../agent/status/publish.js';
-import { convergedDoc } from '../test/helpers/status.js';
+import { hostBranch } from '../../agent/status/fleet.js';
+import { commitMessage } from '../../agent/status/publish.js';
+import { convergedDoc } from './status.js';
 
 export async function prefillHostBranches(bare: string, names: string[], rev: string, reports = 1): Promise<void> {
   const fi = spawn('git', ['--git-dir', bare, 'fast-import', '--quiet'], { stdio: ['pipe', 'ignore', 'inherit'] });
