@@ -1,10 +1,12 @@
 // The status plane at fleet size (issue 14): N hosts, each with its own status store, publishing
 // with the real publish code to the real git http-backend on loopback (test/helpers/git-server.mjs,
 // which counts requests and its own CPU, git included). Prints figures; asserts nothing.
-//   node --import ./test/loader/register.mjs bench/status-fleet.ts [hosts=1000] [heartbeatRounds=3] [burstSeconds=60] [prefill=0]
-// prefill: earlier reports per host written into the server by git fast-import first (test/helpers/prefill.ts),
-// so that a 10,000-host run ends with 100,000 reports on the server (10000 1 60 7) in under an hour;
-// the hosts' first real reports then find their branch there, as a reinstalled host does.
+//   node --import ./test/loader/register.mjs bench/status-fleet.ts [hosts=1000] [heartbeatRounds=3] [burstSeconds=60] [prefill=0] [seed=0]
+// prefill: earlier reports per host written into the server by git fast-import first (test/helpers/prefill.ts);
+// the hosts' first real reports then find their branch there, as a reinstalled host does (3 requests).
+// seed=1: each host's store is also given its branch's tip as its last push (seedHostStores), as a
+// host that has been running holds it, and the first-report phase is skipped: `10000 1 60 8 1`
+// is a fleet of 10,000 in steady state that ends with 100,000 reports on the server.
 // Phases: first reports (every host once), steady heartbeats (rounds, every host once per round
 // at a random moment of a 60 s window), a burst after a fleet-wide change spread over
 // burstSeconds, then `steward status` (readFleet) from a fresh store, whole fleet and one host.
@@ -20,13 +22,14 @@ import { publishStatus, type PublishResult } from '../agent/status/publish.js';
 import { memoryLogger } from '../test/helpers/agent.js';
 import { createFleetRepo, gitOut, startGitServer } from '../test/helpers/git.js';
 import { convergedDoc } from '../test/helpers/status.js';
-import { prefillHostBranches } from '../test/helpers/prefill.js';
+import { prefillHostBranches, seedHostStores } from '../test/helpers/prefill.js';
 
 const exec = promisify(execFile);
 const n = Number(process.argv[2] ?? 1000);
 const heartbeatRounds = Number(process.argv[3] ?? 3);
 const burstSeconds = Number(process.argv[4] ?? 60);
 const prefill = Number(process.argv[5] ?? 0);
+const seed = prefill > 0 && process.argv[6] === '1';
 const REV = 'e'.repeat(40);
 const NEXT = 'f'.repeat(40);
 const log = memoryLogger([]);
@@ -110,7 +113,15 @@ try {
       `prefill: ${n * prefill} earlier reports (${prefill} per host) written by git fast-import in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
   }
-  await phase(prefill > 0 ? 'first reports (branch on the server, store new)' : 'first reports', REV, () => 0, 32);
+  if (seed) {
+    const t0 = performance.now();
+    await seedHostStores(fleet.bare, hosts);
+    await exec('git', ['--git-dir', fleet.bare, 'pack-refs', '--all']);
+    console.log(
+      `seed: every host's store holds its branch's tip as its last push (${((performance.now() - t0) / 1000).toFixed(1)} s); server refs packed`,
+    );
+  } else
+    await phase(prefill > 0 ? 'first reports (branch on the server, store new)' : 'first reports', REV, () => 0, 32);
   for (let i = 1; i <= heartbeatRounds; i++)
     await phase(`heartbeat round ${i} (over 60 s)`, REV, () => Math.random() * 60_000);
   await phase(

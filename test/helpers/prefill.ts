@@ -3,6 +3,7 @@
 // `reports` commits per host with their Steward-Seq), for benchmarks whose fleet is too large to
 // publish every earlier report for real on one machine.
 import { spawn } from 'node:child_process';
+import type { GitRepo } from '../../agent/source/repo.js';
 import { hostBranch } from '../../agent/status/fleet.js';
 import { commitMessage } from '../../agent/status/publish.js';
 import { convergedDoc } from './status.js';
@@ -29,4 +30,37 @@ export async function prefillHostBranches(bare: string, names: string[], rev: st
   }
   fi.stdin.end();
   await closed;
+}
+
+/**
+ * Gives each host's status store what a host that has been reporting for a while holds: its
+ * branch's tip commit and trees (copied from the server's repository) as its local head, so its
+ * next report is a heartbeat (one request), not a first report.
+ */
+export async function seedHostStores(bare: string, hosts: Array<{ name: string; repo: GitRepo }>): Promise<void> {
+  const cat = spawn('git', ['--git-dir', bare, 'cat-file', '--batch'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const out: Buffer[] = [];
+  cat.stdout.on('data', (c: Buffer) => out.push(c));
+  const closed = new Promise((r) => cat.on('close', r));
+  for (const { name } of hosts) {
+    const ref = `refs/heads/${hostBranch('steward-status', name)}`;
+    for (const spec of ['', '^{tree}', ':hosts', `:hosts/${name}`]) cat.stdin.write(`${ref}${spec}\n`);
+  }
+  cat.stdin.end();
+  await closed;
+  const all = Buffer.concat(out);
+  let at = 0;
+  for (const { name, repo } of hosts) {
+    let tip = '';
+    for (let k = 0; k < 4; k++) {
+      const nl = all.indexOf(10, at);
+      const [oid, type, size] = all.subarray(at, nl).toString().split(' ');
+      const data = all.subarray(nl + 1, nl + 1 + Number(size));
+      at = nl + 1 + Number(size) + 1;
+      if ((await repo.objects.write(type as 'commit' | 'tree', data)) !== oid)
+        throw new Error(`seed of ${name}: ${oid}`);
+      if (k === 0) tip = oid!;
+    }
+    await repo.setLocalHead(hostBranch('steward-status', name), tip);
+  }
 }
