@@ -8,7 +8,7 @@ import { Notifier } from '../daemon/notify.js';
 import { createContext } from '../reconcile/context.js';
 import { configRemote, statusRepo } from '../source/remote.js';
 import { reportStopped, STOP_REPORT_MS } from '../daemon/offline.js';
-import type { AgentContext } from '../reconcile/run.js';
+import { flushMemo, type AgentContext } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 
 export const help = 'steward run [--config FILE]      the daemon: poll, reconcile, report, forever';
@@ -28,6 +28,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   const config = await configFrom(values);
   const release = await acquireLock(config.stateDir, 'agent');
   let ctx: AgentContext = await createContext(config, loggerFor(config, false), { signal });
+  ctx.memo = {};
   const log = () => ctx.log.child({ component: 'daemon' });
   const notify = new Notifier(log());
   const metrics = new Metrics(config.host);
@@ -61,6 +62,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
         );
       },
     });
+    await withRunLock(ctx, () => flushMemo(ctx));
     if (signal.aborted) {
       // Stopped (SIGTERM): say so on the status branch. The running context's Git client was
       // aborted with the signal; a fresh one, bounded by STOP_REPORT_MS, does this last push.
@@ -87,12 +89,29 @@ async function reloadContext(ctx: AgentContext, signal: AbortSignal): Promise<Ag
   try {
     const next = await loadConfig(ctx.config.file);
     const fresh = await createContext(next, loggerFor(next, false), { signal });
+    // Same stateDir: what the old context kept in memory carries over; another one: it is written.
+    if (next.stateDir === ctx.config.stateDir) fresh.memo = ctx.memo ?? {};
+    else {
+      await withRunLock(ctx, () => flushMemo(ctx));
+      fresh.memo = {};
+    }
     log.info({ file: next.file }, 'config reloaded');
     return fresh;
   } catch (err) {
     const msg = err instanceof StewardErrors ? err.errors.map(formatError).join('; ') : (err as Error).message;
     log.error({ code: 'E_CONFIG_INVALID' }, `config reload refused, keeping the running config: ${msg}`);
     return undefined;
+  }
+}
+
+/** Runs `fn` holding the run lock (within a second), or not at all when another run holds it. */
+async function withRunLock(ctx: AgentContext, fn: () => Promise<void>): Promise<void> {
+  const release = await acquireLock(ctx.config.stateDir, 'run', 1000).catch(() => undefined);
+  if (!release) return;
+  try {
+    await fn();
+  } finally {
+    await release();
   }
 }
 

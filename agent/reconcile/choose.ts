@@ -67,29 +67,58 @@ export async function choose(ctx: AgentContext, run: RunRecord, head: string): P
   return { verdict, target: loaded.bundle };
 }
 
-/** Loads and validates the bundle at a commit (manifests and the files they source). */
-export async function loadBundle(
-  ctx: AgentContext,
-  run: RunRecord,
-  revision: string,
-): Promise<{ bundle?: Bundle; errors: StewardError[] }> {
+/** What loading a revision gave: its bundle, or why there is none. */
+export interface LoadedBundle {
+  bundle?: Bundle;
+  errors: StewardError[];
+}
+
+/** Revisions whose loaded bundle a context keeps: the head and the last good one. */
+const BUNDLES_KEPT = 2;
+
+/**
+ * Loads and validates the bundle at a commit (manifests and the files they source). A revision
+ * does not change, so what it gave is kept in the context (ctx.bundles) and an idle poll does not
+ * read, parse and check it again; a failure to read the store is not kept (it may pass next time).
+ */
+export async function loadBundle(ctx: AgentContext, run: RunRecord, revision: string): Promise<LoadedBundle> {
+  const kept = ctx.bundles?.get(revision);
+  const got = kept ?? (await readBundle(ctx, revision));
+  if (got.missing.length > 0 && revision === run.outcome.desiredRevision)
+    run.outcome.notes.push(`not at ${short(revision)}: ${got.missing.join(', ')}`);
+  if (!kept && got.keep && ctx.bundles) {
+    ctx.bundles.set(revision, got);
+    for (const old of ctx.bundles.keys()) if (ctx.bundles.size > BUNDLES_KEPT) ctx.bundles.delete(old);
+  }
+  return got.loaded;
+}
+
+/** A revision as read, as ctx.bundles keeps it. */
+export interface ReadBundle {
+  loaded: LoadedBundle;
+  /** The configured paths the revision does not have. */
+  missing: string[];
+  keep: boolean;
+}
+
+async function readBundle(ctx: AgentContext, revision: string): Promise<ReadBundle> {
   const { config } = ctx;
   try {
     const read = await readManifests(ctx.source.objects, revision, config.source.paths);
-    if (read.missing.length > 0 && revision === run.outcome.desiredRevision)
-      run.outcome.notes.push(`not at ${short(revision)}: ${read.missing.join(', ')}`);
     const built = buildBundle(revision, read.files);
     const errors = [...read.errors, ...built.errors];
-    if (!built.bundle || errors.length > 0) return { errors };
+    const done = (loaded: LoadedBundle) => ({ loaded, missing: read.missing, keep: true });
+    if (!built.bundle || errors.length > 0) return done({ errors });
     const resolved = await resolveBundle(
       built.bundle,
       ctx.drivers,
       (path) => readRepoFile(ctx.source.objects, revision, path),
       ctx.secrets,
     );
-    return resolved.length > 0 ? { errors: resolved } : { bundle: built.bundle, errors: [] };
+    return done(resolved.length > 0 ? { errors: resolved } : { bundle: built.bundle, errors: [] });
   } catch (err) {
-    return { errors: [toStewardError(err, 'E_GIT_NO_REVISION', `cannot read revision ${short(revision)}`)] };
+    const e = toStewardError(err, 'E_GIT_NO_REVISION', `cannot read revision ${short(revision)}`);
+    return { loaded: { errors: [e] }, missing: [], keep: false };
   }
 }
 

@@ -7,8 +7,11 @@ import { collectFacts } from '../host/facts.js';
 import type { Logger } from '../log.js';
 import type { Drivers } from '../resources/driver.js';
 import { createDrivers } from '../resources/registry.js';
+import type { ReadBundle } from './choose.js';
 import { forbiddenPaths } from './resolve.js';
 import type { HostIdentity } from './report.js';
+import type { AgentState } from './state.js';
+import type { HostStatus } from '../types/host-status.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HttpStats } from '../source/http.js';
 import { configRemote, readGitCredentials, sourceRepo, statusRepo, type GitCredentials } from '../source/remote.js';
@@ -28,6 +31,26 @@ export interface AgentContext {
   trust?: Trust;
   /** The keys that open SOPS files (secrets.*); undefined when none are configured. */
   secrets?: SecretKeys;
+  /**
+   * Bundles loaded by revision (see loadBundle). Per context: a config reload (other roots,
+   * other keys) starts without them.
+   */
+  bundles?: Map<string, ReadBundle>;
+  /** Kept between the runs of a daemon (absent for one-shot commands): see RunMemo. */
+  memo?: RunMemo;
+}
+
+/**
+ * What a daemon keeps between runs so that a run that changed nothing writes nothing to
+ * stateDir: the state as the last run left it, with the stamp of the state.json it matches, and
+ * what was not written because only timings changed (flushed at a stop or a config reload).
+ */
+export interface RunMemo {
+  state?: { stamp: string; state: AgentState };
+  /** state.json lags behind `state` by its recentRuns (not worth a synced write each poll). */
+  stateBehind?: boolean;
+  /** The newest status document, when status.json holds an older one that differs only in timings. */
+  outbox?: HostStatus;
 }
 
 export interface ContextOptions {
@@ -35,7 +58,7 @@ export interface ContextOptions {
   stats?: HttpStats;
   /** Aborts in-flight Git requests (SIGTERM). */
   signal?: AbortSignal;
-  /** Skip the host facts (systeminformation spawns processes): validate/plan do not need them. */
+  /** Skip the host facts (and the Docker version request): validate/plan do not need them. */
   facts?: boolean;
 }
 
@@ -58,6 +81,7 @@ export async function createContext(
     config,
     creds,
     log,
+    bundles: new Map(),
     source: sourceRepo(config, remote),
     status: statusRepo(config, remote),
     ...(trust ? { trust } : {}),

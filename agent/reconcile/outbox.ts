@@ -7,6 +7,7 @@ import { publishStatus } from '../status/publish.js';
 import type { HostStatus } from '../types/host-status.js';
 import type { AgentContext } from './context.js';
 import { errnoOf, persist, type RunRecord, type RunReport } from './record.js';
+import { saveState, stateStamp } from './state.js';
 import { buildStatus, fingerprint } from './report.js';
 
 /**
@@ -17,9 +18,10 @@ import { buildStatus, fingerprint } from './report.js';
 export async function report(ctx: AgentContext, run: RunRecord): Promise<RunReport> {
   run.outcome.durationMs = performance.now() - run.startedMs;
   if (!run.apply) return run.report;
-  const { doc, due } = recordStatus(ctx, run);
-  await writeOutbox(ctx, run, doc);
-  run.report.published = await publish(ctx, run, doc, due);
+  const { doc, due, changed } = recordStatus(ctx, run);
+  const push = pushWanted(ctx, run, due);
+  await keepOutbox(ctx, run, doc, changed || push === 'push');
+  run.report.published = await publish(ctx, run, doc, push);
   await persist(ctx, run);
   run.log.info(
     {
@@ -35,7 +37,7 @@ export async function report(ctx: AgentContext, run: RunRecord): Promise<RunRepo
 }
 
 /** Builds the document, keeps what the next run needs of it, and says whether it is worth a commit. */
-function recordStatus(ctx: AgentContext, run: RunRecord): { doc: HostStatus; due: boolean } {
+function recordStatus(ctx: AgentContext, run: RunRecord): { doc: HostStatus; due: boolean; changed: boolean } {
   const { state } = run;
   const now = run.now();
   const doc = buildStatus(ctx.identity, run.outcome, state, now);
@@ -58,35 +60,70 @@ function recordStatus(ctx: AgentContext, run: RunRecord): { doc: HostStatus; due
     pushed: prior?.fingerprint === fp && prior.pushed,
     ...(prior?.pushedAt ? { pushedAt: prior.pushedAt } : {}),
   };
-  return { doc, due };
+  return { doc, due, changed: prior?.fingerprint !== fp };
 }
 
-/** The outbox: the newest report is on disk before any push is tried. */
-async function writeOutbox(ctx: AgentContext, run: RunRecord, doc: HostStatus): Promise<void> {
-  await writeJsonAtomic(join(ctx.config.stateDir, 'status.json'), doc).catch((err: unknown) =>
-    run.warn(`cannot write ${ctx.config.stateDir}/status.json: ${errnoOf(err)}`),
+/**
+ * The outbox: the newest report is on disk before any push is tried. In the daemon a report that
+ * differs from the one on disk only in its timings, and is not pushed now, is kept in memory
+ * instead (flushMemo writes it at a stop or a reload).
+ */
+async function keepOutbox(ctx: AgentContext, run: RunRecord, doc: HostStatus, write: boolean): Promise<void> {
+  if (ctx.memo && !write) {
+    ctx.memo.outbox = doc;
+    return;
+  }
+  await writeJsonAtomic(join(ctx.config.stateDir, 'status.json'), doc).then(
+    () => ctx.memo && delete ctx.memo.outbox,
+    (err: unknown) => run.warn(`cannot write ${ctx.config.stateDir}/status.json: ${errnoOf(err)}`),
   );
+}
+
+/** Whether this run pushes its report: 'resting' while the Git server is in backoff. */
+function pushWanted(ctx: AgentContext, run: RunRecord, due: boolean): 'push' | 'skip' | 'resting' {
+  const { state } = run;
+  if (!ctx.config.status.enabled || !due || run.signal.aborted) return 'skip';
+  // The status branch lives on the same server: while the source is in backoff, the report waits in the outbox.
+  const resting = state.source !== undefined && Date.parse(state.source.retryAt) > run.now().getTime();
+  return resting ? 'resting' : 'push';
+}
+
+/**
+ * At a daemon's stop or config reload: what persist and keepOutbox kept in memory is written,
+ * unless someone else wrote state.json since (then theirs is newer). The caller holds the run lock.
+ */
+export async function flushMemo(ctx: AgentContext): Promise<void> {
+  const { memo } = ctx;
+  const dir = ctx.config.stateDir;
+  if (!memo) return;
+  try {
+    if (memo.stateBehind && memo.state && (await stateStamp(dir)) === memo.state.stamp)
+      await saveState(dir, memo.state.state);
+    if (memo.outbox) await writeJsonAtomic(join(dir, 'status.json'), memo.outbox);
+  } catch (err) {
+    ctx.log.warn(`cannot write ${dir}: ${errnoOf(err)}`);
+  }
+  delete memo.state;
+  delete memo.stateBehind;
+  delete memo.outbox;
 }
 
 async function publish(
   ctx: AgentContext,
   run: RunRecord,
   doc: HostStatus,
-  due: boolean,
+  push: 'push' | 'skip' | 'resting',
 ): Promise<NonNullable<RunReport['published']>> {
   const { config } = ctx;
   const { state } = run;
-  // The status branch lives on the same server: while the source is in backoff, the report waits in the outbox.
-  const serverResting = state.source !== undefined && Date.parse(state.source.retryAt) > run.now().getTime();
-  if (!config.status.enabled || !due) return 'skipped';
-  if (serverResting) {
+  if (push === 'skip') return 'skipped';
+  if (push === 'resting') {
     run.log.warn(
       { code: 'E_STATUS_PUSH' },
       `status kept in ${config.stateDir}/status.json until the Git server answers again`,
     );
     return 'failed';
   }
-  if (run.signal.aborted) return 'skipped';
   try {
     // Bounded so that contention on the branch delays the next run by one interval at most.
     const res = await publishStatus(ctx.status, hostBranch(config.status.branch, config.host), doc, run.log, {

@@ -3,7 +3,15 @@ import type { HostStatus } from '../types/host-status.js';
 import type { AgentContext } from './context.js';
 import type { Plan } from './plan.js';
 import type { RunOutcome } from './report.js';
-import { appendJournal, loadState, saveState, type AgentState, type JournalRecord } from './state.js';
+import {
+  appendJournal,
+  loadState,
+  materialOf,
+  saveState,
+  stateStamp,
+  type AgentState,
+  type JournalRecord,
+} from './state.js';
 
 /** What a run hands back to its caller (the daemon, `steward once`, `steward plan`, the tests). */
 export interface RunReport {
@@ -26,6 +34,8 @@ export interface RunRecord {
   readonly log: Logger;
   readonly startedMs: number;
   readonly state: AgentState;
+  /** The state as it was read (see materialOf), and the stamp of its file: persist compares. */
+  readonly loaded: { material: string; stamp: string | undefined };
   readonly outcome: RunOutcome;
   readonly report: RunReport;
   /** A warning for the log and the status document's `warnings`, each said once per run. */
@@ -50,7 +60,14 @@ export async function startRun(ctx: AgentContext, opts: RunOptions): Promise<Run
     notes.push(message);
     log.warn(message);
   };
-  const state = await loadState(ctx.config.stateDir, warn, now);
+  const stamp = ctx.memo ? await stateStamp(ctx.config.stateDir) : undefined;
+  const kept = ctx.memo?.state;
+  // A daemon's state between two runs is the one it saved (or found it need not save), unless
+  // someone else wrote the file since (a `steward once`, an operator): then the file is read.
+  const state =
+    kept && stamp !== undefined && kept.stamp === stamp
+      ? structuredClone(kept.state)
+      : await loadState(ctx.config.stateDir, warn, now);
   const outcome: RunOutcome = {
     startedAt,
     durationMs: 0,
@@ -62,7 +79,19 @@ export async function startRun(ctx: AgentContext, opts: RunOptions): Promise<Run
     results: new Map(),
     notes,
   };
-  return { apply: opts.apply, signal: opts.signal, now, log, startedMs, state, outcome, report: { outcome }, warn };
+  const loaded = { material: materialOf(state), stamp };
+  return {
+    apply: opts.apply,
+    signal: opts.signal,
+    now,
+    log,
+    startedMs,
+    state,
+    loaded,
+    outcome,
+    report: { outcome },
+    warn,
+  };
 }
 
 /** Records one inventory change; a full disk is a warning (the run's final save retries it). */
@@ -74,12 +103,28 @@ export async function journal(ctx: AgentContext, run: RunRecord, record: Journal
   }
 }
 
-/** Saves the state; a full disk is a warning and a retry next run, never a crash. */
+/**
+ * Saves the state; a full disk is a warning and a retry next run, never a crash. In the daemon
+ * a run that changed nothing but timings writes nothing (no synced write per poll on a flash
+ * card): the newest state stays in memory, and the file is brought up to date at the next
+ * change, a stop or a config reload (flushMemo).
+ */
 export async function persist(ctx: AgentContext, run: RunRecord): Promise<void> {
+  const { memo } = ctx;
+  const dir = ctx.config.stateDir;
   try {
-    await saveState(ctx.config.stateDir, run.state);
+    const same = run.loaded.stamp !== undefined && materialOf(run.state) === run.loaded.material;
+    if (memo && same && (await stateStamp(dir)) === run.loaded.stamp) memo.stateBehind = true;
+    else {
+      await saveState(dir, run.state);
+      if (memo) memo.stateBehind = false;
+    }
+    if (!memo) return;
+    const stamp = await stateStamp(dir);
+    memo.state = stamp === undefined ? undefined : { stamp, state: structuredClone(run.state) };
   } catch (err) {
-    run.warn(`cannot write ${ctx.config.stateDir}/state.json: ${errnoOf(err)}`);
+    if (memo) memo.state = undefined;
+    run.warn(`cannot write ${dir}/state.json: ${errnoOf(err)}`);
   }
 }
 

@@ -9,6 +9,7 @@ import { syncStep } from './sync.js';
 
 export type { AgentContext } from './context.js';
 export type { RunReport } from './record.js';
+export { flushMemo } from './outbox.js';
 
 /**
  * One reconcile run, as its steps:

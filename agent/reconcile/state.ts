@@ -1,4 +1,4 @@
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { faultPoint, readJson, writeJsonAtomic } from '../host/fs.js';
 import type { InventoryEntry } from '../resources/driver.js';
@@ -203,4 +203,34 @@ function parseState(s: Record<string, unknown>): AgentState {
 export async function saveState(stateDir: string, state: AgentState): Promise<void> {
   await writeJsonAtomic(file(stateDir), state);
   await rm(journalFile(stateDir), { force: true });
+}
+
+/**
+ * The part of the state that must survive a restart: all of it but the timings of the last few
+ * runs and when the last report was built. A run that changes none of it writes nothing.
+ */
+export function materialOf(state: AgentState): string {
+  const { recentRuns: _r, report, ...rest } = state;
+  return JSON.stringify({ ...rest, report: report && { ...report, at: undefined } });
+}
+
+/**
+ * Identifies the state.json on disk without reading it (inode, size, mtime); undefined when
+ * there is none or a journal is waiting to be replayed. Another writer (`steward once` between
+ * two polls of the daemon) changes it, and the daemon then reads the file again.
+ */
+export async function stateStamp(stateDir: string): Promise<string | undefined> {
+  try {
+    if (
+      await stat(journalFile(stateDir)).then(
+        () => true,
+        () => false,
+      )
+    )
+      return undefined;
+    const st = await stat(file(stateDir));
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
 }

@@ -227,7 +227,9 @@ export class GitRepo {
           const haves = local && (await this.objects.has(local)) ? [local] : [];
           await this.#fetchPack({ wants: [want], depth: 1, haves });
         }
-        await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: want, force: true });
+        // An unchanged ref is not written again: an idle poll writes nothing to the disk.
+        if ((await this.localHead(branch)) !== want)
+          await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/steward/${branch}`, value: want, force: true });
         return want;
       } catch (err) {
         await this.#sweepPartialPacks();
