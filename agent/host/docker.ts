@@ -1,14 +1,14 @@
-import Docker from 'dockerode';
 import { StewardError } from '../errors.js';
+import { Engine } from './engine.js';
 
-export type { Docker };
+export type Docker = Engine;
 
 /** A Docker client on the engine's socket. No API version is pinned: the engine's own is used. */
 export function createDocker(socketPath: string): Docker {
-  return new Docker({ socketPath, timeout: 120_000 });
+  return new Engine(socketPath, 120_000);
 }
 
-/** HTTP status of a dockerode error, if it has one. */
+/** HTTP status of an engine error, if it has one. */
 export function dockerStatus(err: unknown): number | undefined {
   const s = (err as { statusCode?: unknown })?.statusCode;
   return typeof s === 'number' ? s : undefined;
@@ -24,7 +24,7 @@ export async function idempotent<T>(call: () => Promise<T>, ok: number[] = [304,
   }
 }
 
-/** The engine's message without dockerode's "(HTTP code 409) unexpected - " prefix. */
+/** The engine's message without the "(HTTP code 409)" prefix. */
 export function dockerMessage(err: unknown): string {
   const e = err as { json?: { message?: string }; reason?: string; message?: string; code?: string };
   if (e?.code === 'ENOENT' || e?.code === 'ECONNREFUSED' || e?.code === 'EACCES')

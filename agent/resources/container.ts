@@ -1,6 +1,7 @@
-import type Docker from 'dockerode';
+import type { ContainerInfo, ContainerInspectInfo } from 'dockerode';
 import { StewardError } from '../errors.js';
-import { dockerMessage, dockerStatus, engineDown, idempotent, isEngineDown } from '../host/docker.js';
+import { dockerMessage, dockerStatus, engineDown, idempotent, isEngineDown, type Docker } from '../host/docker.js';
+import type { EngineContainer } from '../host/engine.js';
 import type { Fingerprint } from '../host/fingerprint.js';
 import { faultPoint } from '../host/fs.js';
 import { RegistryAuth, registryOf, type RegistryLogin } from '../config/registry.js';
@@ -48,7 +49,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
     _owned: ReadonlyMap<string, InventoryEntry>,
     _signal: AbortSignal,
   ): Promise<Map<string, ObservedContainer>> {
-    let list: Docker.ContainerInfo[];
+    let list: ContainerInfo[];
     try {
       list = await this.docker.listContainers({ all: true });
     } catch (err) {
@@ -216,7 +217,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   }
 
   async check(d: DesiredContainer, signal: AbortSignal): Promise<Health> {
-    let info: Docker.ContainerInspectInfo;
+    let info: ContainerInspectInfo;
     try {
       info = await this.docker.getContainer(d.name).inspect();
     } catch (err) {
@@ -254,13 +255,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
 
   /** `docker exec` of a probe command; a command still running at the deadline counts as failed. */
   async #execProbe(containerId: string, cmd: string[], timeoutMs: number): Promise<{ ok: boolean; message: string }> {
-    const exec = await this.docker
-      .getContainer(containerId)
-      .exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
-    // Detached, the command runs on in the container; the HTTP answer stays open (the engine keeps
-    // the connection) and would hold a socket for the modem's 120 s timeout: it is closed now.
-    const answer: unknown = await exec.start({ Detach: true });
-    (answer as { destroy?: () => void } | undefined)?.destroy?.();
+    const exec = await this.docker.getContainer(containerId).execDetached(cmd);
     const end = performance.now() + timeoutMs;
     while (performance.now() < end) {
       const info = await exec.inspect();
@@ -293,10 +288,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
       });
     }
     try {
-      const stream = await this.docker.pull(image, login ? { authconfig: revealLogin(login) } : {});
-      await new Promise<void>((resolve, reject) =>
-        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
-      );
+      await this.docker.pull(image, login ? { authconfig: revealLogin(login) } : {});
     } catch (err) {
       if (isEngineDown(err)) throw engineDown(err, this.socket);
       // The engine's message, without anything of the login; the cause is not kept (its request
@@ -316,7 +308,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   }
 
   async #create(desired: DesiredContainer, revision: string): Promise<void> {
-    let container: Docker.Container;
+    let container: EngineContainer;
     try {
       container = await this.docker.createContainer(
         toCreateOptions(desired.name, desired.id, this.host, revision, effectiveSpec(desired), this.fp),
@@ -348,7 +340,7 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
    * the engine may be starting it itself (restart policy) and answer with an error although the
    * container ends up running: the container's own state decides.
    */
-  async #start(container: Docker.Container): Promise<void> {
+  async #start(container: EngineContainer): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await idempotent(() => container.start(), [304]);

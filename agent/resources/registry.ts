@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type Docker from 'dockerode';
+import type { Docker } from '../host/docker.js';
 import type { RegistryAuth } from '../config/registry.js';
 import type { Fingerprint } from '../host/fingerprint.js';
 import { Systemd } from '../host/systemd.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import Docker from 'dockerode';
+import { createDocker } from '../../agent/host/docker.js';
 import { makePlan } from '../../agent/reconcile/plan.js';
 import { ContainerDriver, type ObservedContainer } from '../../agent/resources/container.js';
 import { Fingerprint } from '../../agent/host/fingerprint.js';
@@ -9,7 +9,7 @@ import type { ContainerSpec } from '../../agent/types/container.js';
 
 // diff is pure: the Docker client is never called by the planner.
 const FP = new Fingerprint(Buffer.alloc(32, 1));
-const driver = new ContainerDriver(new Docker({ socketPath: '/nonexistent' }), 'h1', '/nonexistent', FP);
+const driver = new ContainerDriver(createDocker('/nonexistent'), 'h1', '/nonexistent', FP);
 const drivers = { Container: driver };
 const REV = 'b'.repeat(40);
 

@@ -1,0 +1,99 @@
+// The idle daemon (issue 15): RSS and CPU of `steward run` polling a repository that does not move.
+//   node --import ./test/loader/register.mjs bench/idle.ts [containers=10] [polls=1000] [files=10]
+// STEWARD='<command>' runs another build (default: node dist/agent/main.js; e.g. the packaged
+// agent's bin/steward); NODE_OPTIONS and the like pass through. Needs the testbed
+// (test/testbed.sh) and `npm run build`. Polls every 100 ms (the shortest interval the config
+// takes). RSS from /proc/<pid>/status after polls 1, 10, 100, 1,000, 10,000; daemon CPU
+// (utime + stime from /proc/<pid>/stat) between poll 2 and poll N+2, divided by N. Prints
+// figures; asserts nothing.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { containerDoc, docker, makeAgent } from '../test/helpers/agent.js';
+import { createFleetRepo, startGitServer } from '../test/helpers/git.js';
+
+const [containers = 10, polls = 1000, files = 10] = process.argv.slice(2).map(Number);
+const command = process.env.STEWARD?.split(' ') ?? [
+  process.execPath,
+  fileURLToPath(new URL('../dist/agent/main.js', import.meta.url)),
+];
+const TICK = 100; // clock ticks per second (getconf CLK_TCK on Linux)
+console.log(
+  `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, bench node ${process.version}, engine ${(await docker.version()).Version}; agent: ${command.join(' ')}`,
+);
+
+const server = await startGitServer();
+const fleet = await createFleetRepo(server, 'fleet');
+const root = await mkdtemp(join(tmpdir(), 'steward-idle-root-'));
+const a = await makeAgent({ url: server.url('fleet'), interval: '100ms', extra: `files:\n  roots: [${root}]\n` });
+try {
+  const tree: Record<string, string> = {};
+  for (let i = 0; i < containers; i++)
+    tree[`hosts/${a.host}/c${i}.yaml`] = containerDoc(`idle${i}-${a.host}`, { image: 'local/busybox:1' });
+  for (let i = 0; i < files; i++)
+    tree[`hosts/${a.host}/f${i}.yaml`] = JSON.stringify({
+      apiVersion: 'steward/v1',
+      kind: 'File',
+      metadata: { name: `f${i}` },
+      spec: { path: join(root, `f${i}.conf`), content: `file ${i}\n` },
+    });
+  await fleet.commit(tree);
+  const t0 = performance.now();
+  await a.once();
+  console.log(
+    `first converge (in-process, ${containers} containers + ${files} files): ${(performance.now() - t0).toFixed(0)} ms`,
+  );
+  await a.once();
+
+  const [cmd, ...args] = command;
+  const daemon = spawn(cmd!, [...args, 'run', '--config', a.configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = async (f: string) => readFile(`/proc/${daemon.pid}/${f}`, 'utf8');
+  const rss = async () => Number(/VmRSS:\s+(\d+)/.exec(await proc('status'))![1]) / 1024;
+  const cpuMs = async () => {
+    const fields = (await proc('stat')).replace(/^.*\) /s, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICK; // utime, stime
+  };
+  const marks = [1, 10, 100, 1000, 10000].filter((m) => m <= polls + 2);
+  const samples: Array<[number, number]> = [];
+  let cpu2 = 0;
+  let cpuEnd = 0;
+  let runs = 0;
+  let buf = '';
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    daemon.once('exit', (code) => reject(new Error(`steward run exited with ${code} after ${runs} polls`)));
+    daemon.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const line of lines) {
+        if (!line.includes('"run finished')) continue;
+        runs += 1;
+        const n = runs;
+        if (marks.includes(n)) void rss().then((v) => samples.push([n, v]));
+        if (n === 2) void cpuMs().then((v) => (cpu2 = v));
+        if (n % 1000 === 0) console.log(`  ... ${n} polls, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+        if (n === polls + 2)
+          void cpuMs().then((v) => {
+            cpuEnd = v;
+            resolve();
+          });
+      }
+    });
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  daemon.removeAllListeners('exit');
+  daemon.kill('SIGTERM');
+  samples.sort((x, y) => x[0] - y[0]);
+  console.log(
+    `steward run, ${containers} containers + ${files} files, idle polls every 100 ms: RSS ${samples.map(([n, v]) => `${v.toFixed(1)} MiB after ${n}`).join(', ')}`,
+  );
+  console.log(
+    `daemon CPU per idle poll (poll 2 to ${polls + 2}): ${((cpuEnd - cpu2) / polls).toFixed(2)} ms (${(cpuEnd - cpu2).toFixed(0)} ms over ${polls} polls, ${((performance.now() - started) / 1000).toFixed(0)} s wall)`,
+  );
+} finally {
+  await a.cleanup();
+  await server.stop();
+}
