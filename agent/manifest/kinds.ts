@@ -25,12 +25,18 @@ export interface KindRules<S> {
   carriesData: boolean;
   /** What two resources of the kind must not share, e.g. "path /etc/x": they would fight. */
   exclusive?: (spec: S) => string;
+  /**
+   * Whether changes of the kind that do not depend on each other may be applied at the same time
+   * (bounded). A change of a kind that is not concurrent waits for everything before it in the
+   * plan, and everything after it waits for it.
+   */
+  concurrent: boolean;
 }
 
 export const KIND_RULES: { readonly [K in Kind]: KindRules<KindSpecs[K]> } = {
-  Container: { order: 2, restartable: true, carriesData: false },
-  File: { order: 0, restartable: false, carriesData: true, exclusive: (s) => `path ${s.path}` },
-  Service: { order: 1, restartable: true, carriesData: true, exclusive: (s) => `unit ${s.unit}` },
+  Container: { order: 2, restartable: true, carriesData: false, concurrent: true },
+  File: { order: 0, restartable: false, carriesData: true, exclusive: (s) => `path ${s.path}`, concurrent: false },
+  Service: { order: 1, restartable: true, carriesData: true, exclusive: (s) => `unit ${s.unit}`, concurrent: false },
 };
 
 export const KINDS = Object.keys(KIND_RULES) as readonly Kind[];

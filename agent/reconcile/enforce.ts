@@ -16,8 +16,11 @@ export interface EnforceOptions {
   healthTimeoutMs: number;
   log: Logger;
   signal: AbortSignal;
-  /** Persists one inventory change; called after every change, so a crash loses at most the change under way. */
-  journal: (record: JournalRecord) => Promise<void>;
+  /**
+   * Persists inventory changes; called after every change (changes that finish while a write is
+   * under way are written together by the next), so a crash loses at most the changes under way.
+   */
+  journal: (records: readonly JournalRecord[]) => Promise<void>;
 }
 
 /** Observes the host and plans `bundle` onto it. Changes nothing. */
@@ -63,15 +66,39 @@ export async function enforce(
 ): Promise<{ plan: Plan; results: Map<string, ResourceResult> }> {
   const plan = await planBundle(bundle, state, opts);
   const byId = new Map(bundle.resources.map((d) => [d.id, d]));
+  const write = coalesce(opts.journal);
   const results = await applyPlan(plan, opts.drivers, opts.log, opts.signal, async (result) => {
     const before = state.inventory[result.id];
     remember(state, byId.get(result.id), result, opts.drivers, bundle.revision);
     const after = state.inventory[result.id];
-    if (after !== before) await opts.journal({ id: result.id, ...(after ? { entry: after } : {}) });
+    if (after !== before) await write({ id: result.id, ...(after ? { entry: after } : {}) });
   });
   for (const id of plan.unchanged) remember(state, byId.get(id), results.get(id)!, opts.drivers, bundle.revision);
   await checkHealth(bundle, results, opts.drivers, opts.healthTimeoutMs, opts.log, opts.signal);
   return { plan, results };
+}
+
+/**
+ * One write at a time: items that arrive while a write is under way go together into the next
+ * one, and each caller's promise settles when the write holding its item is done.
+ */
+export function coalesce<T>(write: (items: T[]) => Promise<void>): (item: T) => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  let waiting: { items: T[]; done: Promise<void> } | undefined;
+  return (item) => {
+    if (waiting) {
+      waiting.items.push(item);
+      return waiting.done;
+    }
+    const items = [item];
+    const done = running.then(() => {
+      waiting = undefined;
+      return write(items);
+    });
+    waiting = { items, done };
+    running = done.catch(() => undefined);
+    return done;
+  };
 }
 
 /** Keeps the inventory current with one result (see inventory.ts for what is owned when). */

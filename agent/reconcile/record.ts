@@ -94,10 +94,10 @@ export async function startRun(ctx: AgentContext, opts: RunOptions): Promise<Run
   };
 }
 
-/** Records one inventory change; a full disk is a warning (the run's final save retries it). */
-export async function journal(ctx: AgentContext, run: RunRecord, record: JournalRecord): Promise<void> {
+/** Records inventory changes; a full disk is a warning (the run's final save retries it). */
+export async function journal(ctx: AgentContext, run: RunRecord, records: readonly JournalRecord[]): Promise<void> {
   try {
-    await appendJournal(ctx.config.stateDir, record);
+    await appendJournal(ctx.config.stateDir, records);
   } catch (err) {
     run.warn(`cannot write ${ctx.config.stateDir}/state.journal: ${errnoOf(err)}`);
   }
