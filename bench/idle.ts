@@ -15,7 +15,7 @@ import { containerDoc, docker, makeAgent } from '../test/helpers/agent.js';
 import { createFleetRepo, startGitServer } from '../test/helpers/git.js';
 
 const [containers = 10, polls = 1000, files = 10] = process.argv.slice(2).map(Number);
-const command = process.env.STEWARD?.split(' ') ?? [
+const command = process.env.STEWARD?.split(' ').filter(Boolean) ?? [
   process.execPath,
   fileURLToPath(new URL('../dist/agent/main.js', import.meta.url)),
 ];

@@ -46,7 +46,7 @@ for arch in $archs; do
   else
     depends="Depends: libatomic1"   # cannot fetch that architecture's library (dpkg --add-architecture, as test/testbed.sh does)
   fi
-  printf '#!/bin/sh\nLD_LIBRARY_PATH=/usr/lib/steward/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec /usr/lib/steward/node /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=/usr/lib/steward/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec /usr/lib/steward/node --max-semi-space-size=1 /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
   chmod 755 "$root/usr/bin/steward" "$lib/node"
   cp systemd/steward.service "$root/lib/systemd/system/steward.service"
   cp README.md "$root/usr/share/doc/steward/README.md"
