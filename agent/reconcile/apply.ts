@@ -1,6 +1,5 @@
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Desired } from '../manifest/bundle.js';
 import { driverOf, type Action, type Change, type Owned } from '../resources/driver.js';
 import { KIND_RULES } from '../manifest/kinds.js';
 import { prerequisites, type Drivers, type Plan } from './plan.js';
