@@ -646,6 +646,25 @@ export async function writePack(
   }
 }
 
+/**
+ * A pack of `oids` (no deltas) in memory, for a push: a status report is a few small objects.
+ * (isomorphic-git's packObjects deflates through CompressionStream and Response, which loads
+ * node's fetch implementation and its WebAssembly parser: 23 MiB of RSS measured, for one push.)
+ */
+export async function packBuffer(oids: string[], read: (oid: string) => Promise<GitObject>): Promise<Buffer> {
+  const header = Buffer.alloc(12);
+  header.write('PACK', 0, 'latin1');
+  header.writeUInt32BE(2, 4);
+  header.writeUInt32BE(oids.length, 8);
+  const parts: Buffer[] = [header];
+  for (const oid of oids) {
+    const { type, data } = await read(oid);
+    parts.push(entryHeader(TYPE_CODES[type], data.length), deflateSync(data));
+  }
+  const body = Buffer.concat(parts);
+  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
+}
+
 /** A pack entry's header: the type code and the size, 4 bits then 7 per byte. */
 export function entryHeader(code: number, size: number): Buffer {
   const bytes: number[] = [];

@@ -7,7 +7,7 @@ import { StewardError } from '../errors.js';
 import { agentVersion } from '../version.js';
 import { DEFAULT_MAX_PACK_BYTES, redactUrl, type GitHttp } from './http.js';
 import { MissingObjectError, ObjectStore, parseCommit, parseTree } from './objects.js';
-import { indexPack, writePack, type ObjectSink } from './pack.js';
+import { indexPack, packBuffer, writePack, type ObjectSink } from './pack.js';
 import { parsePktLines, pkt, readFetchAnswer, type FetchAnswer } from './pktline.js';
 import { gitError, SmartHttpTransport, type GitTransport } from './transport.js';
 
@@ -473,8 +473,7 @@ export class GitRepo {
   pushCommit(branch: string, opts: { expect: string | undefined; commit: string; objects: string[] }): Promise<void> {
     return this.#serial(async () => {
       const ref = `refs/heads/${branch}`;
-      const { packfile } = await git.packObjects({ fs, gitdir: this.gitdir, oids: opts.objects, cache: this.cache });
-      if (!packfile) throw new StewardError('E_INTERNAL', 'packObjects returned no pack');
+      const packfile = await packBuffer(opts.objects, (oid) => this.objects.read(oid));
       const command =
         pkt(`${opts.expect ?? ZERO} ${opts.commit} ${ref}\0report-status agent=steward/${agentVersion}\n`) + '0000';
       const res = await this.#transport.call('git-receive-pack', Buffer.concat([Buffer.from(command), packfile]), {
