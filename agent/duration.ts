@@ -39,3 +39,17 @@ export function parseSize(text: string): number {
   if (!m) throw new Error(`not a size: ${JSON.stringify(text)}`);
   return Number(m[1]) * SIZES[m[2]!]!;
 }
+
+/**
+ * The schemas' `durationRange: { min, max }` check (compiled into the validators): true when
+ * `text` lies within the bounds, or is not a duration at all (the pattern reports that one).
+ */
+export function durationInRange(text: string, min: string, max: string): boolean {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    return true;
+  }
+  return ms >= parseDuration(min) && ms <= parseDuration(max);
+}

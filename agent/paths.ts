@@ -15,5 +15,3 @@ export const packageRoot: string = (() => {
   }
   throw new Error('cannot find the schemas/ folder above ' + fileURLToPath(import.meta.url));
 })();
-
-export const schemasDir = join(packageRoot, 'schemas');

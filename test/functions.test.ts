@@ -15,7 +15,7 @@ async function sources(dir: string): Promise<string[]> {
     const full = join(dir, e.name);
     if (e.isDirectory()) {
       if (e.name !== 'types') out.push(...(await sources(full))); // agent/types is generated from the schemas
-    } else if (e.name.endsWith('.ts')) out.push(full);
+    } else if (e.name.endsWith('.ts') && !e.name.endsWith('.generated.ts')) out.push(full); // written by ajv
   }
   return out;
 }

@@ -1,10 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import { parseDuration } from '../duration.js';
-import { schemasDir } from '../paths.js';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { Kind } from './kinds.js';
+import { validators } from './validators.generated.js';
 
 /** The schema files, by the name used in `schemas/<name>.schema.json`. */
 export type SchemaName = 'agent-config' | 'host-status' | Lowercase<Kind>;
@@ -17,54 +13,12 @@ export interface SchemaProblem {
   message: string;
 }
 
-let ajv: Ajv2020 | undefined;
-const compiled = new Map<SchemaName, ValidateFunction>();
-
-function instance(): Ajv2020 {
-  if (ajv) return ajv;
-  ajv = new Ajv2020({ strict: true, allErrors: true, verbose: true, strictRequired: false, strictTypes: false });
-  const addFormats = (addFormatsModule as unknown as { default: (a: Ajv2020) => void }).default;
-  addFormats(ajv);
-  // `durationRange: { min, max }` bounds a duration string ("0s" polls in a tight loop; "999h"
-  // overflows Node's timers). A value that is not a duration is left to the pattern's message.
-  ajv.addKeyword({
-    keyword: 'durationRange',
-    type: 'string',
-    schemaType: 'object',
-    errors: true,
-    validate: function check(range: { min: string; max: string }, data: string) {
-      let ms: number;
-      try {
-        ms = parseDuration(data);
-      } catch {
-        return true;
-      }
-      if (ms >= parseDuration(range.min) && ms <= parseDuration(range.max)) return true;
-      (check as unknown as { errors: Partial<ErrorObject>[] }).errors = [
-        {
-          keyword: 'durationRange',
-          message: `must be between ${range.min} and ${range.max} (got ${data})`,
-          params: range,
-        },
-      ];
-      return false;
-    },
-  });
-  ajv.addSchema(load('common'), 'common.schema.json');
-  return ajv;
-}
-
-function load(name: string): object {
-  return JSON.parse(readFileSync(join(schemasDir, `${name}.schema.json`), 'utf8')) as object;
-}
-
+/**
+ * The validators are compiled ahead of time (schemas/gen-validators.mjs, with strict mode, all
+ * errors, verbose errors and the formats of ajv-formats): no process compiles a schema.
+ */
 function validator(name: SchemaName): ValidateFunction {
-  let fn = compiled.get(name);
-  if (!fn) {
-    fn = instance().compile(load(name));
-    compiled.set(name, fn);
-  }
-  return fn;
+  return (validators as unknown as Record<SchemaName, ValidateFunction>)[name];
 }
 
 /** Validates `value` against a schema; returns readable problems, empty when valid. Pure. */
