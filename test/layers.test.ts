@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // The layers of agent/, lowest first (README, "Development"). A module may import from its own
 // layer and the ones below it, never from one above.
 export const LAYERS = [
-  ['errors.ts', 'log.ts', 'paths.ts', 'version.ts', 'duration.ts', 'types/'],
+  ['errors.ts', 'log.ts', 'paths.ts', 'version.ts', 'duration.ts', 'order.ts', 'types/'],
   ['manifest/'],
   ['config/'],
   ['host/'],

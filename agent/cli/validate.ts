@@ -8,6 +8,7 @@ import { decodeManifest, MAX_MANIFEST_BYTES } from '../manifest/text.js';
 import { resolveBundle } from '../reconcile/resolve.js';
 import { MANIFEST_RE, type ManifestFile } from '../source/tree.js';
 import { args, type ExitCode, type Io } from './common.js';
+import { compareText } from '../order.js';
 
 export const help =
   'steward validate [DIR] [--path P]... [--age-key-file F] [--pgp-key-file F]   check the manifests of a checkout (exit 0, or 2 with the errors)';
@@ -103,7 +104,7 @@ async function walk(top: string, dir: string, files: ManifestFile[], errors: Ste
     );
     return;
   }
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const e of entries.sort((a, b) => compareText(a.name, b.name))) {
     const path = join(dir, e.name);
     const rel = relative(top, path);
     if (e.name === '.git' || e.name === 'node_modules') continue;

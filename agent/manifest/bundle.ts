@@ -12,6 +12,7 @@ export {
   type DesiredFile,
   type DesiredService,
 } from './kinds.js';
+import { compareText } from '../order.js';
 
 /** The desired state of a host at one commit: every resource, in dependency order. */
 export interface Bundle {
@@ -215,7 +216,7 @@ function findCycle(resources: Desired[]): string[] | undefined {
 /** A stable topological order: dependencies first, otherwise files, Files, Services, Containers. */
 function orderByDependencies(resources: Desired[]): Desired[] {
   const rank = (r: Desired) => KIND_RULES[r.kind].order;
-  const sorted = [...resources].sort((a, b) => rank(a) - rank(b) || a.id.localeCompare(b.id));
+  const sorted = [...resources].sort((a, b) => rank(a) - rank(b) || compareText(a.id, b.id));
   const byId = new Map(sorted.map((r) => [r.id, r]));
   const out: Desired[] = [];
   const placed = new Set<string>();

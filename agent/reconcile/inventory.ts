@@ -1,3 +1,4 @@
+import { compareText } from '../order.js';
 import type { Desired, Kind } from '../manifest/kinds.js';
 import { isKind } from '../manifest/kinds.js';
 import type { InventoryEntry, Owned } from '../resources/driver.js';
@@ -67,7 +68,7 @@ export function prunable(
   for (const [id, entry] of Object.entries(inventory)) candidates.set(id, entry.kind);
   return [...candidates]
     .filter(([id, kind]) => !desired.has(id) && !unobservable.has(kind))
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => compareText(a, b))
     .map(([id, kind]) => ({ id, kind }));
 }
 

@@ -1,3 +1,4 @@
+import { compareText } from '../order.js';
 import type { StewardError } from '../errors.js';
 import type { ResourceResult } from './apply.js';
 import type { AgentState } from './state.js';
@@ -108,7 +109,7 @@ export function buildStatus(
 function resourcesOf(run: RunOutcome): { resources: HostStatus['resources']; counts: Counts } {
   const resources: HostStatus['resources'] = {};
   const counts = { resources: 0, changed: 0, failed: 0, skipped: 0, pruned: 0, drift: 0 };
-  for (const r of [...run.results.values()].sort((a, b) => a.id.localeCompare(b.id))) {
+  for (const r of [...run.results.values()].sort((a, b) => compareText(a.id, b.id))) {
     resources[r.id] = {
       action: r.action,
       status: r.status,

@@ -1,3 +1,4 @@
+import { compareText } from '../order.js';
 import { dirname, posix } from 'node:path';
 import type { AgentConfig } from '../config/load.js';
 import { StewardError } from '../errors.js';
@@ -80,7 +81,7 @@ export async function resolveBundle(
     if (envFrom && envFrom.length > 0) await resolveEnv(r, envFrom, readRepoFile, keys, errors);
   }
   return errors.sort(
-    (x, y) => (x.detail.file ?? '').localeCompare(y.detail.file ?? '') || (x.detail.line ?? 0) - (y.detail.line ?? 0),
+    (x, y) => compareText(x.detail.file ?? '', y.detail.file ?? '') || (x.detail.line ?? 0) - (y.detail.line ?? 0),
   );
 }
 

@@ -1,6 +1,7 @@
 import { StewardError } from '../errors.js';
 import { decodeManifest } from '../manifest/text.js';
 import type { ObjectStore, TreeEntry } from './objects.js';
+import { compareText } from '../order.js';
 
 /** A manifest file's text with its repository-relative path. */
 export interface ManifestFile {
@@ -34,7 +35,7 @@ export async function readManifests(store: ObjectStore, commit: string, paths: s
     else if (MANIFEST_RE.test(root)) await addFile(root, entry.oid);
     else out.missing.push(root);
   }
-  out.files.sort((a, b) => a.path.localeCompare(b.path));
+  out.files.sort((a, b) => compareText(a.path, b.path));
   return out;
 
   function refused(path: string, entry: TreeEntry): boolean {

@@ -2,6 +2,7 @@ import { parseCommit, parseTree, type TreeEntry } from '../source/objects.js';
 import type { GitObject } from '../source/pack.js';
 import type { GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
+import { compareText } from '../order.js';
 
 export interface FleetRow {
   host: string;
@@ -79,7 +80,7 @@ export async function readFleet(
   }
   const rows = [...found.values()].flatMap((f) => (f.row ? [f.row] : []));
   const unreadable = [...found.entries()].flatMap(([host, f]) => (f.row ? [] : [{ host, reason: f.reason! }]));
-  rows.sort((a, b) => a.host.localeCompare(b.host));
+  rows.sort((a, b) => compareText(a.host, b.host));
   return { tip: wanted.get(branch), rows, unreadable };
 }
 
