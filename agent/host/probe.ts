@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { Probe } from '../types/container.js';
 
@@ -20,9 +19,9 @@ export async function probeOnce(probe: Probe, timeoutMs: number, signal: AbortSi
   throw new Error('exec probes are run by the driver');
 }
 
-function httpProbe(url: string, want: number, timeoutMs: number, outer: AbortSignal): Promise<ProbeResult> {
+async function httpProbe(url: string, want: number, timeoutMs: number, outer: AbortSignal): Promise<ProbeResult> {
   const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), outer]);
-  const make = url.startsWith('https:') ? httpsRequest : httpRequest;
+  const make = url.startsWith('https:') ? (await import('node:https')).request : httpRequest; // TLS only when used
   return new Promise((resolve) => {
     const req = make(url, { method: 'GET', signal }, (res) => {
       res.resume();

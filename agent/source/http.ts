@@ -1,5 +1,4 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { packetRanges, pkt } from './pktline.js';
 
@@ -187,7 +186,8 @@ async function open(
     !payload.includes('command=ls-refs');
   const deadline = startDeadline(opts.timeoutMs * (isPack ? (opts.packFactor ?? 10) : 1), opts.signal);
   const url = new URL(req.url);
-  const make = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  // node:https (TLS) is loaded only by an https source: 0.5 MiB of RSS on Node 20, 2 MiB on 26.
+  const make = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
   if (opts.stats) {
     opts.stats.requests += 1;
     opts.stats.bytesSent += payload.length;
