@@ -5,7 +5,8 @@
 // (test/testbed.sh) and `npm run build`. Polls every 100 ms (the shortest interval the config
 // takes). RSS from /proc/<pid>/status after polls 1, 10, 100, 1,000, 10,000; daemon CPU
 // (utime + stime from /proc/<pid>/stat) between poll 2 and poll N+2, divided by N. Prints
-// figures; asserts nothing.
+// figures; asserts nothing. SNAPSHOT_AT=N sends the daemon SIGUSR2 after poll N: with
+// STEWARD='node --heapsnapshot-signal=SIGUSR2 ...' it writes a heap snapshot into its cwd.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -19,6 +20,7 @@ const command = process.env.STEWARD?.split(' ').filter(Boolean) ?? [
   process.execPath,
   fileURLToPath(new URL('../dist/agent/main.js', import.meta.url)),
 ];
+const snapshotAt = Number(process.env.SNAPSHOT_AT ?? 0); // sends SIGUSR2 after that poll
 const TICK = 100; // clock ticks per second (getconf CLK_TCK on Linux)
 console.log(
   `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, bench node ${process.version}, engine ${(await docker.version()).Version}; agent: ${command.join(' ')}`,
@@ -73,6 +75,7 @@ try {
         runs += 1;
         const n = runs;
         if (marks.includes(n)) void rss().then((v) => samples.push([n, v]));
+        if (n === snapshotAt) daemon.kill('SIGUSR2'); // with --heapsnapshot-signal=SIGUSR2 in STEWARD
         if (n === 2) void cpuMs().then((v) => (cpu2 = v));
         if (n % 1000 === 0) console.log(`  ... ${n} polls, ${((performance.now() - started) / 1000).toFixed(0)} s`);
         if (n === polls + 2)
@@ -84,6 +87,9 @@ try {
     });
   });
   await new Promise((r) => setTimeout(r, 300));
+  const status = await proc('status');
+  const mib = (k: string) => (Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1]) / 1024).toFixed(1);
+  console.log(`at the end: RSS anonymous ${mib('RssAnon')} MiB, file-backed ${mib('RssFile')} MiB`);
   daemon.removeAllListeners('exit');
   daemon.kill('SIGTERM');
   samples.sort((x, y) => x[0] - y[0]);

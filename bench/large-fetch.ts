@@ -3,7 +3,9 @@
 // the test Git server (git http-backend, protocol v2). Then a second commit that changes one
 // manifest: the incremental fetch. Prints numbers; asserts nothing.
 //   npm run -s build && node --import ./test/loader/register.mjs bench/large-fetch.ts
-// STEWARD_MAIN=/path/to/dist/agent/main.js measures another build (the figures before a change).
+// STEWARD_MAIN=/path/to/dist/agent/main.js measures another build (the figures before a change);
+// NODE_FLAGS='--max-semi-space-size=1 --no-opt' passes V8 flags to it; RESOURCES=500 makes the
+// bundle 500 File manifests instead of 10.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -14,8 +16,10 @@ import { createFleetRepo, startGitServer } from '../test/helpers/git.js';
 
 const main = process.env.STEWARD_MAIN ?? fileURLToPath(new URL('../dist/agent/main.js', import.meta.url));
 const packMiB = Number(process.env.PACK_MIB ?? 50);
+const resources = Number(process.env.RESOURCES ?? 10); // File manifests beside the blobs
+const flags = (process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean); // V8 flags for the agent
 console.log(
-  `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${main}`,
+  `machine: ${cpus().length} x ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${flags.join(' ')} ${main}`,
 );
 const server = await startGitServer();
 const fleet = await createFleetRepo(server, 'large');
@@ -23,7 +27,7 @@ const dir = await mkdtemp(join(tmpdir(), 'steward-bench-large-'));
 const outDir = await mkdtemp(join(tmpdir(), 'steward-bench-large-out-'));
 const files: Record<string, string | Buffer> = {};
 for (let i = 0; i < packMiB; i++) files[`assets/blob-${i}.bin`] = randomBytes(1024 * 1024);
-for (let i = 0; i < 10; i++)
+for (let i = 0; i < resources; i++)
   files[`hosts/bench/file-${i}.yaml`] =
     `apiVersion: steward/v1\nkind: File\nmetadata: { name: f${i} }\nspec:\n  path: ${join(outDir, `f${i}.txt`)}\n  content: "file ${i}\\n"\n`;
 await fleet.commit(files);
@@ -35,7 +39,9 @@ await writeFile(
 
 async function once(label: string): Promise<void> {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [main, 'once', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...flags, main, 'once', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -63,7 +69,7 @@ async function once(label: string): Promise<void> {
     );
 }
 
-await once(`first run, ${packMiB} MiB pack`);
+await once(`first run, ${packMiB} MiB pack, ${resources} File resources`);
 await fleet.commit({
   'hosts/bench/file-0.yaml': files['hosts/bench/file-0.yaml']!.toString().replace('file 0', 'file 0 changed'),
 });

@@ -1,20 +1,32 @@
-// Bundles the agent into one ESM file for the packages. The agent talks to the Docker engine
+// Bundles the agent for the packages and for `npm run build` (dist/steward/): one ESM file,
+// steward.mjs, and chunks/ holding what only some runs load (OpenPGP, SSH, age), each read only
+// when a run needs it. Minified in whitespace and syntax (names kept, so stack traces still name
+// functions): the source text is kept in the heap for the process's life, and the unminified
+// single file was 7 MiB of it (two-byte, for a few non-ASCII comments). bench/README.md, issue 15. The agent talks to the Docker engine
 // with its own client (agent/host/engine.ts), so dockerode's tree is not in it. The agent's own
 // SSH Git transport bundles ssh2 whole, without its optional native addons (sshcrypto.node,
 // cpu-features): ssh2 falls back to node's crypto and pure JS when they are missing, and the
 // package carries no compiled code.
 import { build } from 'esbuild';
+import { isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-const [, , entry, outfile] = process.argv;
+const [, , entry, outdir] = process.argv;
 await build({
   entryPoints: [entry],
-  outfile,
+  outdir,
+  entryNames: 'steward',
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
   bundle: true,
+  splitting: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  minify: false,
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  charset: 'ascii',
   legalComments: 'none',
   banner: {
     // CommonJS modules in the tree expect require, __filename and __dirname (ssh2's poly1305, an
@@ -29,6 +41,24 @@ await build({
   },
   plugins: [
     {
+      // An ES import of a builtin builds its namespace by reading every export, and Node 26's
+      // http and zlib export lazy getters that load undici, web streams, http2 and zip: +12 MiB
+      // of RSS at start for nothing. A builtin is taken with require() instead, whose exports
+      // are read only when used.
+      name: 'builtins-by-require',
+      setup(b) {
+        b.onResolve({ filter: /^[a-z_/:]+$/ }, (args) =>
+          (args.kind === 'import-statement' || args.kind === 'dynamic-import') && isBuiltin(args.path)
+            ? { path: args.path, namespace: 'builtin' }
+            : undefined,
+        );
+        b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
+          contents: `module.exports = require(${JSON.stringify(args.path)});`,
+          loader: 'js',
+        }));
+      },
+    },
+    {
       name: 'no-native',
       setup(b) {
         b.onResolve({ filter: /\.node$|^cpu-features$/ }, (args) => ({ path: args.path, external: true }));
@@ -37,4 +67,4 @@ await build({
   ],
   logLevel: 'warning',
 });
-console.log(`bundled ${fileURLToPath(new URL(outfile, `file://${process.cwd()}/`))}`);
+console.log(`bundled ${fileURLToPath(new URL(`${outdir}/steward.mjs`, `file://${process.cwd()}/`))}`);

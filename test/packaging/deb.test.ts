@@ -142,6 +142,11 @@ t.test(
     t.equal(doctor.code, 0, doctor.stdout);
     t.match(doctor.stdout, /ok    git +reachable with the credentials; main at [0-9a-f]{7}/);
     t.match(doctor.stdout, /ok    systemd +systemd 252/);
+    t.not(
+      (await sh('ls /var/cache/steward/compile/*')).stdout,
+      '',
+      "the launcher keeps the compiled bundle in Node's compile cache (steward doctor wrote it on exit)",
+    );
     t.equal((await docker.getContainer(`pkg-${host}`).inspect()).State.Running, true);
     const prio = (await sh(`journalctl -u steward -o json --no-pager | grep '"run finished' | head -1`)).stdout;
     t.match(prio, /"PRIORITY":"6"/, 'journald got the info priority');
