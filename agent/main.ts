@@ -5,6 +5,7 @@ import { once, help as onceHelp } from './cli/once.js';
 import { plan, help as planHelp } from './cli/plan.js';
 import { run, help as runHelp } from './cli/run.js';
 import { status, help as statusHelp } from './cli/status.js';
+import { resume, resumeHelp, suspend, suspendHelp } from './cli/suspend.js';
 import { validate, help as validateHelp } from './cli/validate.js';
 import { version, help as versionHelp } from './cli/version.js';
 import { stdio, type ExitCode, type Io } from './cli/common.js';
@@ -20,6 +21,8 @@ const commands: Record<string, [Command, string]> = {
   plan: [plan, planHelp],
   validate: [validate, validateHelp],
   status: [status, statusHelp],
+  suspend: [suspend, suspendHelp],
+  resume: [resume, resumeHelp],
   enroll: [enroll, enrollHelp],
   doctor: [doctor, doctorHelp],
   version: [version, versionHelp],

@@ -6,7 +6,7 @@ import { formatError, StewardError } from '../errors.js';
 import { buildBundle } from '../manifest/bundle.js';
 import { decodeManifest, MAX_MANIFEST_BYTES } from '../manifest/text.js';
 import { resolveBundle } from '../reconcile/resolve.js';
-import { MANIFEST_RE, type ManifestFile } from '../source/tree.js';
+import { MANIFEST_RE, SUSPEND_FILE_RE, type ManifestFile } from '../source/tree.js';
 import { args, type ExitCode, type Io } from './common.js';
 import { compareText } from '../order.js';
 
@@ -107,7 +107,7 @@ async function walk(top: string, dir: string, files: ManifestFile[], errors: Ste
   for (const e of entries.sort((a, b) => compareText(a.name, b.name))) {
     const path = join(dir, e.name);
     const rel = relative(top, path);
-    if (e.name === '.git' || e.name === 'node_modules') continue;
+    if (e.name === '.git' || e.name === 'node_modules' || SUSPEND_FILE_RE.test(rel)) continue;
     const st = await lstat(path);
     if (st.isSymbolicLink())
       errors.push(

@@ -27,6 +27,8 @@ export interface RunOutcome {
   results: Map<string, ResourceResult>;
   notes: string[];
   rollback?: { from: string; to: string; at: string; reason: string };
+  /** Set when the run applied nothing because the host is suspended. */
+  suspended?: { source: string; reason: string };
 }
 
 export interface HostIdentity {
@@ -123,7 +125,7 @@ function resourcesOf(run: RunOutcome): { resources: HostStatus['resources']; cou
     if (r.status === 'Failed') counts.failed += 1;
     if (r.status === 'Skipped') counts.skipped += 1;
     if (r.status === 'Pruned') counts.pruned += 1;
-    if (r.drift && r.status === 'Ready') counts.drift += 1;
+    if (r.drift && (r.status === 'Ready' || run.phase === 'Suspended')) counts.drift += 1; // suspended: seen, kept
   }
   return { resources, counts };
 }
@@ -177,7 +179,9 @@ function conditionsOf(run: RunOutcome, counts: Counts): Array<Omit<Condition, 'l
   ];
 }
 
-function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number }): string {
+function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number; drift: number }): string {
+  if (run.suspended)
+    return `suspended by ${run.suspended.source}: ${run.suspended.reason}; ${counts.skipped} change(s) held, ${counts.drift} of them drift`;
   if (run.rollback)
     return `revision ${short(run.rollback.from)} failed its health checks; rolled back to ${short(run.rollback.to)}: ${run.rollback.reason}`;
   if (run.phase === 'Degraded')

@@ -5,6 +5,7 @@ import { judge } from './judge.js';
 import { report } from './outbox.js';
 import { startRun, type RunOptions, type RunReport } from './record.js';
 import { phaseOf } from './report.js';
+import { heldResults, suspensionOf } from './suspend.js';
 import { syncStep } from './sync.js';
 
 export type { AgentContext } from './context.js';
@@ -30,7 +31,16 @@ export async function runOnce(ctx: AgentContext, opts: RunOptions): Promise<RunR
   if (!head) return report(ctx, run);
   const { verdict, target } = await choose(ctx, run, head);
   const refused = verdict === 'head' ? undefined : REFUSED_PHASE[verdict];
-  if (!target) outcome.phase = refused ?? 'Failed';
+  // Suspended (steward suspend, or hosts/<host>/suspend.yaml at a head that passed its gates):
+  // the plan is made and reported, nothing is applied, drift is seen and left alone.
+  const passed = verdict === 'head' || verdict === 'invalid';
+  const held = opts.apply ? await suspensionOf(ctx, run, passed ? head : state.appliedRevision) : undefined;
+  if (held) {
+    outcome.suspended = held;
+    outcome.phase = 'Suspended';
+    if (target) outcome.results = heldResults(await planStep(ctx, run, target), held);
+    run.log.warn({ source: held.source, reason: held.reason }, `suspended: nothing is applied (${held.reason})`);
+  } else if (!target) outcome.phase = refused ?? 'Failed';
   else if (!opts.apply) {
     const plan = await planStep(ctx, run, target);
     outcome.phase = refused ?? (plan.changes.length === 0 ? 'Converged' : 'Progressing');

@@ -19,6 +19,10 @@ export interface CommitFiles {
 
 export const MANIFEST_RE = /\.(ya?ml|json)$/i;
 
+/** `hosts/<host>/suspend.yaml` suspends a host (README "Suspending a host"): not a manifest. */
+export const SUSPEND_FILE_RE = /^hosts\/[^/]+\/suspend\.yaml$/;
+export const suspendFile = (host: string): string => `hosts/${host}/suspend.yaml`;
+
 /**
  * Reads every manifest below `paths` at `commit`, straight from Git objects (no checkout).
  * Symlinks and submodules are refused with an error naming the entry: a symlink in a fleet repo
@@ -56,7 +60,7 @@ export async function readManifests(store: ObjectStore, commit: string, paths: s
       const path = dir === '' ? entry.path : `${dir}/${entry.path}`;
       if (refused(path, entry)) continue;
       if (entry.type === 'tree') await walk(path, await store.readTree(entry.oid));
-      else if (MANIFEST_RE.test(entry.path)) await addFile(path, entry.oid);
+      else if (MANIFEST_RE.test(entry.path) && !SUSPEND_FILE_RE.test(path)) await addFile(path, entry.oid);
     }
   }
 
