@@ -68,7 +68,9 @@ function reasonIn(run: RunRecord, file: string, read: () => unknown): string {
     run.warn(`${file} cannot be parsed (${(err as Error).message.split('\n')[0]}); the host stays suspended`);
     return `${file} cannot be parsed`;
   }
-  const reason = (doc as { reason?: unknown } | null)?.reason;
+  const { reason, pin } = (doc ?? {}) as { reason?: unknown; pin?: unknown };
+  if (pin !== undefined)
+    run.warn(`${file}: "pin" is not supported by this agent version; the host is suspended instead`);
   if (typeof reason === 'string' && reason.trim() !== '') return reason.trim().slice(0, MAX_REASON);
   run.warn(`${file} has no "reason" (a non-empty string); the host stays suspended`);
   return 'no reason given';

@@ -99,11 +99,12 @@ t.test('hosts/<host>/suspend.yaml suspends from Git, is no manifest, and its rem
   t.equal(await running(web), false, 'drift is not corrected while suspended');
   t.match(r.outcome.results.get(`Container/${web}`), { status: 'Skipped', drift: true });
 
-  // A suspend file without a reason still suspends, and says what is wrong with it.
+  // A suspend file without a reason still suspends, and says what is wrong with it (a pin too).
   await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: 'pin: nothing\n' });
   r = await a.once();
   t.equal(r.outcome.phase, 'Suspended');
   t.match(r.outcome.notes, [
+    `hosts/${a.host}/suspend.yaml: "pin" is not supported by this agent version; the host is suspended instead`,
     `hosts/${a.host}/suspend.yaml has no "reason" (a non-empty string); the host stays suspended`,
   ]);
 
