@@ -41,6 +41,11 @@ export async function sync(
       `${state.source.error.message} (next try at ${state.source.retryAt})`,
       { retry: 'transient' },
     );
+    // Said on every run it holds, so `steward once` in a backoff says why it did not fetch.
+    log.warn(
+      { code: error.code, revision: local, failures: state.source.failures },
+      `${error.message}; ${local ? `using the last fetched revision ${local.slice(0, 7)}` : 'nothing fetched yet'}`,
+    );
     return { ...(local ? { revision: local } : {}), error };
   }
   try {

@@ -324,11 +324,11 @@ t.test('steward enroll takes the SSH options; steward doctor checks key, host ke
 });
 
 t.test('the packaged bundle speaks SSH without ssh2 native addons', async (t) => {
-  // Laid out as packaging/build.sh ships it: the esbuild bundle beside schemas/ and a package.json;
-  // ssh2's sshcrypto.node and cpu-features are left out of the bundle.
+  // Laid out as packaging/build.sh ships it: steward.mjs and its chunks/ beside schemas/ and a
+  // package.json; ssh2's sshcrypto.node and cpu-features are left out of the bundle.
   const lib = await mkdtemp(join(tmpdir(), 'steward-bundle-'));
   const out = join(lib, 'steward.mjs');
-  await exec(process.execPath, ['packaging/bundle.mjs', 'dist/agent/main.js', out]);
+  await exec(process.execPath, ['packaging/bundle.mjs', 'dist/agent/main.js', lib]);
   await exec('cp', ['-r', 'schemas', lib]);
   await writeFile(join(lib, 'package.json'), '{ "type": "module" }\n');
   const a = await sshAgent();

@@ -46,6 +46,13 @@ function once(
   });
 }
 
+/** Sleeps until the Git backoff that state.json records has ended. */
+async function waitOutBackoff(stateDir: string): Promise<void> {
+  const state = JSON.parse(await readFile(join(stateDir, 'state.json'), 'utf8')) as { source?: { retryAt: string } };
+  const wait = state.source ? Date.parse(state.source.retryAt) - Date.now() : 0;
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait + 50));
+}
+
 const codes = (stdout: string) =>
   stdout
     .split('\n')
@@ -116,15 +123,20 @@ t.test('a pack over source.maxPackSize is cut off and leaves nothing in source.g
   withServer('junk-pack', async (url) => {
     const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n');
     for (const run of [1, 2]) {
+      if (run === 2) await waitOutBackoff(stateDir); // so run 2 fetches again, not only reports run 1's error
       const r = await once(config);
       t.equal(r.signal, null, `run ${run} ended by itself`);
       t.ok(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `run ${run}: E_GIT_TOO_LARGE (${codes(r.stdout).join(', ')})`);
+      t.notMatch(r.stdout, 'next try at', `run ${run} tried the server`);
       t.same(
         await readdir(join(stateDir, 'source.git', 'objects', 'pack')).catch(() => []),
         [],
         `run ${run}: no pack left behind`,
       );
     }
+    const held = await once(config);
+    t.ok(codes(held.stdout).includes('E_GIT_TOO_LARGE'), 'a run inside the backoff logs the error it holds off for');
+    t.match(held.stdout, 'next try at', 'and when it will try again');
   }),
 );
 
