@@ -23,6 +23,7 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
           revision: outcome.desiredRevision,
           phase: outcome.phase,
           ...(outcome.signature ? { signature: signatureJson(outcome.signature) } : {}),
+          ...(outcome.pinned ? { pinned: outcome.pinned } : {}),
           changes: plan?.changes.map(toJson) ?? [],
           unchanged: plan?.unchanged ?? [],
           notes: outcome.notes,
@@ -40,6 +41,11 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
         sig.ok
           ? `signature: ${outcome.desiredRevision.slice(0, 12)} is signed by ${describeSigner(sig.signer)}`
           : `signature: ${outcome.desiredRevision.slice(0, 12)} is refused (${sig.code}): ${sig.reason}`,
+      );
+    const pin = outcome.pinned;
+    if (pin)
+      io.out(
+        `pinned at ${pin.revision.slice(0, 12)} by ${pin.source}: ${pin.reason} (the branch is at ${pin.head.slice(0, 12)})`,
       );
     if (plan) io.out(renderPlan(plan));
   }

@@ -37,18 +37,35 @@ export const REFUSED_PHASE: Record<Exclude<Verdict, 'head'>, Phase> = {
 };
 
 /**
- * Step 2: the head's bundle, unless a gate refuses the head or its bundle is invalid; then the
- * last good bundle is enforced instead, so drift is still corrected.
+ * Step 2a: whether the head passes its gates ('head'), or which refused it. A pinned revision
+ * (suspend.yaml `pin:`) passes the same gates but the ancestry one: it is checked to be on the
+ * branch below the head instead, and the applied revision need not descend from it.
  */
-export async function choose(ctx: AgentContext, run: RunRecord, head: string): Promise<Choice> {
-  let verdict: Verdict = 'head';
+export async function gateOf(
+  ctx: AgentContext,
+  run: RunRecord,
+  head: string,
+  opts: { pinned?: boolean } = {},
+): Promise<Exclude<Verdict, 'invalid'>> {
   for (const gate of GATES) {
+    if (opts.pinned && gate === descendsFromApplied) continue;
     const refused = await gate(ctx, run, head);
-    if (refused) {
-      verdict = refused;
-      break;
-    }
+    if (refused) return refused;
   }
+  return 'head';
+}
+
+/**
+ * Step 2b: the head's bundle, unless a gate refused the head (`gated`) or its bundle is invalid;
+ * then the last good bundle is enforced instead, so drift is still corrected.
+ */
+export async function choose(
+  ctx: AgentContext,
+  run: RunRecord,
+  head: string,
+  gated: Exclude<Verdict, 'invalid'>,
+): Promise<Choice> {
+  let verdict: Verdict = gated;
   if (verdict === 'head') {
     const loaded = await loadBundle(ctx, run, head);
     run.outcome.bundleErrors = loaded.errors;

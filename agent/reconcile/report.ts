@@ -29,6 +29,8 @@ export interface RunOutcome {
   rollback?: { from: string; to: string; at: string; reason: string };
   /** Set when the run applied nothing because the host is suspended. */
   suspended?: { source: string; reason: string };
+  /** Set when suspend.yaml pins the host: the revision it enforces instead of the branch's head. */
+  pinned?: { source: string; reason: string; revision: string; head: string };
 }
 
 export interface HostIdentity {
@@ -141,7 +143,7 @@ function conditionsOf(run: RunOutcome, counts: Counts): Array<Omit<Condition, 'l
   return [
     sourceError
       ? { type: 'SourceReady', status: 'False', reason: sourceError.code, message: sourceError.message }
-      : { type: 'SourceReady', status: 'True', reason: 'Fetched', message: `at ${desiredRevision ?? 'no revision'}` },
+      : { type: 'SourceReady', status: 'True', reason: 'Fetched', message: sourceMessage(run) },
     bundleErrors.length > 0
       ? {
           type: 'Valid',
@@ -160,7 +162,7 @@ function conditionsOf(run: RunOutcome, counts: Counts): Array<Omit<Condition, 'l
           type: 'Ready',
           status: 'True',
           reason: 'Converged',
-          message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}`,
+          message: `${counts.resources} resource(s) match ${short(run.appliedRevision)}${run.pinned ? ` (pinned by ${run.pinned.source})` : ''}`,
         }
       : {
           type: 'Ready',
@@ -177,6 +179,12 @@ function conditionsOf(run: RunOutcome, counts: Counts): Array<Omit<Condition, 'l
           message: '',
         },
   ];
+}
+
+function sourceMessage(run: RunOutcome): string {
+  const { pinned } = run;
+  if (!pinned) return `at ${run.desiredRevision ?? 'no revision'}`;
+  return `pinned at ${pinned.revision} by ${pinned.source}: ${pinned.reason}; the branch is at ${pinned.head}`;
 }
 
 function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number; drift: number }): string {

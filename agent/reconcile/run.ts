@@ -1,11 +1,11 @@
-import { choose, REFUSED_PHASE } from './choose.js';
+import { choose, gateOf, REFUSED_PHASE } from './choose.js';
 import type { AgentContext } from './context.js';
 import { enforceStep, planStep } from './enforce.js';
 import { judge } from './judge.js';
 import { report } from './outbox.js';
 import { startRun, type RunOptions, type RunReport } from './record.js';
 import { phaseOf } from './report.js';
-import { heldResults, suspensionOf } from './suspend.js';
+import { followPin, heldResults, suspensionOf } from './suspend.js';
 import { syncStep } from './sync.js';
 
 export type { AgentContext } from './context.js';
@@ -16,7 +16,8 @@ export { flushMemo } from './outbox.js';
  * One reconcile run, as its steps:
  *   1. sync     ask Git whether the branch moved; fetch only then (or use the last fetched commit)
  *   2. choose   the head's bundle, unless a gate refuses it (failed before, history rewritten) or
- *               it is invalid: then the last good bundle is enforced instead
+ *               it is invalid: then the last good bundle is enforced instead; a suspend file
+ *               holds it all (Suspended) or pins another commit of the branch in the head's place
  *   3. enforce  observe, plan, apply in order, wait for the health of what changed
  *   4. judge    a head that converged becomes the last good one; one whose changes are unhealthy
  *               is rolled back to the last good bundle (rollback: auto), remembered as failed
@@ -27,14 +28,23 @@ export { flushMemo } from './outbox.js';
 export async function runOnce(ctx: AgentContext, opts: RunOptions): Promise<RunReport> {
   const run = await startRun(ctx, opts);
   const { outcome, state } = run;
-  const head = await syncStep(ctx, run);
-  if (!head) return report(ctx, run);
-  const { verdict, target } = await choose(ctx, run, head);
-  const refused = verdict === 'head' ? undefined : REFUSED_PHASE[verdict];
+  const fetched = await syncStep(ctx, run);
+  if (!fetched) return report(ctx, run);
+  let head = fetched;
+  let gated = await gateOf(ctx, run, head);
   // Suspended (steward suspend, or hosts/<host>/suspend.yaml at a head that passed its gates):
-  // the plan is made and reported, nothing is applied, drift is seen and left alone.
-  const passed = verdict === 'head' || verdict === 'invalid';
-  const held = opts.apply ? await suspensionOf(ctx, run, passed ? head : state.appliedRevision) : undefined;
+  // the plan is made and reported, nothing is applied, drift is seen and left alone. A pin in
+  // that file makes the pinned revision the one this run enforces instead of the head.
+  const from = gated === 'head' ? head : state.appliedRevision;
+  let held = await suspensionOf(ctx, run, from);
+  if (held?.pin && from) {
+    const followed = await followPin(ctx, run, from, held);
+    held = followed.held;
+    if (followed.pinned) ({ head, gated } = followed.pinned);
+  }
+  if (!opts.apply) held = undefined; // steward plan: what would be done once resumed
+  const { verdict, target } = await choose(ctx, run, head, gated);
+  const refused = verdict === 'head' ? undefined : REFUSED_PHASE[verdict];
   if (held) {
     outcome.suspended = held;
     outcome.phase = 'Suspended';

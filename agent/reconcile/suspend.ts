@@ -4,25 +4,38 @@ import { parse } from 'yaml';
 import { writeJsonAtomic } from '../host/fs.js';
 import { readRepoFile, suspendFile } from '../source/tree.js';
 import type { ResourceResult } from './apply.js';
+import { gateOf, type Verdict } from './choose.js';
 import type { AgentContext } from './context.js';
 import type { Plan } from './plan.js';
-import type { RunRecord } from './record.js';
+import { short, type RunRecord } from './record.js';
 
 /** Why a host applies nothing: a local `steward suspend`, or hosts/<host>/suspend.yaml in Git. */
 export interface Suspension {
   /** Where it comes from: `stateDir/suspend.json` or the repository path. */
   source: string;
   reason: string;
+  /** `pin: <commit>` in the suspend file: the host enforces that commit instead of the head. */
+  pin?: string;
 }
 
 /** The local suspension's file, written by `steward suspend`, removed by `steward resume`. */
 export const localSuspendFile = (stateDir: string): string => join(stateDir, 'suspend.json');
 
 const MAX_REASON = 500;
+/** A suspend file is a few lines; a larger one is not parsed (it would be parsed every poll). */
+const MAX_FILE = 64 * 1024;
+
+/** A reason as the status and `steward status` print it: one line, no control characters, capped. */
+function cleanReason(text: string): string {
+  return text
+    .replace(/[\u0000-\u001f\u007f-\u009f\s]+/g, ' ')
+    .trim()
+    .slice(0, MAX_REASON);
+}
 
 /** `steward suspend --reason TEXT`: written atomically; the daemon reads it at its next run. */
 export async function suspendLocally(stateDir: string, reason: string, now: Date): Promise<void> {
-  await writeJsonAtomic(localSuspendFile(stateDir), { reason: reason.slice(0, MAX_REASON), since: now.toISOString() });
+  await writeJsonAtomic(localSuspendFile(stateDir), { reason: cleanReason(reason), since: now.toISOString() });
 }
 
 /**
@@ -48,7 +61,7 @@ export async function suspensionOf(
       return { source: local, reason: `${local} cannot be read` };
     }
   }
-  if (text !== undefined) return { source: local, reason: reasonIn(run, local, () => JSON.parse(text) as unknown) };
+  if (text !== undefined) return { source: local, ...holdIn(run, local, () => JSON.parse(text) as unknown, false) };
   if (!revision) return undefined;
   const path = suspendFile(ctx.config.host);
   let body: Buffer;
@@ -57,23 +70,78 @@ export async function suspensionOf(
   } catch {
     return undefined; // no such file at that revision: not suspended from Git
   }
-  return { source: path, reason: reasonIn(run, path, () => parse(body.toString('utf8')) as unknown) };
+  if (body.length > MAX_FILE) {
+    run.warn(`${path} is ${body.length} bytes, more than ${MAX_FILE}; it is not read, and the host stays suspended`);
+    return { source: path, reason: `${path} is too large to read` };
+  }
+  return {
+    source: path,
+    ...holdIn(run, path, () => parse(body.toString('utf8'), { logLevel: 'error', uniqueKeys: true }) as unknown, true),
+  };
 }
 
-function reasonIn(run: RunRecord, file: string, read: () => unknown): string {
+const FULL_OID = /^[0-9a-f]{40}$/;
+
+function holdIn(run: RunRecord, file: string, read: () => unknown, pins: boolean): { reason: string; pin?: string } {
   let doc: unknown;
   try {
     doc = read();
   } catch (err) {
     run.warn(`${file} cannot be parsed (${(err as Error).message.split('\n')[0]}); the host stays suspended`);
-    return `${file} cannot be parsed`;
+    return { reason: `${file} cannot be parsed` };
   }
   const { reason, pin } = (doc ?? {}) as { reason?: unknown; pin?: unknown };
-  if (pin !== undefined)
-    run.warn(`${file}: "pin" is not supported by this agent version; the host is suspended instead`);
-  if (typeof reason === 'string' && reason.trim() !== '') return reason.trim().slice(0, MAX_REASON);
-  run.warn(`${file} has no "reason" (a non-empty string); the host stays suspended`);
-  return 'no reason given';
+  let pinned: string | undefined;
+  if (pin !== undefined && !pins) run.warn(`${file}: "pin" is read only from hosts/<host>/suspend.yaml; ignored`);
+  else if (pin !== undefined && (typeof pin !== 'string' || !FULL_OID.test(pin.trim().toLowerCase())))
+    run.warn(
+      `${file}: "pin" must be a full 40-hex commit id (git rev-parse <revision>), not ${JSON.stringify(pin).slice(0, 60)}${typeof pin === 'number' ? ' (YAML read it as a number: quote it)' : ''}; the host is suspended instead`,
+    );
+  else if (pin !== undefined) pinned = (pin as string).trim().toLowerCase();
+  let why = 'no reason given';
+  if (typeof reason === 'string' && cleanReason(reason) !== '') why = cleanReason(reason);
+  else run.warn(`${file} has no "reason" (a non-empty string); the host stays ${pinned ? 'pinned' : 'suspended'}`);
+  return pinned ? { reason: why, pin: pinned } : { reason: why };
+}
+
+/** What following a pin gave: the revision to enforce in the head's place and its gate, or the suspension it fell back to. */
+export type Followed =
+  | { held: Suspension; pinned?: undefined }
+  | { held?: undefined; pinned: { head: string; gated: Exclude<Verdict, 'invalid'> } };
+
+/**
+ * A pin holds the host at a commit while the branch moves: that commit is enforced, drift is
+ * corrected, health is judged, as for a head. It must be the head or below it on the branch (a
+ * pin cannot bring in a commit from elsewhere) and pass the head's gates (its signature, with
+ * source.verify), but not the ancestry one: pinning back is what a pin is for. A pin that cannot
+ * be followed suspends the host, with a warning saying why.
+ */
+export async function followPin(ctx: AgentContext, run: RunRecord, base: string, held: Suspension): Promise<Followed> {
+  const pin = held.pin!;
+  const { branch } = ctx.config.source;
+  let related: boolean | 'unknown';
+  try {
+    related = await ctx.source.isDescendant(branch, base, pin);
+  } catch (err) {
+    related = 'unknown';
+    run.warn(`${held.source}: cannot look for the pinned commit ${short(pin)}: ${(err as Error).message}`);
+  }
+  if (related !== true) {
+    const why =
+      related === false
+        ? `is not on branch "${branch}" at or below ${short(base)}`
+        : 'was not found within 1000 commits';
+    run.warn(`${held.source}: the pinned commit ${short(pin)} ${why}; the host is suspended instead`);
+    return { held: { source: held.source, reason: held.reason } };
+  }
+  run.outcome.pinned = {
+    source: held.source,
+    reason: held.reason,
+    revision: pin,
+    head: run.outcome.desiredRevision ?? base,
+  };
+  run.outcome.desiredRevision = pin;
+  return { pinned: { head: pin, gated: await gateOf(ctx, run, pin, { pinned: true }) } };
 }
 
 /**

@@ -92,6 +92,28 @@ t.test('only signed heads are applied; a refused one leaves the last good revisi
   );
 });
 
+t.test('a signed suspend.yaml cannot pin the host to an unsigned commit', async (t) => {
+  const a = await fx.agent({
+    sourceExtra: `  verify:\n    allowedSignersFile: ${join(dir, 'allowed_signers')}`,
+    extra: `files: { roots: [${root}] }`,
+  });
+  const path = `hosts/${a.host}/motd.yaml`;
+  const good = await fx.fleet.commit({ [path]: file('pin v1\n') }, 'v1', { sign: alice });
+  t.equal((await a.once()).outcome.phase, 'Converged');
+  const unsigned = await fx.fleet.commit({ [path]: file('pwned\n') }, 'unsigned');
+  const suspend = `hosts/${a.host}/suspend.yaml`;
+  await fx.fleet.commit({ [suspend]: `reason: hold\npin: "${unsigned}"\n` }, 'pin', { sign: alice });
+  let r = await a.once();
+  t.equal(r.outcome.phase, 'Failed', 'the pinned commit passes the signature gate or is not applied');
+  t.match(r.outcome.sourceError, { code: 'E_GIT_UNSIGNED', message: `commit ${unsigned.slice(0, 7)} is not applied` });
+  t.equal(await readFile(join(root, 'motd'), 'utf8'), 'pin v1\n');
+  await fx.fleet.commit({ [suspend]: `reason: hold\npin: "${good}"\n` }, 'pin good', { sign: alice });
+  r = await a.once();
+  t.equal(r.outcome.phase, 'Converged');
+  t.equal(r.outcome.appliedRevision, good);
+  t.equal(r.outcome.pinned?.revision, good);
+});
+
 t.test('enroll writes source.verify; doctor says what the key files hold', async (t) => {
   const config = join(dir, 'enrolled.yaml');
   const r = await steward([

@@ -104,8 +104,20 @@ t.test('hosts/<host>/suspend.yaml suspends from Git, is no manifest, and its rem
   r = await a.once();
   t.equal(r.outcome.phase, 'Suspended');
   t.match(r.outcome.notes, [
-    `hosts/${a.host}/suspend.yaml: "pin" is not supported by this agent version; the host is suspended instead`,
+    `hosts/${a.host}/suspend.yaml: "pin" must be a full 40-hex commit id (git rev-parse <revision>), not "nothing"; the host is suspended instead`,
     `hosts/${a.host}/suspend.yaml has no "reason" (a non-empty string); the host stays suspended`,
+  ]);
+
+  // Hostile files: a reason with terminal escapes and newlines is printed as one plain line; a
+  // file too large for a suspend file is not parsed, and still suspends.
+  await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: 'reason: "moved\\e[31m\\nto\\tB"\n' });
+  r = await a.once();
+  t.equal(r.outcome.suspended?.reason, 'moved [31m to B');
+  await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: `reason: big\n# ${'x'.repeat(70_000)}\n` });
+  r = await a.once();
+  t.equal(r.outcome.phase, 'Suspended');
+  t.match(r.outcome.notes, [
+    /suspend\.yaml is 7\d{4} bytes, more than 65536; it is not read, and the host stays suspended/,
   ]);
 
   await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: null });
@@ -114,6 +126,79 @@ t.test('hosts/<host>/suspend.yaml suspends from Git, is no manifest, and its rem
   t.equal(await running(web), true);
   t.equal(await readFile(conf, 'utf8'), 'v=2\n');
 });
+
+t.test(
+  'a pin in suspend.yaml holds the host at a commit of the branch, drift corrected, while the branch moves',
+  async (t) => {
+    const { a, conf, web } = await setup(t);
+    const v1 = (await a.once()).outcome.appliedRevision!;
+    await fx.fleet.commit({ [`hosts/${a.host}/conf.yaml`]: fileDoc(conf, 'v=2\n', 'conf') });
+    t.equal((await a.once()).outcome.phase, 'Converged');
+    t.equal(await readFile(conf, 'utf8'), 'v=2\n');
+
+    // Pinned back to v1 in the same commit that changes the file again: v1 is enforced.
+    const pinning = await fx.fleet.commit({
+      [`hosts/${a.host}/suspend.yaml`]: `reason: hold at v1, ticket 99\npin: ${v1}\n`,
+      [`hosts/${a.host}/conf.yaml`]: fileDoc(conf, 'v=3\n', 'conf'),
+    });
+    let r = await a.once();
+    t.equal(r.outcome.phase, 'Converged', 'a pinned host is not suspended');
+    t.equal(
+      r.outcome.appliedRevision,
+      v1,
+      'the pinned commit is applied, although the applied one does not descend from it',
+    );
+    t.equal(await readFile(conf, 'utf8'), 'v=1\n');
+    let doc = await fx.statusOf(a.host);
+    t.equal(doc.desiredRevision, v1);
+    t.match(
+      doc.conditions.find((c) => c.type === 'SourceReady'),
+      {
+        status: 'True',
+        message: `pinned at ${v1} by hosts/${a.host}/suspend.yaml: hold at v1, ticket 99; the branch is at ${pinning}`,
+      },
+    );
+    t.match(doc.conditions.find((c) => c.type === 'Ready')?.message, `(pinned by hosts/${a.host}/suspend.yaml)`);
+
+    // Drift is corrected toward the pin; a newer head is not applied.
+    await writeFile(conf, 'edited by hand\n');
+    await docker.getContainer(web).stop({ t: 0 });
+    const moved = await fx.fleet.commit({ [`hosts/${a.host}/conf.yaml`]: fileDoc(conf, 'v=4\n', 'conf') });
+    r = await a.once();
+    t.equal(r.outcome.phase, 'Converged');
+    t.equal(await readFile(conf, 'utf8'), 'v=1\n', 'the edit is corrected to the pinned content');
+    t.equal(await running(web), true, 'the stopped container is started again');
+    doc = await fx.statusOf(a.host);
+    t.match(doc.conditions.find((c) => c.type === 'SourceReady')?.message, `the branch is at ${moved}`);
+
+    // A pin that cannot be followed suspends, and says why.
+    await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: `reason: hold\npin: ${'0123456789'.repeat(4)}\n` });
+    r = await a.once();
+    t.equal(r.outcome.phase, 'Suspended');
+    t.match(r.outcome.notes, [/YAML read it as a number: quote it/], 'an all-digit id unquoted is a number to YAML');
+    await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: `reason: hold\npin: "${'0123456789'.repeat(4)}"\n` });
+    r = await a.once();
+    t.equal(r.outcome.phase, 'Suspended');
+    t.match(r.outcome.notes, [`the pinned commit 0123456 is not on branch "main"`]);
+    await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: `reason: hold\npin: ${v1.slice(0, 7)}\n` });
+    r = await a.once();
+    t.equal(r.outcome.phase, 'Suspended', 'an abbreviated id is not guessed at');
+    t.match(r.outcome.notes, [/"pin" must be a full 40-hex commit id/]);
+    t.equal(await readFile(conf, 'utf8'), 'v=1\n', 'nothing applied meanwhile');
+
+    // steward plan on a pinned host plans toward the pin.
+    await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: `reason: hold\npin: ${v1}\n` });
+    const plan = await steward(['plan', '--config', a.configFile]);
+    t.equal(plan.code, 0, plan.stderr);
+    t.match(plan.stdout, `pinned at ${v1.slice(0, 12)} by hosts/${a.host}/suspend.yaml: hold`);
+    t.match(plan.stdout, `revision ${v1.slice(0, 12)}: 0 change(s)`);
+
+    await fx.fleet.commit({ [`hosts/${a.host}/suspend.yaml`]: null });
+    r = await a.once();
+    t.equal(r.outcome.phase, 'Converged', 'removing the file follows the branch again');
+    t.equal(await readFile(conf, 'utf8'), 'v=4\n');
+  },
+);
 
 t.test('steward validate skips hosts/<host>/suspend.yaml', async (t) => {
   const repo = await mkdtemp(join(tmpdir(), 'steward-suspend-validate-'));
