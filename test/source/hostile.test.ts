@@ -11,13 +11,13 @@ import { MAIN as main } from '../helpers/cli.js';
 // (test/helpers/hostile.ts). The agent runs as the CLI does, in its own process.
 const httpModule = fileURLToPath(new URL('../../dist/agent/source/http.js', import.meta.url));
 
-async function agentConfig(url: string, extra = ''): Promise<{ config: string; stateDir: string }> {
+async function agentConfig(url: string, extra = '', interval = '1s'): Promise<{ config: string; stateDir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'steward-hostile-'));
   const stateDir = join(dir, 'state');
   const config = join(dir, 'agent.yaml');
   await writeFile(
     config,
-    `host: hostile\nsource:\n  url: ${url}\n  interval: 1s\n  timeout: 2s\n${extra}stateDir: ${stateDir}\nstatus:\n  enabled: false\n`,
+    `host: hostile\nsource:\n  url: ${url}\n  interval: ${interval}\n  timeout: 2s\n${extra}stateDir: ${stateDir}\nstatus:\n  enabled: false\n`,
   );
   return { config, stateDir };
 }
@@ -121,7 +121,9 @@ t.test('an ls-refs answer without end is cut off at the answer limit, with bound
 
 t.test('a pack over source.maxPackSize is cut off and leaves nothing in source.git', (t) =>
   withServer('junk-pack', async (url) => {
-    const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n');
+    // A 4 s interval makes the backoff 2-4 s: long enough that the third run, started right
+    // after the second, is surely inside it even on a slow machine.
+    const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n', '4s');
     for (const run of [1, 2]) {
       if (run === 2) await waitOutBackoff(stateDir); // so run 2 fetches again, not only reports run 1's error
       const r = await once(config);
@@ -144,7 +146,9 @@ t.test(
   'a zip bomb (a 65 KiB pack of a blob that inflates to 64 MiB) is refused before it is inflated, and nothing is kept',
   (t) =>
     withServer('bomb-pack', async (url) => {
-      const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n');
+      // A 4 s interval makes the backoff 2-4 s: long enough that the third run, started right
+      // after the second, is surely inside it even on a slow machine.
+      const { config, stateDir } = await agentConfig(url, '  maxPackSize: 8MiB\n', '4s');
       const r = await once(config);
       t.equal(r.signal, null, 'ended by itself');
       t.ok(codes(r.stdout).includes('E_GIT_TOO_LARGE'), `E_GIT_TOO_LARGE (${codes(r.stdout).join(', ')})`);
