@@ -4,9 +4,10 @@ import { SecretKeys } from '../config/keys.js';
 import { normalizeRepoPath } from '../config/load.js';
 import { formatError, StewardError } from '../errors.js';
 import { buildBundle } from '../manifest/bundle.js';
+import { MAX_ROLLOUT_BYTES, readRollout, ROLLOUT_FILE } from '../manifest/rollout.js';
 import { decodeManifest, MAX_MANIFEST_BYTES } from '../manifest/text.js';
 import { resolveBundle } from '../reconcile/resolve.js';
-import { MANIFEST_RE, SUSPEND_FILE_RE, type ManifestFile } from '../source/tree.js';
+import { MANIFEST_RE, CONTROL_FILE_RE, type ManifestFile } from '../source/tree.js';
 import { args, type ExitCode, type Io } from './common.js';
 import { compareText } from '../order.js';
 
@@ -40,6 +41,7 @@ export async function validate(argv: string[], io: Io): Promise<ExitCode> {
   const files: ManifestFile[] = [];
   const errors: StewardError[] = [];
   for (const root of roots) await walk(dir, join(dir, root), files, errors);
+  errors.push(...(await checkRollout(dir)));
   const { bundle, errors: bundleErrors } = buildBundle('0'.repeat(40), files);
   errors.push(...bundleErrors);
   // The files resources take from the checkout (source, envFrom): read, and SOPS files checked,
@@ -61,6 +63,18 @@ export async function validate(argv: string[], io: Io): Promise<ExitCode> {
   else if (errors.length > 0) for (const e of errors) io.err(formatError(e));
   else io.out(`valid: ${bundle!.resources.length} resource(s) in ${files.length} file(s)`);
   return errors.length > 0 ? 2 : 0;
+}
+
+/** rollout.yaml at the checkout's root, read as a host reads it: each problem names its field. */
+async function checkRollout(dir: string): Promise<StewardError[]> {
+  const st = await lstat(join(dir, ROLLOUT_FILE)).catch(() => undefined);
+  if (!st) return [];
+  const at = { file: ROLLOUT_FILE };
+  if (!st.isFile()) return [new StewardError('E_MANIFEST_ENTRY', 'must be a regular file', at)];
+  if (st.size > MAX_ROLLOUT_BYTES)
+    return [new StewardError('E_MANIFEST_PARSE', `file is larger than ${MAX_ROLLOUT_BYTES} bytes (${st.size})`, at)];
+  const { problems } = readRollout(await readFile(join(dir, ROLLOUT_FILE), 'utf8'));
+  return problems.map((p) => new StewardError('E_MANIFEST_INVALID', p, at));
 }
 
 async function keysFrom(values: { 'age-key-file'?: string; 'pgp-key-file'?: string }) {
@@ -107,7 +121,7 @@ async function walk(top: string, dir: string, files: ManifestFile[], errors: Ste
   for (const e of entries.sort((a, b) => compareText(a.name, b.name))) {
     const path = join(dir, e.name);
     const rel = relative(top, path);
-    if (e.name === '.git' || e.name === 'node_modules' || SUSPEND_FILE_RE.test(rel)) continue;
+    if (e.name === '.git' || e.name === 'node_modules' || CONTROL_FILE_RE.test(rel)) continue;
     const st = await lstat(path);
     if (st.isSymbolicLink())
       errors.push(

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { writeJsonAtomic } from '../host/fs.js';
+import { MAX_ROLLOUT_BYTES, readRollout, ROLLOUT_FILE, selects } from '../manifest/rollout.js';
 import { readRepoFile, suspendFile } from '../source/tree.js';
 import type { ResourceResult } from './apply.js';
 import { gateOf, type Verdict } from './choose.js';
@@ -63,21 +64,65 @@ export async function suspensionOf(
   }
   if (text !== undefined) return { source: local, ...holdIn(run, local, () => JSON.parse(text) as unknown, false) };
   if (!revision) return undefined;
-  const path = suspendFile(ctx.config.host);
+  return (await hostSuspension(ctx, run, revision)) ?? (await rolloutSuspension(ctx, run, revision));
+}
+
+/** A file of `revision`, or undefined when it has none; one over `max` bytes is a warning and a suspension. */
+async function controlFile(
+  ctx: AgentContext,
+  run: RunRecord,
+  revision: string,
+  path: string,
+  max: number,
+): Promise<{ text: string } | { held: Suspension } | undefined> {
   let body: Buffer;
   try {
     body = await readRepoFile(ctx.source.objects, revision, path);
   } catch {
-    return undefined; // no such file at that revision: not suspended from Git
+    return undefined; // no such file at that revision
   }
-  if (body.length > MAX_FILE) {
-    run.warn(`${path} is ${body.length} bytes, more than ${MAX_FILE}; it is not read, and the host stays suspended`);
-    return { source: path, reason: `${path} is too large to read` };
-  }
+  if (body.length <= max) return { text: body.toString('utf8') };
+  run.warn(`${path} is ${body.length} bytes, more than ${max}; it is not read, and the host stays suspended`);
+  return { held: { source: path, reason: `${path} is too large to read` } };
+}
+
+/** hosts/<host>/suspend.yaml at `revision`. */
+async function hostSuspension(ctx: AgentContext, run: RunRecord, revision: string): Promise<Suspension | undefined> {
+  const path = suspendFile(ctx.config.host);
+  const file = await controlFile(ctx, run, revision, path, MAX_FILE);
+  if (!file || 'held' in file) return file?.held;
   return {
     source: path,
-    ...holdIn(run, path, () => parse(body.toString('utf8'), { logLevel: 'error', uniqueKeys: true }) as unknown, true),
+    ...holdIn(run, path, () => parse(file.text, { logLevel: 'error', uniqueKeys: true }) as unknown, true),
   };
+}
+
+/**
+ * rollout.yaml at `revision`: the first `suspend:` entry whose selector matches this host's
+ * labels holds it (with a pin, at that commit). A file with problems holds every host until it is
+ * fixed, as a broken suspend file does. `waves:` (staged rollouts) is not implemented by this
+ * agent version: rather than let the push reach every host at once, which is what waves are
+ * written to prevent, the host stays at the revision it applied (drift is still corrected).
+ */
+async function rolloutSuspension(ctx: AgentContext, run: RunRecord, revision: string): Promise<Suspension | undefined> {
+  const file = await controlFile(ctx, run, revision, ROLLOUT_FILE, MAX_ROLLOUT_BYTES);
+  if (!file || 'held' in file) return file?.held;
+  const rollout = readRollout(file.text);
+  if (rollout.problems.length > 0) {
+    const more = rollout.problems.length > 3 ? ` (and ${rollout.problems.length - 3} more)` : '';
+    run.warn(
+      `${ROLLOUT_FILE} is not valid: ${rollout.problems.slice(0, 3).join('; ')}${more}; every host is held until it is fixed (steward validate checks it)`,
+    );
+    return { source: ROLLOUT_FILE, reason: `${ROLLOUT_FILE} is not valid` };
+  }
+  const entry = rollout.suspend.find((e) => selects(e.selector, ctx.config.labels));
+  if (entry) return { source: entry.at, ...holdIn(run, entry.at, () => entry, true) };
+  if (!rollout.waves) return undefined;
+  const waves = `${ROLLOUT_FILE} waves`;
+  const reason = `${ROLLOUT_FILE} has waves, and staged rollouts are not implemented by this agent version`;
+  run.warn(`${reason}; the host keeps the revision it applied until waves are removed or the agent is upgraded`);
+  const applied = run.state.appliedRevision;
+  return applied ? { source: waves, reason, pin: applied } : { source: waves, reason };
 }
 
 const FULL_OID = /^[0-9a-f]{40}$/;

@@ -19,8 +19,12 @@ export interface CommitFiles {
 
 export const MANIFEST_RE = /\.(ya?ml|json)$/i;
 
-/** `hosts/<host>/suspend.yaml` suspends a host (README "Suspending a host"): not a manifest. */
-export const SUSPEND_FILE_RE = /^hosts\/[^/]+\/suspend\.yaml$/;
+/**
+ * The fleet's control files, never manifests even inside an assigned path: `hosts/<host>/suspend.yaml`
+ * suspends or pins a host, `rollout.yaml` at the root suspends or pins a selector (README
+ * "Suspending a host").
+ */
+export const CONTROL_FILE_RE = /^(hosts\/[^/]+\/suspend\.yaml|rollout\.yaml)$/;
 export const suspendFile = (host: string): string => `hosts/${host}/suspend.yaml`;
 
 /**
@@ -60,7 +64,7 @@ export async function readManifests(store: ObjectStore, commit: string, paths: s
       const path = dir === '' ? entry.path : `${dir}/${entry.path}`;
       if (refused(path, entry)) continue;
       if (entry.type === 'tree') await walk(path, await store.readTree(entry.oid));
-      else if (MANIFEST_RE.test(entry.path) && !SUSPEND_FILE_RE.test(path)) await addFile(path, entry.oid);
+      else if (MANIFEST_RE.test(entry.path) && !CONTROL_FILE_RE.test(path)) await addFile(path, entry.oid);
     }
   }
 

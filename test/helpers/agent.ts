@@ -49,6 +49,8 @@ export async function makeAgent(opts: {
   host?: string;
   paths?: string[];
   extra?: string;
+  /** The labels line's value (YAML flow mapping); `{ site: test, role: kiosk }` by default. */
+  labels?: string;
   sourceExtra?: string;
   tokenFile?: string;
   stateDir?: string;
@@ -60,7 +62,7 @@ export async function makeAgent(opts: {
   const configFile = join(await mkdtemp(join(tmpdir(), `steward-etc-${host}-`)), 'agent.yaml');
   const lines = [
     `host: ${host}`,
-    'labels: { site: test, role: kiosk }',
+    `labels: ${opts.labels ?? '{ site: test, role: kiosk }'}`,
     'source:',
     `  url: ${opts.url}`,
     `  paths: [${(opts.paths ?? ['hosts/${host}']).map((p) => JSON.stringify(p)).join(', ')}]`,
