@@ -15,10 +15,12 @@ export const ROLLBACK_CODES = new Set([
   'E_HEALTH_TIMEOUT',
 ]);
 
+/** Sleeps `ms`, or until `signal` aborts; its abort listener goes with it (a run's health wait may sleep hundreds of times). */
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const wake = () => (clearTimeout(t), resolve());
+    const t = setTimeout(() => (signal.removeEventListener('abort', wake), resolve()), ms);
+    signal.addEventListener('abort', wake, { once: true });
   });
 
 /**
