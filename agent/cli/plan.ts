@@ -24,6 +24,7 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
           phase: outcome.phase,
           ...(outcome.signature ? { signature: signatureJson(outcome.signature) } : {}),
           ...(outcome.pinned ? { pinned: outcome.pinned } : {}),
+          ...(outcome.waiting ? { waiting: outcome.waiting } : {}),
           changes: plan?.changes.map(toJson) ?? [],
           unchanged: plan?.unchanged ?? [],
           notes: outcome.notes,
@@ -47,6 +48,7 @@ export async function plan(argv: string[], io: Io, signal: AbortSignal): Promise
       io.out(
         `pinned at ${pin.revision.slice(0, 12)} by ${pin.source}: ${pin.reason} (the branch is at ${pin.head.slice(0, 12)})`,
       );
+    if (outcome.waiting) io.out(`held (${outcome.waiting.reason}): ${outcome.waiting.message}`);
     if (plan) io.out(renderPlan(plan));
   }
   if (outcome.phase === 'Invalid') return 2;

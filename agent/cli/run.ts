@@ -13,6 +13,8 @@ import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } fro
 
 export const help = 'steward run [--config FILE]      the daemon: poll, reconcile, report, forever';
 
+/** How long a stopping daemon waits for notifications still being delivered. */
+const STOP_NOTIFY_MS = 2000;
 /** A run still going after this long is stuck (every step has its own deadline): the watchdog pings stop. */
 const STUCK_RUN_MS = 30 * 60_000;
 
@@ -63,6 +65,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       },
     });
     await withRunLock(ctx, () => flushMemo(ctx));
+    await ctx.notifier?.drain(STOP_NOTIFY_MS); // what is still being delivered gets a moment
     if (signal.aborted) {
       // Stopped (SIGTERM): say so on the status branch. The running context's Git client was
       // aborted with the signal; a fresh one, bounded by STOP_REPORT_MS, does this last push.

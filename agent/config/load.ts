@@ -3,12 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { posix } from 'node:path';
 import cron from 'node-cron';
-import { StewardError, StewardErrors } from '../errors.js';
+import { StewardError, StewardErrors, type ErrorDetail } from '../errors.js';
 import { parseDocuments } from '../manifest/parse.js';
 import { decodeManifest } from '../manifest/text.js';
 import { checkSchema } from '../manifest/schema.js';
 import type { AgentConfigFile } from '../types/agent-config.js';
 import { parseDuration, parseSize } from '../duration.js';
+import { hostTimezone, timezoneProblem, type ChangeWindow } from './window.js';
 import { Secret } from './secret.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/steward/agent.yaml';
@@ -39,6 +40,8 @@ export interface AgentConfig {
     intervalMs: number;
     schedule?: string;
     jitterMs: number;
+    /** `source.window`: when new revisions may be applied; always, when absent. */
+    window?: ChangeWindow;
     timeoutMs: number;
     /** The largest pack one fetch may bring. */
     maxPackBytes: number;
@@ -55,6 +58,8 @@ export interface AgentConfig {
   rollback: 'auto' | 'off';
   health: { timeoutMs: number };
   metrics?: { listen: string };
+  /** `notify`: where events are POSTed (status/notify.ts); none when absent. */
+  notify: NotifyTarget[];
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
 }
 
@@ -127,20 +132,35 @@ export function parseConfig(text: string, file: string, opts: { hostname?: strin
       return '';
     }
   });
-  if (raw.source.schedule !== undefined) {
-    const check = cron.validateDetailed(raw.source.schedule);
-    if (!check.valid)
-      errors.push(
-        new StewardError(
-          'E_CONFIG_INVALID',
-          `invalid cron expression: ${check.errors.map((e) => e.message).join('; ')}`,
-          where('/source/schedule'),
-        ),
-      );
-  }
-  errors.push(...authProblems(raw.source, where));
+  errors.push(
+    ...cronProblems(raw.source.schedule, where('/source/schedule')),
+    ...authProblems(raw.source, where),
+    ...windowProblems(raw.source, where),
+    ...((raw.notify?.length ?? 0) > MAX_RECEIVERS
+      ? [new StewardError('E_CONFIG_INVALID', `at most ${MAX_RECEIVERS} receivers`, where('/notify'))]
+      : []),
+  );
   if (errors.length > 0) throw new StewardErrors(errors);
   return toAgentConfig(raw, { file, host, labels, paths });
+}
+
+/** A cron expression node-cron cannot read, as the error naming its field. */
+function cronProblems(expression: string | undefined, at: ErrorDetail): StewardError[] {
+  if (expression === undefined) return [];
+  const check = cron.validateDetailed(expression);
+  if (check.valid) return [];
+  const why = check.errors.map((e) => e.message).join('; ');
+  return [new StewardError('E_CONFIG_INVALID', `invalid cron expression: ${why}`, at)];
+}
+
+/** source.window: a cron expression node-cron reads, and a zone this runtime knows. */
+function windowProblems(source: AgentConfigFile['source'], where: (p: string) => ErrorDetail): StewardError[] {
+  const w = source.window;
+  if (!w) return [];
+  const out = cronProblems(w.schedule, where('/source/window/schedule'));
+  const zone = w.timezone === undefined ? undefined : timezoneProblem(w.timezone);
+  if (zone) out.push(new StewardError('E_CONFIG_INVALID', zone, where('/source/window/timezone')));
+  return out;
 }
 
 /** ssh:// and user@host:path URLs are SSH; everything else the schema lets through is HTTP(S). */
@@ -207,36 +227,30 @@ function readConfigDocument(text: string, file: string) {
   return doc;
 }
 
+/** Receivers in `notify`: each run's notices go to every one of them. */
+const MAX_RECEIVERS = 10;
+
+/** What `notify` can be told about (README "Notifications"). */
+export const NOTIFY_EVENTS = ['phaseChanged', 'rolledBack', 'revisionRefused', 'rolloutHalted'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+export interface NotifyTarget {
+  url: string;
+  format: 'json' | 'ntfy' | 'slack';
+  events: NotifyEvent[];
+  tokenFile?: string;
+}
+
 /** The checked file with every default filled in. */
 function toAgentConfig(
   raw: AgentConfigFile,
   known: Pick<AgentConfig, 'file' | 'host' | 'labels'> & { paths: string[] },
 ): AgentConfig {
-  const s = raw.source;
-  const url = isSshUrl(s.url) ? { url: s.url } : splitUrlCredentials(s.url);
   return {
     file: known.file,
     host: known.host,
     labels: known.labels,
-    source: {
-      url: url.url.replace(/\/+$/, ''),
-      branch: s.branch ?? 'main',
-      paths: [...new Set(known.paths)],
-      username: s.auth?.username ?? url.username ?? 'steward',
-      ...(url.password ? { urlPassword: url.password } : {}),
-      ...(s.auth?.tokenFile ? { tokenFile: s.auth.tokenFile } : {}),
-      ...(s.caFile ? { caFile: s.caFile } : {}),
-      ...(s.auth?.sshKeyFile && s.auth.knownHostsFile
-        ? { ssh: { keyFile: s.auth.sshKeyFile, knownHostsFile: s.auth.knownHostsFile } }
-        : {}),
-      ...(s.verify ? { verify: { ...s.verify } } : {}),
-      intervalMs: parseDuration(s.interval ?? '60s'),
-      ...(s.schedule ? { schedule: s.schedule } : {}),
-      jitterMs: parseDuration(s.jitter ?? '0s'),
-      timeoutMs: parseDuration(s.timeout ?? '30s'),
-      maxPackBytes: parseSize(s.maxPackSize ?? '64MiB'),
-      allowHistoryRewrite: s.allowHistoryRewrite ?? false,
-    },
+    source: sourceConfig(raw.source, known.paths),
     status: {
       branch: raw.status?.branch ?? 'steward-status',
       heartbeatMs: parseDuration(raw.status?.heartbeat ?? '15m'),
@@ -254,7 +268,47 @@ function toAgentConfig(
     rollback: raw.rollback ?? 'off',
     health: { timeoutMs: parseDuration(raw.health?.timeout ?? '60s') },
     ...(raw.metrics ? { metrics: { listen: raw.metrics.listen } } : {}),
+    notify: (raw.notify ?? []).map((n) => ({
+      url: n.url,
+      format: n.format ?? 'json',
+      events: n.events ?? [...NOTIFY_EVENTS],
+      ...(n.tokenFile ? { tokenFile: n.tokenFile } : {}),
+    })),
     log: { level: raw.log?.level ?? 'info' },
+  };
+}
+
+/** `source` with its defaults; a password in the URL is taken out of it. */
+function sourceConfig(s: AgentConfigFile['source'], paths: string[]): AgentConfig['source'] {
+  const url = isSshUrl(s.url) ? { url: s.url } : splitUrlCredentials(s.url);
+  const w = s.window;
+  return {
+    url: url.url.replace(/\/+$/, ''),
+    branch: s.branch ?? 'main',
+    paths: [...new Set(paths)],
+    username: s.auth?.username ?? url.username ?? 'steward',
+    ...(url.password ? { urlPassword: url.password } : {}),
+    ...(s.auth?.tokenFile ? { tokenFile: s.auth.tokenFile } : {}),
+    ...(s.caFile ? { caFile: s.caFile } : {}),
+    ...(s.auth?.sshKeyFile && s.auth.knownHostsFile
+      ? { ssh: { keyFile: s.auth.sshKeyFile, knownHostsFile: s.auth.knownHostsFile } }
+      : {}),
+    ...(s.verify ? { verify: { ...s.verify } } : {}),
+    intervalMs: parseDuration(s.interval ?? '60s'),
+    ...(s.schedule ? { schedule: s.schedule } : {}),
+    jitterMs: parseDuration(s.jitter ?? '0s'),
+    ...(w
+      ? {
+          window: {
+            schedule: w.schedule,
+            durationMs: parseDuration(w.duration),
+            timezone: w.timezone ?? hostTimezone(),
+          },
+        }
+      : {}),
+    timeoutMs: parseDuration(s.timeout ?? '30s'),
+    maxPackBytes: parseSize(s.maxPackSize ?? '64MiB'),
+    allowHistoryRewrite: s.allowHistoryRewrite ?? false,
   };
 }
 
@@ -316,28 +370,7 @@ export function normalizeRepoPath(p: string): string {
 export async function readCredentials(config: AgentConfig): Promise<Credentials> {
   const creds: Credentials = {};
   if (config.source.tokenFile) {
-    const file = resolveCredentialPath(config.source.tokenFile);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new StewardError(
-        'E_CONFIG_TOKEN',
-        `cannot read the token file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-        {
-          file: config.file,
-          pointer: '/source/auth/tokenFile',
-          cause: err,
-        },
-      );
-    }
-    const token = text.trim();
-    if (token === '')
-      throw new StewardError('E_CONFIG_TOKEN', `the token file ${file} is empty`, {
-        file: config.file,
-        pointer: '/source/auth/tokenFile',
-      });
-    creds.token = new Secret(token);
+    creds.token = await readTokenFile(config, config.source.tokenFile, '/source/auth/tokenFile');
   } else if (config.source.urlPassword) creds.token = config.source.urlPassword;
   if (config.source.caFile) {
     try {
@@ -355,6 +388,26 @@ export async function readCredentials(config: AgentConfig): Promise<Credentials>
     }
   }
   return creds;
+}
+
+/** A token file (under systemd, from $CREDENTIALS_DIRECTORY): its trimmed text, or an error naming the field. */
+export async function readTokenFile(config: AgentConfig, path: string, pointer: string): Promise<Secret> {
+  const file = resolveCredentialPath(path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new StewardError('E_CONFIG_TOKEN', `cannot read the token file ${file}: ${why}`, {
+      file: config.file,
+      pointer,
+      cause: err,
+    });
+  }
+  const token = text.trim();
+  if (token === '')
+    throw new StewardError('E_CONFIG_TOKEN', `the token file ${file} is empty`, { file: config.file, pointer });
+  return new Secret(token);
 }
 
 /**

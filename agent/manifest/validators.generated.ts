@@ -6,15 +6,17 @@ import __dep2 from 'ajv/dist/runtime/equal.js';
 import __dep3 from 'ajv-formats/dist/formats.js';
 
 export const agentConfig = validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/agent-config.schema.json","title":"AgentConfigFile","description":"The agent config file, /etc/steward/agent.yaml.","type":"object","additionalProperties":false,"required":["source"],"properties":{"host":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"This host's name in the fleet: letters, digits, '.', '_' and '-' (default: the OS hostname)."},"labels":{"type":"object","propertyNames":{"pattern":"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$","description":"Label key: letters, digits, '.', '_', '/' and '-'."},"additionalProperties":{"type":"string","pattern":"^[A-Za-z0-9._-]{0,63}$","description":"Label value: letters, digits, '.', '_' and '-', at most 63."}},"source":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^(https?://[^\\s]+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s/][^\\s]*)$","description":"URL of the fleet repository: smart HTTP(S) (https://host/path.git), or SSH (ssh://user@host[:port]/path.git, user@host:path.git) with source.auth.sshKeyFile and knownHostsFile. Over SSH, Git protocol v2 is used where the server passes GIT_PROTOCOL on, v0 otherwise."},"branch":{"type":"string","pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"paths":{"type":"array","minItems":1,"items":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$"},"default":["hosts/${host}"]},"auth":{"type":"object","additionalProperties":false,"properties":{"username":{"type":"string","minLength":1,"default":"steward"},"tokenFile":{"type":"string","pattern":"^/","description":"Absolute path of the file holding the token or password; secrets are only read from files."},"sshKeyFile":{"type":"string","pattern":"^/","description":"Absolute path of the OpenSSH private key (deploy key) for an SSH source.url: ed25519, ECDSA or RSA, without a passphrase."},"knownHostsFile":{"type":"string","pattern":"^/","description":"Absolute path of an OpenSSH known_hosts file listing the server's host key (hashed entries allowed). Required for SSH: an unknown host key is refused, never trusted on first use."}},"description":"Credentials, only by file: tokenFile (HTTP(S)), or sshKeyFile and knownHostsFile (SSH).","minProperties":1},"caFile":{"type":"string","pattern":"^/","description":"Absolute path of a PEM CA bundle to trust for HTTPS."},"interval":{"$ref":"common.schema.json#/$defs/duration","default":"60s","durationRange":{"min":"100ms","max":"24h"},"description":"Poll interval, 100ms to 24h."},"schedule":{"type":"string","minLength":9,"description":"A cron expression; replaces interval."},"jitter":{"$ref":"common.schema.json#/$defs/duration","default":"0s","durationRange":{"min":"0s","max":"24h"},"description":"Random delay added to each poll, up to 24h."},"timeout":{"$ref":"common.schema.json#/$defs/duration","default":"30s","description":"Deadline of one Git HTTP request, 100ms to 1h (a pack download gets 10x).","durationRange":{"min":"100ms","max":"1h"}},"allowHistoryRewrite":{"type":"boolean","default":false,"description":"Apply a head that is not a descendant of the applied revision (a force-push)."},"maxPackSize":{"type":"string","pattern":"^[0-9]+(KiB|MiB|GiB)$","default":"64MiB","description":"The largest pack a fetch may download (e.g. 64MiB); a server that sends more is cut off with E_GIT_TOO_LARGE. A fetch holds about 4 times the pack in memory."},"verify":{"type":"object","additionalProperties":false,"minProperties":1,"description":"Signed commits: when set, the head commit must be signed by a key listed here, or it is not applied.","properties":{"allowedSignersFile":{"type":"string","pattern":"^/","description":"Absolute path of an allowed_signers file (ssh-keygen(1) format) listing the SSH keys that may sign (gpg.format=ssh)."},"gpgKeysFile":{"type":"string","pattern":"^/","description":"Absolute path of a file of armored OpenPGP public keys that may sign (gpg --armor --export)."}}}},"not":{"required":["interval","schedule"]}},"status":{"type":"object","additionalProperties":false,"properties":{"branch":{"type":"string","pattern":"^[A-Za-z0-9._/-]+$","default":"steward-status","description":"Branch the status documents are committed to."},"heartbeat":{"$ref":"common.schema.json#/$defs/duration","default":"15m","durationRange":{"min":"1s","max":"24h"},"description":"A status commit at least this often, 1s to 24h."},"enabled":{"type":"boolean","default":true},"historyLimit":{"type":"integer","minimum":10,"default":200,"description":"Reports a host's status branch keeps; the report that passes it squashes the branch into one commit (about 2 days at a 15-minute heartbeat)."}}},"stateDir":{"type":"string","pattern":"^/","default":"/var/lib/steward","description":"Absolute path of the agent state directory."},"files":{"type":"object","additionalProperties":false,"properties":{"roots":{"type":"array","items":{"type":"string","pattern":"^/"},"default":[]}}},"docker":{"type":"object","additionalProperties":false,"properties":{"socket":{"type":"string","pattern":"^/","default":"/var/run/docker.sock"},"authFile":{"type":"string","pattern":"^/","description":"Registry credentials for pulls, in Docker's config.json format (auths: auth, or username and password, or identitytoken). A relative name is read from $CREDENTIALS_DIRECTORY under systemd."}}},"secrets":{"type":"object","additionalProperties":false,"minProperties":1,"description":"Keys that open SOPS files (decrypt: sops). They stay on this host.","properties":{"ageKeyFile":{"type":"string","minLength":1,"description":"age identities, one AGE-SECRET-KEY-1... per line as age-keygen writes them (several allowed, # comments)."},"pgpKeyFile":{"type":"string","minLength":1,"description":"An armored OpenPGP private key (or several), without a passphrase."}}},"prune":{"type":"object","additionalProperties":false,"properties":{"allowEmpty":{"type":"boolean","default":false,"description":"Let a bundle with no resources remove everything Steward owns."}}},"rollback":{"enum":["auto","off"],"default":"off"},"log":{"type":"object","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error"],"default":"info"}}},"health":{"type":"object","additionalProperties":false,"properties":{"timeout":{"$ref":"common.schema.json#/$defs/duration","default":"60s","description":"How long a run waits for what it changed to become healthy.","durationRange":{"min":"1s","max":"24h"}}}},"metrics":{"type":"object","additionalProperties":false,"required":["listen"],"properties":{"listen":{"type":"string","pattern":"^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$","description":"host:port for Prometheus metrics at /metrics, e.g. 127.0.0.1:9464 (keep it on localhost)."}}}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/agent-config.schema.json","title":"AgentConfigFile","description":"The agent config file, /etc/steward/agent.yaml.","type":"object","additionalProperties":false,"required":["source"],"properties":{"host":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"This host's name in the fleet: letters, digits, '.', '_' and '-' (default: the OS hostname)."},"labels":{"type":"object","propertyNames":{"pattern":"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$","description":"Label key: letters, digits, '.', '_', '/' and '-'."},"additionalProperties":{"type":"string","pattern":"^[A-Za-z0-9._-]{0,63}$","description":"Label value: letters, digits, '.', '_' and '-', at most 63."}},"source":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^(https?://[^\\s]+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s/][^\\s]*)$","description":"URL of the fleet repository: smart HTTP(S) (https://host/path.git), or SSH (ssh://user@host[:port]/path.git, user@host:path.git) with source.auth.sshKeyFile and knownHostsFile. Over SSH, Git protocol v2 is used where the server passes GIT_PROTOCOL on, v0 otherwise."},"branch":{"type":"string","pattern":"^[A-Za-z0-9._/-]+$","default":"main","description":"Branch to follow."},"paths":{"type":"array","minItems":1,"items":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$"},"default":["hosts/${host}"]},"auth":{"type":"object","additionalProperties":false,"properties":{"username":{"type":"string","minLength":1,"default":"steward"},"tokenFile":{"type":"string","pattern":"^/","description":"Absolute path of the file holding the token or password; secrets are only read from files."},"sshKeyFile":{"type":"string","pattern":"^/","description":"Absolute path of the OpenSSH private key (deploy key) for an SSH source.url: ed25519, ECDSA or RSA, without a passphrase."},"knownHostsFile":{"type":"string","pattern":"^/","description":"Absolute path of an OpenSSH known_hosts file listing the server's host key (hashed entries allowed). Required for SSH: an unknown host key is refused, never trusted on first use."}},"description":"Credentials, only by file: tokenFile (HTTP(S)), or sshKeyFile and knownHostsFile (SSH).","minProperties":1},"caFile":{"type":"string","pattern":"^/","description":"Absolute path of a PEM CA bundle to trust for HTTPS."},"interval":{"$ref":"common.schema.json#/$defs/duration","default":"60s","durationRange":{"min":"100ms","max":"24h"},"description":"Poll interval, 100ms to 24h."},"schedule":{"type":"string","minLength":9,"description":"A cron expression; replaces interval."},"jitter":{"$ref":"common.schema.json#/$defs/duration","default":"0s","durationRange":{"min":"0s","max":"24h"},"description":"Random delay added to each poll, up to 24h."},"window":{"type":"object","additionalProperties":false,"required":["schedule","duration"],"description":"A change window: new revisions are applied only while it is open (it opens at each time of schedule and stays open for duration). Drift correction and rollback always run; a host that has applied nothing yet applies its first revision at once.","properties":{"schedule":{"type":"string","minLength":9,"description":"A cron expression: when the window opens, e.g. \"0 2 * * *\" (02:00 every day) or \"0 22 * * 1-5\"."},"duration":{"$ref":"common.schema.json#/$defs/duration","durationRange":{"min":"1m","max":"168h"},"description":"How long the window stays open once it opened, 1m to 168h (e.g. 2h)."},"timezone":{"type":"string","minLength":1,"description":"IANA time zone of schedule, e.g. Europe/Berlin (default: the host's own zone)."}}},"timeout":{"$ref":"common.schema.json#/$defs/duration","default":"30s","description":"Deadline of one Git HTTP request, 100ms to 1h (a pack download gets 10x).","durationRange":{"min":"100ms","max":"1h"}},"allowHistoryRewrite":{"type":"boolean","default":false,"description":"Apply a head that is not a descendant of the applied revision (a force-push)."},"maxPackSize":{"type":"string","pattern":"^[0-9]+(KiB|MiB|GiB)$","default":"64MiB","description":"The largest pack a fetch may download (e.g. 64MiB); a server that sends more is cut off with E_GIT_TOO_LARGE. A fetch holds about 4 times the pack in memory."},"verify":{"type":"object","additionalProperties":false,"minProperties":1,"description":"Signed commits: when set, the head commit must be signed by a key listed here, or it is not applied.","properties":{"allowedSignersFile":{"type":"string","pattern":"^/","description":"Absolute path of an allowed_signers file (ssh-keygen(1) format) listing the SSH keys that may sign (gpg.format=ssh)."},"gpgKeysFile":{"type":"string","pattern":"^/","description":"Absolute path of a file of armored OpenPGP public keys that may sign (gpg --armor --export)."}}}},"not":{"required":["interval","schedule"]}},"status":{"type":"object","additionalProperties":false,"properties":{"branch":{"type":"string","pattern":"^[A-Za-z0-9._/-]+$","default":"steward-status","description":"Branch the status documents are committed to."},"heartbeat":{"$ref":"common.schema.json#/$defs/duration","default":"15m","durationRange":{"min":"1s","max":"24h"},"description":"A status commit at least this often, 1s to 24h."},"enabled":{"type":"boolean","default":true},"historyLimit":{"type":"integer","minimum":10,"default":200,"description":"Reports a host's status branch keeps; the report that passes it squashes the branch into one commit (about 2 days at a 15-minute heartbeat)."}}},"stateDir":{"type":"string","pattern":"^/","default":"/var/lib/steward","description":"Absolute path of the agent state directory."},"files":{"type":"object","additionalProperties":false,"properties":{"roots":{"type":"array","items":{"type":"string","pattern":"^/"},"default":[]}}},"docker":{"type":"object","additionalProperties":false,"properties":{"socket":{"type":"string","pattern":"^/","default":"/var/run/docker.sock"},"authFile":{"type":"string","pattern":"^/","description":"Registry credentials for pulls, in Docker's config.json format (auths: auth, or username and password, or identitytoken). A relative name is read from $CREDENTIALS_DIRECTORY under systemd."}}},"secrets":{"type":"object","additionalProperties":false,"minProperties":1,"description":"Keys that open SOPS files (decrypt: sops). They stay on this host.","properties":{"ageKeyFile":{"type":"string","minLength":1,"description":"age identities, one AGE-SECRET-KEY-1... per line as age-keygen writes them (several allowed, # comments)."},"pgpKeyFile":{"type":"string","minLength":1,"description":"An armored OpenPGP private key (or several), without a passphrase."}}},"prune":{"type":"object","additionalProperties":false,"properties":{"allowEmpty":{"type":"boolean","default":false,"description":"Let a bundle with no resources remove everything Steward owns."}}},"rollback":{"enum":["auto","off"],"default":"off"},"log":{"type":"object","additionalProperties":false,"properties":{"level":{"enum":["trace","debug","info","warn","error"],"default":"info"}}},"health":{"type":"object","additionalProperties":false,"properties":{"timeout":{"$ref":"common.schema.json#/$defs/duration","default":"60s","description":"How long a run waits for what it changed to become healthy.","durationRange":{"min":"1s","max":"24h"}}}},"notify":{"type":"array","description":"Where to send (at most 10 receivers) a notification (an outbound HTTP POST) on an event: a phase change, a rollback, a refused revision. Sent after the run, retried with backoff, one per change; never blocks or fails a run.","items":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^https?://[^\\s]+$","description":"The receiver: any URL that takes a POST (an ntfy topic URL, a Slack incoming webhook). Only its origin is ever logged: a webhook URL is a secret."},"format":{"enum":["json","ntfy","slack"],"default":"json","description":"json: a JSON document (host, event, phase, revision, reason, message, failed); ntfy: a text message with Title, Tags and Priority headers; slack: {\"text\": ...} for an incoming webhook."},"events":{"type":"array","minItems":1,"uniqueItems":true,"items":{"enum":["phaseChanged","rolledBack","revisionRefused","rolloutHalted"]},"description":"The events sent (default: all)."},"tokenFile":{"type":"string","pattern":"^/","description":"Absolute path of a file holding a token, sent as Authorization: Bearer (read from $CREDENTIALS_DIRECTORY under systemd like source.auth.tokenFile)."}}}},"metrics":{"type":"object","additionalProperties":false,"required":["listen"],"properties":{"listen":{"type":"string","pattern":"^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$","description":"host:port for Prometheus metrics at /metrics, e.g. 127.0.0.1:9464 (keep it on localhost)."}}}}};
 const schema33 = {"type":"string","pattern":"^([0-9]+(ms|s|m|h))+$","description":"A duration such as 500ms, 30s, 5m, 1h30m."};
 const func1 = Object.prototype.hasOwnProperty;
 const func3 = __dep0.default;
 const func5 = __dep1.durationInRange;
 const func7 = __dep1.durationInRange;
-const func8 = __dep1.durationInRange;
 const func9 = __dep1.durationInRange;
+const func11 = __dep1.durationInRange;
 const func12 = __dep1.durationInRange;
+const func15 = __dep1.durationInRange;
+const func0 = __dep2.default;
 const pattern4 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
 const pattern5 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$", "u");
 const pattern6 = new RegExp("^[A-Za-z0-9._-]{0,63}$", "u");
@@ -23,8 +25,9 @@ const pattern8 = new RegExp("^[A-Za-z0-9._/-]+$", "u");
 const pattern9 = new RegExp("^[^\\x00]+$", "u");
 const pattern10 = new RegExp("^/", "u");
 const pattern14 = new RegExp("^([0-9]+(ms|s|m|h))+$", "u");
-const pattern17 = new RegExp("^[0-9]+(KiB|MiB|GiB)$", "u");
-const pattern27 = new RegExp("^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$", "u");
+const pattern18 = new RegExp("^[0-9]+(KiB|MiB|GiB)$", "u");
+const pattern28 = new RegExp("^https?://[^\\s]+$", "u");
+const pattern30 = new RegExp("^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$", "u");
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 /*# sourceURL="https://steward.dev/schemas/agent-config.schema.json" */;
@@ -585,11 +588,11 @@ errors++;
 }
 }
 }
-if(data3.timeout !== undefined){
-let data17 = data3.timeout;
-if(typeof data17 === "string"){
-if(!pattern14.test(data17)){
-const err43 = {instancePath:instancePath+"/source/timeout",schemaPath:"common.schema.json#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(ms|s|m|h))+$",parentSchema:schema33,data:data17};
+if(data3.window !== undefined){
+let data17 = data3.window;
+if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
+if(data17.schedule === undefined){
+const err43 = {instancePath:instancePath+"/source/window",schemaPath:"#/properties/source/properties/window/required",keyword:"required",params:{missingProperty: "schedule"},message:"must have required property '"+"schedule"+"'",schema:schema31.properties.source.properties.window.required,parentSchema:schema31.properties.source.properties.window,data:data17};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -598,9 +601,8 @@ vErrors.push(err43);
 }
 errors++;
 }
-}
-else {
-const err44 = {instancePath:instancePath+"/source/timeout",schemaPath:"common.schema.json#/$defs/duration/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.type,parentSchema:schema33,data:data17};
+if(data17.duration === undefined){
+const err44 = {instancePath:instancePath+"/source/window",schemaPath:"#/properties/source/properties/window/required",keyword:"required",params:{missingProperty: "duration"},message:"must have required property '"+"duration"+"'",schema:schema31.properties.source.properties.window.required,parentSchema:schema31.properties.source.properties.window,data:data17};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -609,9 +611,9 @@ vErrors.push(err44);
 }
 errors++;
 }
-if(typeof data17 === "string"){
-if(!func8(data17, "100ms", "1h")){
-const err45 = {instancePath:instancePath+"/source/timeout",schemaPath:"#/properties/source/properties/timeout/durationRange",keyword:"durationRange",params:{min: "100ms", max: "1h"},message:"must be between " + "100ms" + " and " + "1h" + " (got " + data17 + ")",schema:schema31.properties.source.properties.timeout.durationRange,parentSchema:schema31.properties.source.properties.timeout,data:data17};
+for(const key5 in data17){
+if(!(((key5 === "schedule") || (key5 === "duration")) || (key5 === "timezone"))){
+const err45 = {instancePath:instancePath+"/source/window",schemaPath:"#/properties/source/properties/window/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.source.properties.window,data:data17};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -621,11 +623,11 @@ vErrors.push(err45);
 errors++;
 }
 }
-}
-if(data3.allowHistoryRewrite !== undefined){
-let data18 = data3.allowHistoryRewrite;
-if(typeof data18 !== "boolean"){
-const err46 = {instancePath:instancePath+"/source/allowHistoryRewrite",schemaPath:"#/properties/source/properties/allowHistoryRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.source.properties.allowHistoryRewrite.type,parentSchema:schema31.properties.source.properties.allowHistoryRewrite,data:data18};
+if(data17.schedule !== undefined){
+let data18 = data17.schedule;
+if(typeof data18 === "string"){
+if(func3(data18) < 9){
+const err46 = {instancePath:instancePath+"/source/window/schedule",schemaPath:"#/properties/source/properties/window/properties/schedule/minLength",keyword:"minLength",params:{limit: 9},message:"must NOT have fewer than 9 characters",schema:9,parentSchema:schema31.properties.source.properties.window.properties.schedule,data:data18};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -635,11 +637,8 @@ vErrors.push(err46);
 errors++;
 }
 }
-if(data3.maxPackSize !== undefined){
-let data19 = data3.maxPackSize;
-if(typeof data19 === "string"){
-if(!pattern17.test(data19)){
-const err47 = {instancePath:instancePath+"/source/maxPackSize",schemaPath:"#/properties/source/properties/maxPackSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(KiB|MiB|GiB)$"},message:"must match pattern \""+"^[0-9]+(KiB|MiB|GiB)$"+"\"",schema:"^[0-9]+(KiB|MiB|GiB)$",parentSchema:schema31.properties.source.properties.maxPackSize,data:data19};
+else {
+const err47 = {instancePath:instancePath+"/source/window/schedule",schemaPath:"#/properties/source/properties/window/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.window.properties.schedule.type,parentSchema:schema31.properties.source.properties.window.properties.schedule,data:data18};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -649,8 +648,11 @@ vErrors.push(err47);
 errors++;
 }
 }
-else {
-const err48 = {instancePath:instancePath+"/source/maxPackSize",schemaPath:"#/properties/source/properties/maxPackSize/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.maxPackSize.type,parentSchema:schema31.properties.source.properties.maxPackSize,data:data19};
+if(data17.duration !== undefined){
+let data19 = data17.duration;
+if(typeof data19 === "string"){
+if(!pattern14.test(data19)){
+const err48 = {instancePath:instancePath+"/source/window/duration",schemaPath:"common.schema.json#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(ms|s|m|h))+$",parentSchema:schema33,data:data19};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -660,11 +662,8 @@ vErrors.push(err48);
 errors++;
 }
 }
-if(data3.verify !== undefined){
-let data20 = data3.verify;
-if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
-if(Object.keys(data20).length < 1){
-const err49 = {instancePath:instancePath+"/source/verify",schemaPath:"#/properties/source/properties/verify/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema31.properties.source.properties.verify,data:data20};
+else {
+const err49 = {instancePath:instancePath+"/source/window/duration",schemaPath:"common.schema.json#/$defs/duration/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.type,parentSchema:schema33,data:data19};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -673,9 +672,9 @@ vErrors.push(err49);
 }
 errors++;
 }
-for(const key5 in data20){
-if(!((key5 === "allowedSignersFile") || (key5 === "gpgKeysFile"))){
-const err50 = {instancePath:instancePath+"/source/verify",schemaPath:"#/properties/source/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.source.properties.verify,data:data20};
+if(typeof data19 === "string"){
+if(!func9(data19, "1m", "168h")){
+const err50 = {instancePath:instancePath+"/source/window/duration",schemaPath:"#/properties/source/properties/window/properties/duration/durationRange",keyword:"durationRange",params:{min: "1m", max: "168h"},message:"must be between " + "1m" + " and " + "168h" + " (got " + data19 + ")",schema:schema31.properties.source.properties.window.properties.duration.durationRange,parentSchema:schema31.properties.source.properties.window.properties.duration,data:data19};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -685,11 +684,12 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data20.allowedSignersFile !== undefined){
-let data21 = data20.allowedSignersFile;
-if(typeof data21 === "string"){
-if(!pattern10.test(data21)){
-const err51 = {instancePath:instancePath+"/source/verify/allowedSignersFile",schemaPath:"#/properties/source/properties/verify/properties/allowedSignersFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.source.properties.verify.properties.allowedSignersFile,data:data21};
+}
+if(data17.timezone !== undefined){
+let data20 = data17.timezone;
+if(typeof data20 === "string"){
+if(func3(data20) < 1){
+const err51 = {instancePath:instancePath+"/source/window/timezone",schemaPath:"#/properties/source/properties/window/properties/timezone/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.source.properties.window.properties.timezone,data:data20};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -700,7 +700,7 @@ errors++;
 }
 }
 else {
-const err52 = {instancePath:instancePath+"/source/verify/allowedSignersFile",schemaPath:"#/properties/source/properties/verify/properties/allowedSignersFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.verify.properties.allowedSignersFile.type,parentSchema:schema31.properties.source.properties.verify.properties.allowedSignersFile,data:data21};
+const err52 = {instancePath:instancePath+"/source/window/timezone",schemaPath:"#/properties/source/properties/window/properties/timezone/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.window.properties.timezone.type,parentSchema:schema31.properties.source.properties.window.properties.timezone,data:data20};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -710,11 +710,9 @@ vErrors.push(err52);
 errors++;
 }
 }
-if(data20.gpgKeysFile !== undefined){
-let data22 = data20.gpgKeysFile;
-if(typeof data22 === "string"){
-if(!pattern10.test(data22)){
-const err53 = {instancePath:instancePath+"/source/verify/gpgKeysFile",schemaPath:"#/properties/source/properties/verify/properties/gpgKeysFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.source.properties.verify.properties.gpgKeysFile,data:data22};
+}
+else {
+const err53 = {instancePath:instancePath+"/source/window",schemaPath:"#/properties/source/properties/window/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.source.properties.window.type,parentSchema:schema31.properties.source.properties.window,data:data17};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -724,8 +722,11 @@ vErrors.push(err53);
 errors++;
 }
 }
-else {
-const err54 = {instancePath:instancePath+"/source/verify/gpgKeysFile",schemaPath:"#/properties/source/properties/verify/properties/gpgKeysFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.verify.properties.gpgKeysFile.type,parentSchema:schema31.properties.source.properties.verify.properties.gpgKeysFile,data:data22};
+if(data3.timeout !== undefined){
+let data21 = data3.timeout;
+if(typeof data21 === "string"){
+if(!pattern14.test(data21)){
+const err54 = {instancePath:instancePath+"/source/timeout",schemaPath:"common.schema.json#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(ms|s|m|h))+$",parentSchema:schema33,data:data21};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -735,9 +736,8 @@ vErrors.push(err54);
 errors++;
 }
 }
-}
 else {
-const err55 = {instancePath:instancePath+"/source/verify",schemaPath:"#/properties/source/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.source.properties.verify.type,parentSchema:schema31.properties.source.properties.verify,data:data20};
+const err55 = {instancePath:instancePath+"/source/timeout",schemaPath:"common.schema.json#/$defs/duration/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.type,parentSchema:schema33,data:data21};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -746,10 +746,9 @@ vErrors.push(err55);
 }
 errors++;
 }
-}
-}
-else {
-const err56 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.source.type,parentSchema:schema31.properties.source,data:data3};
+if(typeof data21 === "string"){
+if(!func11(data21, "100ms", "1h")){
+const err56 = {instancePath:instancePath+"/source/timeout",schemaPath:"#/properties/source/properties/timeout/durationRange",keyword:"durationRange",params:{min: "100ms", max: "1h"},message:"must be between " + "100ms" + " and " + "1h" + " (got " + data21 + ")",schema:schema31.properties.source.properties.timeout.durationRange,parentSchema:schema31.properties.source.properties.timeout,data:data21};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -759,12 +758,11 @@ vErrors.push(err56);
 errors++;
 }
 }
-if(data.status !== undefined){
-let data23 = data.status;
-if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
-for(const key6 in data23){
-if(!((((key6 === "branch") || (key6 === "heartbeat")) || (key6 === "enabled")) || (key6 === "historyLimit"))){
-const err57 = {instancePath:instancePath+"/status",schemaPath:"#/properties/status/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.status,data:data23};
+}
+if(data3.allowHistoryRewrite !== undefined){
+let data22 = data3.allowHistoryRewrite;
+if(typeof data22 !== "boolean"){
+const err57 = {instancePath:instancePath+"/source/allowHistoryRewrite",schemaPath:"#/properties/source/properties/allowHistoryRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.source.properties.allowHistoryRewrite.type,parentSchema:schema31.properties.source.properties.allowHistoryRewrite,data:data22};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -774,11 +772,11 @@ vErrors.push(err57);
 errors++;
 }
 }
-if(data23.branch !== undefined){
-let data24 = data23.branch;
-if(typeof data24 === "string"){
-if(!pattern8.test(data24)){
-const err58 = {instancePath:instancePath+"/status/branch",schemaPath:"#/properties/status/properties/branch/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._/-]+$"+"\"",schema:"^[A-Za-z0-9._/-]+$",parentSchema:schema31.properties.status.properties.branch,data:data24};
+if(data3.maxPackSize !== undefined){
+let data23 = data3.maxPackSize;
+if(typeof data23 === "string"){
+if(!pattern18.test(data23)){
+const err58 = {instancePath:instancePath+"/source/maxPackSize",schemaPath:"#/properties/source/properties/maxPackSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(KiB|MiB|GiB)$"},message:"must match pattern \""+"^[0-9]+(KiB|MiB|GiB)$"+"\"",schema:"^[0-9]+(KiB|MiB|GiB)$",parentSchema:schema31.properties.source.properties.maxPackSize,data:data23};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -789,7 +787,7 @@ errors++;
 }
 }
 else {
-const err59 = {instancePath:instancePath+"/status/branch",schemaPath:"#/properties/status/properties/branch/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.status.properties.branch.type,parentSchema:schema31.properties.status.properties.branch,data:data24};
+const err59 = {instancePath:instancePath+"/source/maxPackSize",schemaPath:"#/properties/source/properties/maxPackSize/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.maxPackSize.type,parentSchema:schema31.properties.source.properties.maxPackSize,data:data23};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -799,11 +797,11 @@ vErrors.push(err59);
 errors++;
 }
 }
-if(data23.heartbeat !== undefined){
-let data25 = data23.heartbeat;
-if(typeof data25 === "string"){
-if(!pattern14.test(data25)){
-const err60 = {instancePath:instancePath+"/status/heartbeat",schemaPath:"common.schema.json#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(ms|s|m|h))+$",parentSchema:schema33,data:data25};
+if(data3.verify !== undefined){
+let data24 = data3.verify;
+if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
+if(Object.keys(data24).length < 1){
+const err60 = {instancePath:instancePath+"/source/verify",schemaPath:"#/properties/source/properties/verify/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema31.properties.source.properties.verify,data:data24};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -812,9 +810,9 @@ vErrors.push(err60);
 }
 errors++;
 }
-}
-else {
-const err61 = {instancePath:instancePath+"/status/heartbeat",schemaPath:"common.schema.json#/$defs/duration/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.type,parentSchema:schema33,data:data25};
+for(const key6 in data24){
+if(!((key6 === "allowedSignersFile") || (key6 === "gpgKeysFile"))){
+const err61 = {instancePath:instancePath+"/source/verify",schemaPath:"#/properties/source/properties/verify/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.source.properties.verify,data:data24};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -823,9 +821,12 @@ vErrors.push(err61);
 }
 errors++;
 }
+}
+if(data24.allowedSignersFile !== undefined){
+let data25 = data24.allowedSignersFile;
 if(typeof data25 === "string"){
-if(!func9(data25, "1s", "24h")){
-const err62 = {instancePath:instancePath+"/status/heartbeat",schemaPath:"#/properties/status/properties/heartbeat/durationRange",keyword:"durationRange",params:{min: "1s", max: "24h"},message:"must be between " + "1s" + " and " + "24h" + " (got " + data25 + ")",schema:schema31.properties.status.properties.heartbeat.durationRange,parentSchema:schema31.properties.status.properties.heartbeat,data:data25};
+if(!pattern10.test(data25)){
+const err62 = {instancePath:instancePath+"/source/verify/allowedSignersFile",schemaPath:"#/properties/source/properties/verify/properties/allowedSignersFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.source.properties.verify.properties.allowedSignersFile,data:data25};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -835,11 +836,8 @@ vErrors.push(err62);
 errors++;
 }
 }
-}
-if(data23.enabled !== undefined){
-let data26 = data23.enabled;
-if(typeof data26 !== "boolean"){
-const err63 = {instancePath:instancePath+"/status/enabled",schemaPath:"#/properties/status/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.status.properties.enabled.type,parentSchema:schema31.properties.status.properties.enabled,data:data26};
+else {
+const err63 = {instancePath:instancePath+"/source/verify/allowedSignersFile",schemaPath:"#/properties/source/properties/verify/properties/allowedSignersFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.verify.properties.allowedSignersFile.type,parentSchema:schema31.properties.source.properties.verify.properties.allowedSignersFile,data:data25};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -849,10 +847,11 @@ vErrors.push(err63);
 errors++;
 }
 }
-if(data23.historyLimit !== undefined){
-let data27 = data23.historyLimit;
-if(!(((typeof data27 == "number") && (!(data27 % 1) && !isNaN(data27))) && (isFinite(data27)))){
-const err64 = {instancePath:instancePath+"/status/historyLimit",schemaPath:"#/properties/status/properties/historyLimit/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.status.properties.historyLimit.type,parentSchema:schema31.properties.status.properties.historyLimit,data:data27};
+if(data24.gpgKeysFile !== undefined){
+let data26 = data24.gpgKeysFile;
+if(typeof data26 === "string"){
+if(!pattern10.test(data26)){
+const err64 = {instancePath:instancePath+"/source/verify/gpgKeysFile",schemaPath:"#/properties/source/properties/verify/properties/gpgKeysFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.source.properties.verify.properties.gpgKeysFile,data:data26};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -861,9 +860,9 @@ vErrors.push(err64);
 }
 errors++;
 }
-if((typeof data27 == "number") && (isFinite(data27))){
-if(data27 < 10 || isNaN(data27)){
-const err65 = {instancePath:instancePath+"/status/historyLimit",schemaPath:"#/properties/status/properties/historyLimit/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10",schema:10,parentSchema:schema31.properties.status.properties.historyLimit,data:data27};
+}
+else {
+const err65 = {instancePath:instancePath+"/source/verify/gpgKeysFile",schemaPath:"#/properties/source/properties/verify/properties/gpgKeysFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.source.properties.verify.properties.gpgKeysFile.type,parentSchema:schema31.properties.source.properties.verify.properties.gpgKeysFile,data:data26};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -874,9 +873,8 @@ errors++;
 }
 }
 }
-}
 else {
-const err66 = {instancePath:instancePath+"/status",schemaPath:"#/properties/status/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.status.type,parentSchema:schema31.properties.status,data:data23};
+const err66 = {instancePath:instancePath+"/source/verify",schemaPath:"#/properties/source/properties/verify/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.source.properties.verify.type,parentSchema:schema31.properties.source.properties.verify,data:data24};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -886,11 +884,9 @@ vErrors.push(err66);
 errors++;
 }
 }
-if(data.stateDir !== undefined){
-let data28 = data.stateDir;
-if(typeof data28 === "string"){
-if(!pattern10.test(data28)){
-const err67 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.stateDir,data:data28};
+}
+else {
+const err67 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.source.type,parentSchema:schema31.properties.source,data:data3};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -900,8 +896,12 @@ vErrors.push(err67);
 errors++;
 }
 }
-else {
-const err68 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.stateDir.type,parentSchema:schema31.properties.stateDir,data:data28};
+if(data.status !== undefined){
+let data27 = data.status;
+if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
+for(const key7 in data27){
+if(!((((key7 === "branch") || (key7 === "heartbeat")) || (key7 === "enabled")) || (key7 === "historyLimit"))){
+const err68 = {instancePath:instancePath+"/status",schemaPath:"#/properties/status/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.status,data:data27};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -911,12 +911,11 @@ vErrors.push(err68);
 errors++;
 }
 }
-if(data.files !== undefined){
-let data29 = data.files;
-if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
-for(const key7 in data29){
-if(!(key7 === "roots")){
-const err69 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.files,data:data29};
+if(data27.branch !== undefined){
+let data28 = data27.branch;
+if(typeof data28 === "string"){
+if(!pattern8.test(data28)){
+const err69 = {instancePath:instancePath+"/status/branch",schemaPath:"#/properties/status/properties/branch/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^[A-Za-z0-9._/-]+$"+"\"",schema:"^[A-Za-z0-9._/-]+$",parentSchema:schema31.properties.status.properties.branch,data:data28};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -926,15 +925,8 @@ vErrors.push(err69);
 errors++;
 }
 }
-if(data29.roots !== undefined){
-let data30 = data29.roots;
-if(Array.isArray(data30)){
-const len1 = data30.length;
-for(let i1=0; i1<len1; i1++){
-let data31 = data30[i1];
-if(typeof data31 === "string"){
-if(!pattern10.test(data31)){
-const err70 = {instancePath:instancePath+"/files/roots/" + i1,schemaPath:"#/properties/files/properties/roots/items/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.files.properties.roots.items,data:data31};
+else {
+const err70 = {instancePath:instancePath+"/status/branch",schemaPath:"#/properties/status/properties/branch/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.status.properties.branch.type,parentSchema:schema31.properties.status.properties.branch,data:data28};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -944,8 +936,11 @@ vErrors.push(err70);
 errors++;
 }
 }
-else {
-const err71 = {instancePath:instancePath+"/files/roots/" + i1,schemaPath:"#/properties/files/properties/roots/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.files.properties.roots.items.type,parentSchema:schema31.properties.files.properties.roots.items,data:data31};
+if(data27.heartbeat !== undefined){
+let data29 = data27.heartbeat;
+if(typeof data29 === "string"){
+if(!pattern14.test(data29)){
+const err71 = {instancePath:instancePath+"/status/heartbeat",schemaPath:"common.schema.json#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(ms|s|m|h))+$",parentSchema:schema33,data:data29};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -955,9 +950,8 @@ vErrors.push(err71);
 errors++;
 }
 }
-}
 else {
-const err72 = {instancePath:instancePath+"/files/roots",schemaPath:"#/properties/files/properties/roots/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.files.properties.roots.type,parentSchema:schema31.properties.files.properties.roots,data:data30};
+const err72 = {instancePath:instancePath+"/status/heartbeat",schemaPath:"common.schema.json#/$defs/duration/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.type,parentSchema:schema33,data:data29};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -966,10 +960,9 @@ vErrors.push(err72);
 }
 errors++;
 }
-}
-}
-else {
-const err73 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.files.type,parentSchema:schema31.properties.files,data:data29};
+if(typeof data29 === "string"){
+if(!func12(data29, "1s", "24h")){
+const err73 = {instancePath:instancePath+"/status/heartbeat",schemaPath:"#/properties/status/properties/heartbeat/durationRange",keyword:"durationRange",params:{min: "1s", max: "24h"},message:"must be between " + "1s" + " and " + "24h" + " (got " + data29 + ")",schema:schema31.properties.status.properties.heartbeat.durationRange,parentSchema:schema31.properties.status.properties.heartbeat,data:data29};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -979,12 +972,11 @@ vErrors.push(err73);
 errors++;
 }
 }
-if(data.docker !== undefined){
-let data32 = data.docker;
-if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
-for(const key8 in data32){
-if(!((key8 === "socket") || (key8 === "authFile"))){
-const err74 = {instancePath:instancePath+"/docker",schemaPath:"#/properties/docker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.docker,data:data32};
+}
+if(data27.enabled !== undefined){
+let data30 = data27.enabled;
+if(typeof data30 !== "boolean"){
+const err74 = {instancePath:instancePath+"/status/enabled",schemaPath:"#/properties/status/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.status.properties.enabled.type,parentSchema:schema31.properties.status.properties.enabled,data:data30};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -994,11 +986,10 @@ vErrors.push(err74);
 errors++;
 }
 }
-if(data32.socket !== undefined){
-let data33 = data32.socket;
-if(typeof data33 === "string"){
-if(!pattern10.test(data33)){
-const err75 = {instancePath:instancePath+"/docker/socket",schemaPath:"#/properties/docker/properties/socket/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.docker.properties.socket,data:data33};
+if(data27.historyLimit !== undefined){
+let data31 = data27.historyLimit;
+if(!(((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31))) && (isFinite(data31)))){
+const err75 = {instancePath:instancePath+"/status/historyLimit",schemaPath:"#/properties/status/properties/historyLimit/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.status.properties.historyLimit.type,parentSchema:schema31.properties.status.properties.historyLimit,data:data31};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1007,9 +998,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-}
-else {
-const err76 = {instancePath:instancePath+"/docker/socket",schemaPath:"#/properties/docker/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.docker.properties.socket.type,parentSchema:schema31.properties.docker.properties.socket,data:data33};
+if((typeof data31 == "number") && (isFinite(data31))){
+if(data31 < 10 || isNaN(data31)){
+const err76 = {instancePath:instancePath+"/status/historyLimit",schemaPath:"#/properties/status/properties/historyLimit/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10",schema:10,parentSchema:schema31.properties.status.properties.historyLimit,data:data31};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1019,11 +1010,10 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data32.authFile !== undefined){
-let data34 = data32.authFile;
-if(typeof data34 === "string"){
-if(!pattern10.test(data34)){
-const err77 = {instancePath:instancePath+"/docker/authFile",schemaPath:"#/properties/docker/properties/authFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.docker.properties.authFile,data:data34};
+}
+}
+else {
+const err77 = {instancePath:instancePath+"/status",schemaPath:"#/properties/status/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.status.type,parentSchema:schema31.properties.status,data:data27};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1033,8 +1023,11 @@ vErrors.push(err77);
 errors++;
 }
 }
-else {
-const err78 = {instancePath:instancePath+"/docker/authFile",schemaPath:"#/properties/docker/properties/authFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.docker.properties.authFile.type,parentSchema:schema31.properties.docker.properties.authFile,data:data34};
+if(data.stateDir !== undefined){
+let data32 = data.stateDir;
+if(typeof data32 === "string"){
+if(!pattern10.test(data32)){
+const err78 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.stateDir,data:data32};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1044,9 +1037,8 @@ vErrors.push(err78);
 errors++;
 }
 }
-}
 else {
-const err79 = {instancePath:instancePath+"/docker",schemaPath:"#/properties/docker/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.docker.type,parentSchema:schema31.properties.docker,data:data32};
+const err79 = {instancePath:instancePath+"/stateDir",schemaPath:"#/properties/stateDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.stateDir.type,parentSchema:schema31.properties.stateDir,data:data32};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1056,11 +1048,12 @@ vErrors.push(err79);
 errors++;
 }
 }
-if(data.secrets !== undefined){
-let data35 = data.secrets;
-if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
-if(Object.keys(data35).length < 1){
-const err80 = {instancePath:instancePath+"/secrets",schemaPath:"#/properties/secrets/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema31.properties.secrets,data:data35};
+if(data.files !== undefined){
+let data33 = data.files;
+if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
+for(const key8 in data33){
+if(!(key8 === "roots")){
+const err80 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.files,data:data33};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1069,9 +1062,16 @@ vErrors.push(err80);
 }
 errors++;
 }
-for(const key9 in data35){
-if(!((key9 === "ageKeyFile") || (key9 === "pgpKeyFile"))){
-const err81 = {instancePath:instancePath+"/secrets",schemaPath:"#/properties/secrets/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.secrets,data:data35};
+}
+if(data33.roots !== undefined){
+let data34 = data33.roots;
+if(Array.isArray(data34)){
+const len1 = data34.length;
+for(let i1=0; i1<len1; i1++){
+let data35 = data34[i1];
+if(typeof data35 === "string"){
+if(!pattern10.test(data35)){
+const err81 = {instancePath:instancePath+"/files/roots/" + i1,schemaPath:"#/properties/files/properties/roots/items/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.files.properties.roots.items,data:data35};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1081,11 +1081,8 @@ vErrors.push(err81);
 errors++;
 }
 }
-if(data35.ageKeyFile !== undefined){
-let data36 = data35.ageKeyFile;
-if(typeof data36 === "string"){
-if(func3(data36) < 1){
-const err82 = {instancePath:instancePath+"/secrets/ageKeyFile",schemaPath:"#/properties/secrets/properties/ageKeyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.secrets.properties.ageKeyFile,data:data36};
+else {
+const err82 = {instancePath:instancePath+"/files/roots/" + i1,schemaPath:"#/properties/files/properties/roots/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.files.properties.roots.items.type,parentSchema:schema31.properties.files.properties.roots.items,data:data35};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1095,8 +1092,9 @@ vErrors.push(err82);
 errors++;
 }
 }
+}
 else {
-const err83 = {instancePath:instancePath+"/secrets/ageKeyFile",schemaPath:"#/properties/secrets/properties/ageKeyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.secrets.properties.ageKeyFile.type,parentSchema:schema31.properties.secrets.properties.ageKeyFile,data:data36};
+const err83 = {instancePath:instancePath+"/files/roots",schemaPath:"#/properties/files/properties/roots/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.files.properties.roots.type,parentSchema:schema31.properties.files.properties.roots,data:data34};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1106,11 +1104,9 @@ vErrors.push(err83);
 errors++;
 }
 }
-if(data35.pgpKeyFile !== undefined){
-let data37 = data35.pgpKeyFile;
-if(typeof data37 === "string"){
-if(func3(data37) < 1){
-const err84 = {instancePath:instancePath+"/secrets/pgpKeyFile",schemaPath:"#/properties/secrets/properties/pgpKeyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.secrets.properties.pgpKeyFile,data:data37};
+}
+else {
+const err84 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.files.type,parentSchema:schema31.properties.files,data:data33};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1120,8 +1116,12 @@ vErrors.push(err84);
 errors++;
 }
 }
-else {
-const err85 = {instancePath:instancePath+"/secrets/pgpKeyFile",schemaPath:"#/properties/secrets/properties/pgpKeyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.secrets.properties.pgpKeyFile.type,parentSchema:schema31.properties.secrets.properties.pgpKeyFile,data:data37};
+if(data.docker !== undefined){
+let data36 = data.docker;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key9 in data36){
+if(!((key9 === "socket") || (key9 === "authFile"))){
+const err85 = {instancePath:instancePath+"/docker",schemaPath:"#/properties/docker/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.docker,data:data36};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1131,9 +1131,11 @@ vErrors.push(err85);
 errors++;
 }
 }
-}
-else {
-const err86 = {instancePath:instancePath+"/secrets",schemaPath:"#/properties/secrets/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.secrets.type,parentSchema:schema31.properties.secrets,data:data35};
+if(data36.socket !== undefined){
+let data37 = data36.socket;
+if(typeof data37 === "string"){
+if(!pattern10.test(data37)){
+const err86 = {instancePath:instancePath+"/docker/socket",schemaPath:"#/properties/docker/properties/socket/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.docker.properties.socket,data:data37};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1143,12 +1145,8 @@ vErrors.push(err86);
 errors++;
 }
 }
-if(data.prune !== undefined){
-let data38 = data.prune;
-if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
-for(const key10 in data38){
-if(!(key10 === "allowEmpty")){
-const err87 = {instancePath:instancePath+"/prune",schemaPath:"#/properties/prune/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.prune,data:data38};
+else {
+const err87 = {instancePath:instancePath+"/docker/socket",schemaPath:"#/properties/docker/properties/socket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.docker.properties.socket.type,parentSchema:schema31.properties.docker.properties.socket,data:data37};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1158,10 +1156,11 @@ vErrors.push(err87);
 errors++;
 }
 }
-if(data38.allowEmpty !== undefined){
-let data39 = data38.allowEmpty;
-if(typeof data39 !== "boolean"){
-const err88 = {instancePath:instancePath+"/prune/allowEmpty",schemaPath:"#/properties/prune/properties/allowEmpty/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.prune.properties.allowEmpty.type,parentSchema:schema31.properties.prune.properties.allowEmpty,data:data39};
+if(data36.authFile !== undefined){
+let data38 = data36.authFile;
+if(typeof data38 === "string"){
+if(!pattern10.test(data38)){
+const err88 = {instancePath:instancePath+"/docker/authFile",schemaPath:"#/properties/docker/properties/authFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.docker.properties.authFile,data:data38};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1171,9 +1170,8 @@ vErrors.push(err88);
 errors++;
 }
 }
-}
 else {
-const err89 = {instancePath:instancePath+"/prune",schemaPath:"#/properties/prune/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.prune.type,parentSchema:schema31.properties.prune,data:data38};
+const err89 = {instancePath:instancePath+"/docker/authFile",schemaPath:"#/properties/docker/properties/authFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.docker.properties.authFile.type,parentSchema:schema31.properties.docker.properties.authFile,data:data38};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1183,10 +1181,9 @@ vErrors.push(err89);
 errors++;
 }
 }
-if(data.rollback !== undefined){
-let data40 = data.rollback;
-if(!((data40 === "auto") || (data40 === "off"))){
-const err90 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/enum",keyword:"enum",params:{allowedValues: schema31.properties.rollback.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.rollback.enum,parentSchema:schema31.properties.rollback,data:data40};
+}
+else {
+const err90 = {instancePath:instancePath+"/docker",schemaPath:"#/properties/docker/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.docker.type,parentSchema:schema31.properties.docker,data:data36};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1196,12 +1193,11 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data.log !== undefined){
-let data41 = data.log;
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-for(const key11 in data41){
-if(!(key11 === "level")){
-const err91 = {instancePath:instancePath+"/log",schemaPath:"#/properties/log/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.log,data:data41};
+if(data.secrets !== undefined){
+let data39 = data.secrets;
+if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
+if(Object.keys(data39).length < 1){
+const err91 = {instancePath:instancePath+"/secrets",schemaPath:"#/properties/secrets/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema31.properties.secrets,data:data39};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1210,11 +1206,9 @@ vErrors.push(err91);
 }
 errors++;
 }
-}
-if(data41.level !== undefined){
-let data42 = data41.level;
-if(!(((((data42 === "trace") || (data42 === "debug")) || (data42 === "info")) || (data42 === "warn")) || (data42 === "error"))){
-const err92 = {instancePath:instancePath+"/log/level",schemaPath:"#/properties/log/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.log.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.log.properties.level.enum,parentSchema:schema31.properties.log.properties.level,data:data42};
+for(const key10 in data39){
+if(!((key10 === "ageKeyFile") || (key10 === "pgpKeyFile"))){
+const err92 = {instancePath:instancePath+"/secrets",schemaPath:"#/properties/secrets/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.secrets,data:data39};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1224,9 +1218,11 @@ vErrors.push(err92);
 errors++;
 }
 }
-}
-else {
-const err93 = {instancePath:instancePath+"/log",schemaPath:"#/properties/log/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.log.type,parentSchema:schema31.properties.log,data:data41};
+if(data39.ageKeyFile !== undefined){
+let data40 = data39.ageKeyFile;
+if(typeof data40 === "string"){
+if(func3(data40) < 1){
+const err93 = {instancePath:instancePath+"/secrets/ageKeyFile",schemaPath:"#/properties/secrets/properties/ageKeyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.secrets.properties.ageKeyFile,data:data40};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1236,12 +1232,8 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(data.health !== undefined){
-let data43 = data.health;
-if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
-for(const key12 in data43){
-if(!(key12 === "timeout")){
-const err94 = {instancePath:instancePath+"/health",schemaPath:"#/properties/health/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.health,data:data43};
+else {
+const err94 = {instancePath:instancePath+"/secrets/ageKeyFile",schemaPath:"#/properties/secrets/properties/ageKeyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.secrets.properties.ageKeyFile.type,parentSchema:schema31.properties.secrets.properties.ageKeyFile,data:data40};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1251,11 +1243,11 @@ vErrors.push(err94);
 errors++;
 }
 }
-if(data43.timeout !== undefined){
-let data44 = data43.timeout;
-if(typeof data44 === "string"){
-if(!pattern14.test(data44)){
-const err95 = {instancePath:instancePath+"/health/timeout",schemaPath:"common.schema.json#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(ms|s|m|h))+$",parentSchema:schema33,data:data44};
+if(data39.pgpKeyFile !== undefined){
+let data41 = data39.pgpKeyFile;
+if(typeof data41 === "string"){
+if(func3(data41) < 1){
+const err95 = {instancePath:instancePath+"/secrets/pgpKeyFile",schemaPath:"#/properties/secrets/properties/pgpKeyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema31.properties.secrets.properties.pgpKeyFile,data:data41};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1266,7 +1258,7 @@ errors++;
 }
 }
 else {
-const err96 = {instancePath:instancePath+"/health/timeout",schemaPath:"common.schema.json#/$defs/duration/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.type,parentSchema:schema33,data:data44};
+const err96 = {instancePath:instancePath+"/secrets/pgpKeyFile",schemaPath:"#/properties/secrets/properties/pgpKeyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.secrets.properties.pgpKeyFile.type,parentSchema:schema31.properties.secrets.properties.pgpKeyFile,data:data41};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1275,9 +1267,10 @@ vErrors.push(err96);
 }
 errors++;
 }
-if(typeof data44 === "string"){
-if(!func12(data44, "1s", "24h")){
-const err97 = {instancePath:instancePath+"/health/timeout",schemaPath:"#/properties/health/properties/timeout/durationRange",keyword:"durationRange",params:{min: "1s", max: "24h"},message:"must be between " + "1s" + " and " + "24h" + " (got " + data44 + ")",schema:schema31.properties.health.properties.timeout.durationRange,parentSchema:schema31.properties.health.properties.timeout,data:data44};
+}
+}
+else {
+const err97 = {instancePath:instancePath+"/secrets",schemaPath:"#/properties/secrets/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.secrets.type,parentSchema:schema31.properties.secrets,data:data39};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1287,10 +1280,12 @@ vErrors.push(err97);
 errors++;
 }
 }
-}
-}
-else {
-const err98 = {instancePath:instancePath+"/health",schemaPath:"#/properties/health/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.health.type,parentSchema:schema31.properties.health,data:data43};
+if(data.prune !== undefined){
+let data42 = data.prune;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key11 in data42){
+if(!(key11 === "allowEmpty")){
+const err98 = {instancePath:instancePath+"/prune",schemaPath:"#/properties/prune/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.prune,data:data42};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1300,11 +1295,10 @@ vErrors.push(err98);
 errors++;
 }
 }
-if(data.metrics !== undefined){
-let data45 = data.metrics;
-if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
-if(data45.listen === undefined){
-const err99 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/required",keyword:"required",params:{missingProperty: "listen"},message:"must have required property '"+"listen"+"'",schema:schema31.properties.metrics.required,parentSchema:schema31.properties.metrics,data:data45};
+if(data42.allowEmpty !== undefined){
+let data43 = data42.allowEmpty;
+if(typeof data43 !== "boolean"){
+const err99 = {instancePath:instancePath+"/prune/allowEmpty",schemaPath:"#/properties/prune/properties/allowEmpty/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.prune.properties.allowEmpty.type,parentSchema:schema31.properties.prune.properties.allowEmpty,data:data43};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1313,9 +1307,10 @@ vErrors.push(err99);
 }
 errors++;
 }
-for(const key13 in data45){
-if(!(key13 === "listen")){
-const err100 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data45};
+}
+}
+else {
+const err100 = {instancePath:instancePath+"/prune",schemaPath:"#/properties/prune/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.prune.type,parentSchema:schema31.properties.prune,data:data42};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1325,11 +1320,10 @@ vErrors.push(err100);
 errors++;
 }
 }
-if(data45.listen !== undefined){
-let data46 = data45.listen;
-if(typeof data46 === "string"){
-if(!pattern27.test(data46)){
-const err101 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/properties/metrics/properties/listen/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$"},message:"must match pattern \""+"^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$"+"\"",schema:"^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$",parentSchema:schema31.properties.metrics.properties.listen,data:data46};
+if(data.rollback !== undefined){
+let data44 = data.rollback;
+if(!((data44 === "auto") || (data44 === "off"))){
+const err101 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/enum",keyword:"enum",params:{allowedValues: schema31.properties.rollback.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.rollback.enum,parentSchema:schema31.properties.rollback,data:data44};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1339,8 +1333,12 @@ vErrors.push(err101);
 errors++;
 }
 }
-else {
-const err102 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/properties/metrics/properties/listen/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.metrics.properties.listen.type,parentSchema:schema31.properties.metrics.properties.listen,data:data46};
+if(data.log !== undefined){
+let data45 = data.log;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+for(const key12 in data45){
+if(!(key12 === "level")){
+const err102 = {instancePath:instancePath+"/log",schemaPath:"#/properties/log/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.log,data:data45};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1350,9 +1348,10 @@ vErrors.push(err102);
 errors++;
 }
 }
-}
-else {
-const err103 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data45};
+if(data45.level !== undefined){
+let data46 = data45.level;
+if(!(((((data46 === "trace") || (data46 === "debug")) || (data46 === "info")) || (data46 === "warn")) || (data46 === "error"))){
+const err103 = {instancePath:instancePath+"/log/level",schemaPath:"#/properties/log/properties/level/enum",keyword:"enum",params:{allowedValues: schema31.properties.log.properties.level.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.log.properties.level.enum,parentSchema:schema31.properties.log.properties.level,data:data46};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1364,12 +1363,325 @@ errors++;
 }
 }
 else {
-const err104 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+const err104 = {instancePath:instancePath+"/log",schemaPath:"#/properties/log/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.log.type,parentSchema:schema31.properties.log,data:data45};
 if(vErrors === null){
 vErrors = [err104];
 }
 else {
 vErrors.push(err104);
+}
+errors++;
+}
+}
+if(data.health !== undefined){
+let data47 = data.health;
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+for(const key13 in data47){
+if(!(key13 === "timeout")){
+const err105 = {instancePath:instancePath+"/health",schemaPath:"#/properties/health/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.health,data:data47};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
+}
+errors++;
+}
+}
+if(data47.timeout !== undefined){
+let data48 = data47.timeout;
+if(typeof data48 === "string"){
+if(!pattern14.test(data48)){
+const err106 = {instancePath:instancePath+"/health/timeout",schemaPath:"common.schema.json#/$defs/duration/pattern",keyword:"pattern",params:{pattern: "^([0-9]+(ms|s|m|h))+$"},message:"must match pattern \""+"^([0-9]+(ms|s|m|h))+$"+"\"",schema:"^([0-9]+(ms|s|m|h))+$",parentSchema:schema33,data:data48};
+if(vErrors === null){
+vErrors = [err106];
+}
+else {
+vErrors.push(err106);
+}
+errors++;
+}
+}
+else {
+const err107 = {instancePath:instancePath+"/health/timeout",schemaPath:"common.schema.json#/$defs/duration/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.type,parentSchema:schema33,data:data48};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
+}
+errors++;
+}
+if(typeof data48 === "string"){
+if(!func15(data48, "1s", "24h")){
+const err108 = {instancePath:instancePath+"/health/timeout",schemaPath:"#/properties/health/properties/timeout/durationRange",keyword:"durationRange",params:{min: "1s", max: "24h"},message:"must be between " + "1s" + " and " + "24h" + " (got " + data48 + ")",schema:schema31.properties.health.properties.timeout.durationRange,parentSchema:schema31.properties.health.properties.timeout,data:data48};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/health",schemaPath:"#/properties/health/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.health.type,parentSchema:schema31.properties.health,data:data47};
+if(vErrors === null){
+vErrors = [err109];
+}
+else {
+vErrors.push(err109);
+}
+errors++;
+}
+}
+if(data.notify !== undefined){
+let data49 = data.notify;
+if(Array.isArray(data49)){
+const len2 = data49.length;
+for(let i2=0; i2<len2; i2++){
+let data50 = data49[i2];
+if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
+if(data50.url === undefined){
+const err110 = {instancePath:instancePath+"/notify/" + i2,schemaPath:"#/properties/notify/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema31.properties.notify.items.required,parentSchema:schema31.properties.notify.items,data:data50};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
+}
+errors++;
+}
+for(const key14 in data50){
+if(!((((key14 === "url") || (key14 === "format")) || (key14 === "events")) || (key14 === "tokenFile"))){
+const err111 = {instancePath:instancePath+"/notify/" + i2,schemaPath:"#/properties/notify/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.notify.items,data:data50};
+if(vErrors === null){
+vErrors = [err111];
+}
+else {
+vErrors.push(err111);
+}
+errors++;
+}
+}
+if(data50.url !== undefined){
+let data51 = data50.url;
+if(typeof data51 === "string"){
+if(!pattern28.test(data51)){
+const err112 = {instancePath:instancePath+"/notify/" + i2+"/url",schemaPath:"#/properties/notify/items/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s]+$"},message:"must match pattern \""+"^https?://[^\\s]+$"+"\"",schema:"^https?://[^\\s]+$",parentSchema:schema31.properties.notify.items.properties.url,data:data51};
+if(vErrors === null){
+vErrors = [err112];
+}
+else {
+vErrors.push(err112);
+}
+errors++;
+}
+}
+else {
+const err113 = {instancePath:instancePath+"/notify/" + i2+"/url",schemaPath:"#/properties/notify/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.notify.items.properties.url.type,parentSchema:schema31.properties.notify.items.properties.url,data:data51};
+if(vErrors === null){
+vErrors = [err113];
+}
+else {
+vErrors.push(err113);
+}
+errors++;
+}
+}
+if(data50.format !== undefined){
+let data52 = data50.format;
+if(!(((data52 === "json") || (data52 === "ntfy")) || (data52 === "slack"))){
+const err114 = {instancePath:instancePath+"/notify/" + i2+"/format",schemaPath:"#/properties/notify/items/properties/format/enum",keyword:"enum",params:{allowedValues: schema31.properties.notify.items.properties.format.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.notify.items.properties.format.enum,parentSchema:schema31.properties.notify.items.properties.format,data:data52};
+if(vErrors === null){
+vErrors = [err114];
+}
+else {
+vErrors.push(err114);
+}
+errors++;
+}
+}
+if(data50.events !== undefined){
+let data53 = data50.events;
+if(Array.isArray(data53)){
+if(data53.length < 1){
+const err115 = {instancePath:instancePath+"/notify/" + i2+"/events",schemaPath:"#/properties/notify/items/properties/events/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema31.properties.notify.items.properties.events,data:data53};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
+}
+errors++;
+}
+const len3 = data53.length;
+for(let i3=0; i3<len3; i3++){
+let data54 = data53[i3];
+if(!((((data54 === "phaseChanged") || (data54 === "rolledBack")) || (data54 === "revisionRefused")) || (data54 === "rolloutHalted"))){
+const err116 = {instancePath:instancePath+"/notify/" + i2+"/events/" + i3,schemaPath:"#/properties/notify/items/properties/events/items/enum",keyword:"enum",params:{allowedValues: schema31.properties.notify.items.properties.events.items.enum},message:"must be equal to one of the allowed values",schema:schema31.properties.notify.items.properties.events.items.enum,parentSchema:schema31.properties.notify.items.properties.events.items,data:data54};
+if(vErrors === null){
+vErrors = [err116];
+}
+else {
+vErrors.push(err116);
+}
+errors++;
+}
+}
+let i4 = data53.length;
+let j0;
+if(i4 > 1){
+outer0:
+for(;i4--;){
+for(j0 = i4; j0--;){
+if(func0(data53[i4], data53[j0])){
+const err117 = {instancePath:instancePath+"/notify/" + i2+"/events",schemaPath:"#/properties/notify/items/properties/events/uniqueItems",keyword:"uniqueItems",params:{i: i4, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i4+" are identical)",schema:true,parentSchema:schema31.properties.notify.items.properties.events,data:data53};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+break outer0;
+}
+}
+}
+}
+}
+else {
+const err118 = {instancePath:instancePath+"/notify/" + i2+"/events",schemaPath:"#/properties/notify/items/properties/events/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.notify.items.properties.events.type,parentSchema:schema31.properties.notify.items.properties.events,data:data53};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+}
+if(data50.tokenFile !== undefined){
+let data55 = data50.tokenFile;
+if(typeof data55 === "string"){
+if(!pattern10.test(data55)){
+const err119 = {instancePath:instancePath+"/notify/" + i2+"/tokenFile",schemaPath:"#/properties/notify/items/properties/tokenFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema31.properties.notify.items.properties.tokenFile,data:data55};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+}
+else {
+const err120 = {instancePath:instancePath+"/notify/" + i2+"/tokenFile",schemaPath:"#/properties/notify/items/properties/tokenFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.notify.items.properties.tokenFile.type,parentSchema:schema31.properties.notify.items.properties.tokenFile,data:data55};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+}
+}
+else {
+const err121 = {instancePath:instancePath+"/notify/" + i2,schemaPath:"#/properties/notify/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.notify.items.type,parentSchema:schema31.properties.notify.items,data:data50};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
+}
+errors++;
+}
+}
+}
+else {
+const err122 = {instancePath:instancePath+"/notify",schemaPath:"#/properties/notify/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.notify.type,parentSchema:schema31.properties.notify,data:data49};
+if(vErrors === null){
+vErrors = [err122];
+}
+else {
+vErrors.push(err122);
+}
+errors++;
+}
+}
+if(data.metrics !== undefined){
+let data56 = data.metrics;
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+if(data56.listen === undefined){
+const err123 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/required",keyword:"required",params:{missingProperty: "listen"},message:"must have required property '"+"listen"+"'",schema:schema31.properties.metrics.required,parentSchema:schema31.properties.metrics,data:data56};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+}
+for(const key15 in data56){
+if(!(key15 === "listen")){
+const err124 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.metrics,data:data56};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+}
+if(data56.listen !== undefined){
+let data57 = data56.listen;
+if(typeof data57 === "string"){
+if(!pattern30.test(data57)){
+const err125 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/properties/metrics/properties/listen/pattern",keyword:"pattern",params:{pattern: "^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$"},message:"must match pattern \""+"^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$"+"\"",schema:"^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$",parentSchema:schema31.properties.metrics.properties.listen,data:data57};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+}
+else {
+const err126 = {instancePath:instancePath+"/metrics/listen",schemaPath:"#/properties/metrics/properties/listen/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.metrics.properties.listen.type,parentSchema:schema31.properties.metrics.properties.listen,data:data57};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+}
+}
+else {
+const err127 = {instancePath:instancePath+"/metrics",schemaPath:"#/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.metrics.type,parentSchema:schema31.properties.metrics,data:data56};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+}
+}
+else {
+const err128 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
 }
 errors++;
 }
@@ -1379,10 +1691,10 @@ return errors === 0;
 validate20.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
 export const container = validate22;
-const schema38 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/container.schema.json","title":"ContainerResource","description":"A Docker container that Steward creates, keeps running and recreates when its spec changes.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"steward/v1"},"kind":{"const":"Container"},"metadata":{"$ref":"common.schema.json#/$defs/metadata"},"spec":{"$ref":"#/$defs/spec"}},"$defs":{"spec":{"title":"ContainerSpec","type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"pattern":"^[^\\s]+$","description":"Image reference without spaces, e.g. nginx:1.27 or local/busybox:1."},"command":{"type":"array","items":{"type":"string"},"description":"Overrides the image's CMD."},"entrypoint":{"type":"array","items":{"type":"string"},"description":"Overrides the image's ENTRYPOINT."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Variable names: letters, digits and '_', not starting with a digit."},"additionalProperties":{"type":"string"},"description":"Environment variables; values must be strings (quote numbers in YAML)."},"envFrom":{"type":"array","maxItems":64,"description":"Files of the repository whose names and values are added to env: a dotenv, YAML or JSON map, plain or SOPS-encrypted (decrypt: sops). A name set twice is a validation error.","items":{"type":"object","additionalProperties":false,"required":["source"],"properties":{"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file; its format by its name (.env, .yaml/.yml, .json)."},"decrypt":{"enum":["sops"],"description":"The file is SOPS-encrypted; it is decrypted on the host."}}}},"ports":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$","description":"[hostIp:][hostPort:]containerPort[/proto], e.g. \"8080:80\" or \"127.0.0.1:53:53/udp\"."}},"volumes":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$","description":"hostPath:containerPath[:ro|rw] or volumeName:containerPath[:ro|rw]."}},"restart":{"enum":["no","always","unless-stopped","on-failure"],"default":"unless-stopped"},"user":{"type":"string","minLength":1},"workingDir":{"type":"string","pattern":"^/","description":"An absolute path inside the container."},"labels":{"type":"object","propertyNames":{"not":{"pattern":"^steward\\."}},"additionalProperties":{"type":"string"},"description":"Container labels; the steward.* prefix is reserved."},"healthcheck":{"type":"object","additionalProperties":false,"required":["test"],"properties":{"test":{"oneOf":[{"type":"array","items":{"type":"string"},"minItems":1},{"type":"string","minLength":1}],"description":"A command (exec form array, or a string run by /bin/sh -c)."},"interval":{"$ref":"common.schema.json#/$defs/duration"},"timeout":{"$ref":"common.schema.json#/$defs/duration"},"retries":{"type":"integer","minimum":1},"startPeriod":{"$ref":"common.schema.json#/$defs/duration"}}},"pull":{"enum":["IfNotPresent","Always"],"default":"IfNotPresent"},"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$","description":"Memory limit, e.g. 256m, 1g."},"cpus":{"type":"number","exclusiveMinimum":0,"maximum":1024},"networkMode":{"type":"string","minLength":1},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}}}}};
-const schema39 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"$ref":"#/$defs/name"},"labels":{"type":"object","additionalProperties":{"type":"string"}}}};
-const schema40 = {"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":63,"description":"Resource name: lower-case letters, digits, '-' and '.', starting with a letter or digit."};
-const pattern28 = new RegExp("^[a-z0-9][a-z0-9.-]*$", "u");
+const schema39 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/container.schema.json","title":"ContainerResource","description":"A Docker container that Steward creates, keeps running and recreates when its spec changes.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"steward/v1"},"kind":{"const":"Container"},"metadata":{"$ref":"common.schema.json#/$defs/metadata"},"spec":{"$ref":"#/$defs/spec"}},"$defs":{"spec":{"title":"ContainerSpec","type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"pattern":"^[^\\s]+$","description":"Image reference without spaces, e.g. nginx:1.27 or local/busybox:1."},"command":{"type":"array","items":{"type":"string"},"description":"Overrides the image's CMD."},"entrypoint":{"type":"array","items":{"type":"string"},"description":"Overrides the image's ENTRYPOINT."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Variable names: letters, digits and '_', not starting with a digit."},"additionalProperties":{"type":"string"},"description":"Environment variables; values must be strings (quote numbers in YAML)."},"envFrom":{"type":"array","maxItems":64,"description":"Files of the repository whose names and values are added to env: a dotenv, YAML or JSON map, plain or SOPS-encrypted (decrypt: sops). A name set twice is a validation error.","items":{"type":"object","additionalProperties":false,"required":["source"],"properties":{"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file; its format by its name (.env, .yaml/.yml, .json)."},"decrypt":{"enum":["sops"],"description":"The file is SOPS-encrypted; it is decrypted on the host."}}}},"ports":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$","description":"[hostIp:][hostPort:]containerPort[/proto], e.g. \"8080:80\" or \"127.0.0.1:53:53/udp\"."}},"volumes":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$","description":"hostPath:containerPath[:ro|rw] or volumeName:containerPath[:ro|rw]."}},"restart":{"enum":["no","always","unless-stopped","on-failure"],"default":"unless-stopped"},"user":{"type":"string","minLength":1},"workingDir":{"type":"string","pattern":"^/","description":"An absolute path inside the container."},"labels":{"type":"object","propertyNames":{"not":{"pattern":"^steward\\."}},"additionalProperties":{"type":"string"},"description":"Container labels; the steward.* prefix is reserved."},"healthcheck":{"type":"object","additionalProperties":false,"required":["test"],"properties":{"test":{"oneOf":[{"type":"array","items":{"type":"string"},"minItems":1},{"type":"string","minLength":1}],"description":"A command (exec form array, or a string run by /bin/sh -c)."},"interval":{"$ref":"common.schema.json#/$defs/duration"},"timeout":{"$ref":"common.schema.json#/$defs/duration"},"retries":{"type":"integer","minimum":1},"startPeriod":{"$ref":"common.schema.json#/$defs/duration"}}},"pull":{"enum":["IfNotPresent","Always"],"default":"IfNotPresent"},"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$","description":"Memory limit, e.g. 256m, 1g."},"cpus":{"type":"number","exclusiveMinimum":0,"maximum":1024},"networkMode":{"type":"string","minLength":1},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}}}}};
+const schema40 = {"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"$ref":"#/$defs/name"},"labels":{"type":"object","additionalProperties":{"type":"string"}}}};
+const schema41 = {"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":63,"description":"Resource name: lower-case letters, digits, '-' and '.', starting with a letter or digit."};
+const pattern31 = new RegExp("^[a-z0-9][a-z0-9.-]*$", "u");
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -1396,7 +1708,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema39.required,parentSchema:schema39,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema40.required,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1407,7 +1719,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((key0 === "name") || (key0 === "labels"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1421,7 +1733,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(func3(data0) > 63){
-const err2 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters",schema:63,parentSchema:schema40,data:data0};
+const err2 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters",schema:63,parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1430,8 +1742,8 @@ vErrors.push(err2);
 }
 errors++;
 }
-if(!pattern28.test(data0)){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^[a-z0-9][a-z0-9.-]*$",parentSchema:schema40,data:data0};
+if(!pattern31.test(data0)){
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^[a-z0-9][a-z0-9.-]*$",parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1442,7 +1754,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.type,parentSchema:schema40,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.type,parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1458,7 +1770,7 @@ if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 for(const key1 in data1){
 let data2 = data1[key1];
 if(typeof data2 !== "string"){
-const err5 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.labels.additionalProperties.type,parentSchema:schema39.properties.labels.additionalProperties,data:data2};
+const err5 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.labels.additionalProperties.type,parentSchema:schema40.properties.labels.additionalProperties,data:data2};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1470,7 +1782,7 @@ errors++;
 }
 }
 else {
-const err6 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.properties.labels.type,parentSchema:schema39.properties.labels,data:data1};
+const err6 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.labels.type,parentSchema:schema40.properties.labels,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1482,7 +1794,7 @@ errors++;
 }
 }
 else {
-const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.type,parentSchema:schema39,data};
+const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.type,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1496,17 +1808,16 @@ return errors === 0;
 }
 validate23.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema41 = {"title":"ContainerSpec","type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"pattern":"^[^\\s]+$","description":"Image reference without spaces, e.g. nginx:1.27 or local/busybox:1."},"command":{"type":"array","items":{"type":"string"},"description":"Overrides the image's CMD."},"entrypoint":{"type":"array","items":{"type":"string"},"description":"Overrides the image's ENTRYPOINT."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Variable names: letters, digits and '_', not starting with a digit."},"additionalProperties":{"type":"string"},"description":"Environment variables; values must be strings (quote numbers in YAML)."},"envFrom":{"type":"array","maxItems":64,"description":"Files of the repository whose names and values are added to env: a dotenv, YAML or JSON map, plain or SOPS-encrypted (decrypt: sops). A name set twice is a validation error.","items":{"type":"object","additionalProperties":false,"required":["source"],"properties":{"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file; its format by its name (.env, .yaml/.yml, .json)."},"decrypt":{"enum":["sops"],"description":"The file is SOPS-encrypted; it is decrypted on the host."}}}},"ports":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$","description":"[hostIp:][hostPort:]containerPort[/proto], e.g. \"8080:80\" or \"127.0.0.1:53:53/udp\"."}},"volumes":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$","description":"hostPath:containerPath[:ro|rw] or volumeName:containerPath[:ro|rw]."}},"restart":{"enum":["no","always","unless-stopped","on-failure"],"default":"unless-stopped"},"user":{"type":"string","minLength":1},"workingDir":{"type":"string","pattern":"^/","description":"An absolute path inside the container."},"labels":{"type":"object","propertyNames":{"not":{"pattern":"^steward\\."}},"additionalProperties":{"type":"string"},"description":"Container labels; the steward.* prefix is reserved."},"healthcheck":{"type":"object","additionalProperties":false,"required":["test"],"properties":{"test":{"oneOf":[{"type":"array","items":{"type":"string"},"minItems":1},{"type":"string","minLength":1}],"description":"A command (exec form array, or a string run by /bin/sh -c)."},"interval":{"$ref":"common.schema.json#/$defs/duration"},"timeout":{"$ref":"common.schema.json#/$defs/duration"},"retries":{"type":"integer","minimum":1},"startPeriod":{"$ref":"common.schema.json#/$defs/duration"}}},"pull":{"enum":["IfNotPresent","Always"],"default":"IfNotPresent"},"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$","description":"Memory limit, e.g. 256m, 1g."},"cpus":{"type":"number","exclusiveMinimum":0,"maximum":1024},"networkMode":{"type":"string","minLength":1},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}}};
-const pattern29 = new RegExp("^[^\\s]+$", "u");
-const pattern30 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const pattern32 = new RegExp("^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$", "u");
-const pattern33 = new RegExp("^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$", "u");
-const pattern35 = new RegExp("^steward\\.", "u");
-const pattern39 = new RegExp("^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$", "u");
-const schema45 = {"type":"array","items":{"$ref":"#/$defs/resourceId"},"uniqueItems":true};
-const schema46 = {"type":"string","pattern":"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$","description":"A resource id, Kind/name, e.g. Container/web (Kind is Container, File or Service)."};
-const pattern40 = new RegExp("^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$", "u");
-const func0 = __dep2.default;
+const schema42 = {"title":"ContainerSpec","type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"pattern":"^[^\\s]+$","description":"Image reference without spaces, e.g. nginx:1.27 or local/busybox:1."},"command":{"type":"array","items":{"type":"string"},"description":"Overrides the image's CMD."},"entrypoint":{"type":"array","items":{"type":"string"},"description":"Overrides the image's ENTRYPOINT."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Variable names: letters, digits and '_', not starting with a digit."},"additionalProperties":{"type":"string"},"description":"Environment variables; values must be strings (quote numbers in YAML)."},"envFrom":{"type":"array","maxItems":64,"description":"Files of the repository whose names and values are added to env: a dotenv, YAML or JSON map, plain or SOPS-encrypted (decrypt: sops). A name set twice is a validation error.","items":{"type":"object","additionalProperties":false,"required":["source"],"properties":{"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file; its format by its name (.env, .yaml/.yml, .json)."},"decrypt":{"enum":["sops"],"description":"The file is SOPS-encrypted; it is decrypted on the host."}}}},"ports":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$","description":"[hostIp:][hostPort:]containerPort[/proto], e.g. \"8080:80\" or \"127.0.0.1:53:53/udp\"."}},"volumes":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$","description":"hostPath:containerPath[:ro|rw] or volumeName:containerPath[:ro|rw]."}},"restart":{"enum":["no","always","unless-stopped","on-failure"],"default":"unless-stopped"},"user":{"type":"string","minLength":1},"workingDir":{"type":"string","pattern":"^/","description":"An absolute path inside the container."},"labels":{"type":"object","propertyNames":{"not":{"pattern":"^steward\\."}},"additionalProperties":{"type":"string"},"description":"Container labels; the steward.* prefix is reserved."},"healthcheck":{"type":"object","additionalProperties":false,"required":["test"],"properties":{"test":{"oneOf":[{"type":"array","items":{"type":"string"},"minItems":1},{"type":"string","minLength":1}],"description":"A command (exec form array, or a string run by /bin/sh -c)."},"interval":{"$ref":"common.schema.json#/$defs/duration"},"timeout":{"$ref":"common.schema.json#/$defs/duration"},"retries":{"type":"integer","minimum":1},"startPeriod":{"$ref":"common.schema.json#/$defs/duration"}}},"pull":{"enum":["IfNotPresent","Always"],"default":"IfNotPresent"},"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$","description":"Memory limit, e.g. 256m, 1g."},"cpus":{"type":"number","exclusiveMinimum":0,"maximum":1024},"networkMode":{"type":"string","minLength":1},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}}};
+const pattern32 = new RegExp("^[^\\s]+$", "u");
+const pattern33 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern35 = new RegExp("^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$", "u");
+const pattern36 = new RegExp("^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$", "u");
+const pattern38 = new RegExp("^steward\\.", "u");
+const pattern42 = new RegExp("^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$", "u");
+const schema46 = {"type":"array","items":{"$ref":"#/$defs/resourceId"},"uniqueItems":true};
+const schema47 = {"type":"string","pattern":"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$","description":"A resource id, Kind/name, e.g. Container/web (Kind is Container, File or Service)."};
+const pattern43 = new RegExp("^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$", "u");
 
 function validate26(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -1523,8 +1834,8 @@ const len0 = data.length;
 for(let i0=0; i0<len0; i0++){
 let data0 = data[i0];
 if(typeof data0 === "string"){
-if(!pattern40.test(data0)){
-const err0 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema46,data:data0};
+if(!pattern43.test(data0)){
+const err0 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema47,data:data0};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1535,7 +1846,7 @@ errors++;
 }
 }
 else {
-const err1 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.type,parentSchema:schema46,data:data0};
+const err1 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.type,parentSchema:schema47,data:data0};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1552,7 +1863,7 @@ outer0:
 for(;i1--;){
 for(j0 = i1; j0--;){
 if(func0(data[i1], data[j0])){
-const err2 = {instancePath,schemaPath:"#/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema45,data};
+const err2 = {instancePath,schemaPath:"#/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema46,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1567,7 +1878,7 @@ break outer0;
 }
 }
 else {
-const err3 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.type,parentSchema:schema45,data};
+const err3 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.type,parentSchema:schema46,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1581,8 +1892,7 @@ return errors === 0;
 }
 validate26.evaluated = {"items":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema47 = {"title":"Probe","description":"A health probe: exactly one of http, tcp or exec. A run that changed the resource waits up to deadline for it to pass.","type":"object","additionalProperties":false,"properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^https?://[^\\s]+$","description":"URL to GET; healthy when it answers with the expected status."},"status":{"type":"integer","minimum":100,"maximum":599,"default":200}}},"tcp":{"type":"object","additionalProperties":false,"required":["port"],"properties":{"host":{"type":"string","minLength":1,"default":"127.0.0.1"},"port":{"type":"integer","minimum":1,"maximum":65535}}},"exec":{"type":"object","additionalProperties":false,"required":["command"],"properties":{"command":{"type":"array","items":{"type":"string"},"minItems":1,"description":"Run inside the container (Container) or on the host (Service); healthy when it exits 0."}}},"interval":{"$ref":"#/$defs/duration","default":"2s"},"timeout":{"$ref":"#/$defs/duration","default":"5s","description":"Deadline of one attempt."},"deadline":{"$ref":"#/$defs/duration","description":"How long a run waits for the resource to become healthy after changing it (default: the agent's health.timeout)."}},"oneOf":[{"required":["http"]},{"required":["tcp"]},{"required":["exec"]}]};
-const pattern41 = new RegExp("^https?://[^\\s]+$", "u");
+const schema48 = {"title":"Probe","description":"A health probe: exactly one of http, tcp or exec. A run that changed the resource waits up to deadline for it to pass.","type":"object","additionalProperties":false,"properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","pattern":"^https?://[^\\s]+$","description":"URL to GET; healthy when it answers with the expected status."},"status":{"type":"integer","minimum":100,"maximum":599,"default":200}}},"tcp":{"type":"object","additionalProperties":false,"required":["port"],"properties":{"host":{"type":"string","minLength":1,"default":"127.0.0.1"},"port":{"type":"integer","minimum":1,"maximum":65535}}},"exec":{"type":"object","additionalProperties":false,"required":["command"],"properties":{"command":{"type":"array","items":{"type":"string"},"minItems":1,"description":"Run inside the container (Container) or on the host (Service); healthy when it exits 0."}}},"interval":{"$ref":"#/$defs/duration","default":"2s"},"timeout":{"$ref":"#/$defs/duration","default":"5s","description":"Deadline of one attempt."},"deadline":{"$ref":"#/$defs/duration","description":"How long a run waits for the resource to become healthy after changing it (default: the agent's health.timeout)."}},"oneOf":[{"required":["http"]},{"required":["tcp"]},{"required":["exec"]}]};
 
 function validate29(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -1600,7 +1910,7 @@ let passing0 = null;
 const _errs2 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.http === undefined){
-const err0 = {instancePath,schemaPath:"#/oneOf/0/required",keyword:"required",params:{missingProperty: "http"},message:"must have required property '"+"http"+"'",schema:schema47.oneOf[0].required,parentSchema:schema47.oneOf[0],data};
+const err0 = {instancePath,schemaPath:"#/oneOf/0/required",keyword:"required",params:{missingProperty: "http"},message:"must have required property '"+"http"+"'",schema:schema48.oneOf[0].required,parentSchema:schema48.oneOf[0],data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1618,7 +1928,7 @@ passing0 = 0;
 const _errs3 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.tcp === undefined){
-const err1 = {instancePath,schemaPath:"#/oneOf/1/required",keyword:"required",params:{missingProperty: "tcp"},message:"must have required property '"+"tcp"+"'",schema:schema47.oneOf[1].required,parentSchema:schema47.oneOf[1],data};
+const err1 = {instancePath,schemaPath:"#/oneOf/1/required",keyword:"required",params:{missingProperty: "tcp"},message:"must have required property '"+"tcp"+"'",schema:schema48.oneOf[1].required,parentSchema:schema48.oneOf[1],data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1641,7 +1951,7 @@ passing0 = 1;
 const _errs4 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.exec === undefined){
-const err2 = {instancePath,schemaPath:"#/oneOf/2/required",keyword:"required",params:{missingProperty: "exec"},message:"must have required property '"+"exec"+"'",schema:schema47.oneOf[2].required,parentSchema:schema47.oneOf[2],data};
+const err2 = {instancePath,schemaPath:"#/oneOf/2/required",keyword:"required",params:{missingProperty: "exec"},message:"must have required property '"+"exec"+"'",schema:schema48.oneOf[2].required,parentSchema:schema48.oneOf[2],data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1664,7 +1974,7 @@ passing0 = 2;
 }
 }
 if(!valid0){
-const err3 = {instancePath,schemaPath:"#/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema47.oneOf,parentSchema:schema47,data};
+const err3 = {instancePath,schemaPath:"#/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema48.oneOf,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1687,7 +1997,7 @@ vErrors = null;
 if(data && typeof data == "object" && !Array.isArray(data)){
 for(const key0 in data){
 if(!((((((key0 === "http") || (key0 === "tcp")) || (key0 === "exec")) || (key0 === "interval")) || (key0 === "timeout")) || (key0 === "deadline"))){
-const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema47,data};
+const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1701,7 +2011,7 @@ if(data.http !== undefined){
 let data0 = data.http;
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
 if(data0.url === undefined){
-const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema47.properties.http.required,parentSchema:schema47.properties.http,data:data0};
+const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema48.properties.http.required,parentSchema:schema48.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1712,7 +2022,7 @@ errors++;
 }
 for(const key1 in data0){
 if(!((key1 === "url") || (key1 === "status"))){
-const err6 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema47.properties.http,data:data0};
+const err6 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1725,8 +2035,8 @@ errors++;
 if(data0.url !== undefined){
 let data1 = data0.url;
 if(typeof data1 === "string"){
-if(!pattern41.test(data1)){
-const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s]+$"},message:"must match pattern \""+"^https?://[^\\s]+$"+"\"",schema:"^https?://[^\\s]+$",parentSchema:schema47.properties.http.properties.url,data:data1};
+if(!pattern28.test(data1)){
+const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s]+$"},message:"must match pattern \""+"^https?://[^\\s]+$"+"\"",schema:"^https?://[^\\s]+$",parentSchema:schema48.properties.http.properties.url,data:data1};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1737,7 +2047,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.http.properties.url.type,parentSchema:schema47.properties.http.properties.url,data:data1};
+const err8 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.http.properties.url.type,parentSchema:schema48.properties.http.properties.url,data:data1};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1750,7 +2060,7 @@ errors++;
 if(data0.status !== undefined){
 let data2 = data0.status;
 if(!(((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2))) && (isFinite(data2)))){
-const err9 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema47.properties.http.properties.status.type,parentSchema:schema47.properties.http.properties.status,data:data2};
+const err9 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema48.properties.http.properties.status.type,parentSchema:schema48.properties.http.properties.status,data:data2};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1761,7 +2071,7 @@ errors++;
 }
 if((typeof data2 == "number") && (isFinite(data2))){
 if(data2 > 599 || isNaN(data2)){
-const err10 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema47.properties.http.properties.status,data:data2};
+const err10 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema48.properties.http.properties.status,data:data2};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1771,7 +2081,7 @@ vErrors.push(err10);
 errors++;
 }
 if(data2 < 100 || isNaN(data2)){
-const err11 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema47.properties.http.properties.status,data:data2};
+const err11 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema48.properties.http.properties.status,data:data2};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1784,7 +2094,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.properties.http.type,parentSchema:schema47.properties.http,data:data0};
+const err12 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.http.type,parentSchema:schema48.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1798,7 +2108,7 @@ if(data.tcp !== undefined){
 let data3 = data.tcp;
 if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
 if(data3.port === undefined){
-const err13 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'",schema:schema47.properties.tcp.required,parentSchema:schema47.properties.tcp,data:data3};
+const err13 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'",schema:schema48.properties.tcp.required,parentSchema:schema48.properties.tcp,data:data3};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1809,7 +2119,7 @@ errors++;
 }
 for(const key2 in data3){
 if(!((key2 === "host") || (key2 === "port"))){
-const err14 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema47.properties.tcp,data:data3};
+const err14 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.tcp,data:data3};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1823,7 +2133,7 @@ if(data3.host !== undefined){
 let data4 = data3.host;
 if(typeof data4 === "string"){
 if(func3(data4) < 1){
-const err15 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema47.properties.tcp.properties.host,data:data4};
+const err15 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema48.properties.tcp.properties.host,data:data4};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1834,7 +2144,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.tcp.properties.host.type,parentSchema:schema47.properties.tcp.properties.host,data:data4};
+const err16 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.tcp.properties.host.type,parentSchema:schema48.properties.tcp.properties.host,data:data4};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1847,7 +2157,7 @@ errors++;
 if(data3.port !== undefined){
 let data5 = data3.port;
 if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
-const err17 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema47.properties.tcp.properties.port.type,parentSchema:schema47.properties.tcp.properties.port,data:data5};
+const err17 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema48.properties.tcp.properties.port.type,parentSchema:schema48.properties.tcp.properties.port,data:data5};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1858,7 +2168,7 @@ errors++;
 }
 if((typeof data5 == "number") && (isFinite(data5))){
 if(data5 > 65535 || isNaN(data5)){
-const err18 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema47.properties.tcp.properties.port,data:data5};
+const err18 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema48.properties.tcp.properties.port,data:data5};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1868,7 +2178,7 @@ vErrors.push(err18);
 errors++;
 }
 if(data5 < 1 || isNaN(data5)){
-const err19 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema47.properties.tcp.properties.port,data:data5};
+const err19 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema48.properties.tcp.properties.port,data:data5};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1881,7 +2191,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.properties.tcp.type,parentSchema:schema47.properties.tcp,data:data3};
+const err20 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.tcp.type,parentSchema:schema48.properties.tcp,data:data3};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1895,7 +2205,7 @@ if(data.exec !== undefined){
 let data6 = data.exec;
 if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
 if(data6.command === undefined){
-const err21 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/required",keyword:"required",params:{missingProperty: "command"},message:"must have required property '"+"command"+"'",schema:schema47.properties.exec.required,parentSchema:schema47.properties.exec,data:data6};
+const err21 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/required",keyword:"required",params:{missingProperty: "command"},message:"must have required property '"+"command"+"'",schema:schema48.properties.exec.required,parentSchema:schema48.properties.exec,data:data6};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1906,7 +2216,7 @@ errors++;
 }
 for(const key3 in data6){
 if(!(key3 === "command")){
-const err22 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema47.properties.exec,data:data6};
+const err22 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.exec,data:data6};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1920,7 +2230,7 @@ if(data6.command !== undefined){
 let data7 = data6.command;
 if(Array.isArray(data7)){
 if(data7.length < 1){
-const err23 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema47.properties.exec.properties.command,data:data7};
+const err23 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.exec.properties.command,data:data7};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1933,7 +2243,7 @@ const len0 = data7.length;
 for(let i0=0; i0<len0; i0++){
 let data8 = data7[i0];
 if(typeof data8 !== "string"){
-const err24 = {instancePath:instancePath+"/exec/command/" + i0,schemaPath:"#/properties/exec/properties/command/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.exec.properties.command.items.type,parentSchema:schema47.properties.exec.properties.command.items,data:data8};
+const err24 = {instancePath:instancePath+"/exec/command/" + i0,schemaPath:"#/properties/exec/properties/command/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.exec.properties.command.items.type,parentSchema:schema48.properties.exec.properties.command.items,data:data8};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1945,7 +2255,7 @@ errors++;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema47.properties.exec.properties.command.type,parentSchema:schema47.properties.exec.properties.command,data:data7};
+const err25 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.exec.properties.command.type,parentSchema:schema48.properties.exec.properties.command,data:data7};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1957,7 +2267,7 @@ errors++;
 }
 }
 else {
-const err26 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.properties.exec.type,parentSchema:schema47.properties.exec,data:data6};
+const err26 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.exec.type,parentSchema:schema48.properties.exec,data:data6};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -2044,7 +2354,7 @@ errors++;
 }
 }
 else {
-const err33 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.type,parentSchema:schema47,data};
+const err33 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.type,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -2071,7 +2381,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.image === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema41.required,parentSchema:schema41,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema42.required,parentSchema:schema42,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -2081,8 +2391,8 @@ vErrors.push(err0);
 errors++;
 }
 for(const key0 in data){
-if(!(func1.call(schema41.properties, key0))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema41,data};
+if(!(func1.call(schema42.properties, key0))){
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema42,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -2096,7 +2406,7 @@ if(data.image !== undefined){
 let data0 = data.image;
 if(typeof data0 === "string"){
 if(func3(data0) < 1){
-const err2 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema41.properties.image,data:data0};
+const err2 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.image,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -2105,8 +2415,8 @@ vErrors.push(err2);
 }
 errors++;
 }
-if(!pattern29.test(data0)){
-const err3 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/pattern",keyword:"pattern",params:{pattern: "^[^\\s]+$"},message:"must match pattern \""+"^[^\\s]+$"+"\"",schema:"^[^\\s]+$",parentSchema:schema41.properties.image,data:data0};
+if(!pattern32.test(data0)){
+const err3 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/pattern",keyword:"pattern",params:{pattern: "^[^\\s]+$"},message:"must match pattern \""+"^[^\\s]+$"+"\"",schema:"^[^\\s]+$",parentSchema:schema42.properties.image,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -2117,7 +2427,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.image.type,parentSchema:schema41.properties.image,data:data0};
+const err4 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.image.type,parentSchema:schema42.properties.image,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -2134,7 +2444,7 @@ const len0 = data1.length;
 for(let i0=0; i0<len0; i0++){
 let data2 = data1[i0];
 if(typeof data2 !== "string"){
-const err5 = {instancePath:instancePath+"/command/" + i0,schemaPath:"#/properties/command/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.command.items.type,parentSchema:schema41.properties.command.items,data:data2};
+const err5 = {instancePath:instancePath+"/command/" + i0,schemaPath:"#/properties/command/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.command.items.type,parentSchema:schema42.properties.command.items,data:data2};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -2146,7 +2456,7 @@ errors++;
 }
 }
 else {
-const err6 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema41.properties.command.type,parentSchema:schema41.properties.command,data:data1};
+const err6 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema42.properties.command.type,parentSchema:schema42.properties.command,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -2163,7 +2473,7 @@ const len1 = data3.length;
 for(let i1=0; i1<len1; i1++){
 let data4 = data3[i1];
 if(typeof data4 !== "string"){
-const err7 = {instancePath:instancePath+"/entrypoint/" + i1,schemaPath:"#/properties/entrypoint/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.entrypoint.items.type,parentSchema:schema41.properties.entrypoint.items,data:data4};
+const err7 = {instancePath:instancePath+"/entrypoint/" + i1,schemaPath:"#/properties/entrypoint/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.entrypoint.items.type,parentSchema:schema42.properties.entrypoint.items,data:data4};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -2175,7 +2485,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/entrypoint",schemaPath:"#/properties/entrypoint/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema41.properties.entrypoint.type,parentSchema:schema41.properties.entrypoint,data:data3};
+const err8 = {instancePath:instancePath+"/entrypoint",schemaPath:"#/properties/entrypoint/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema42.properties.entrypoint.type,parentSchema:schema42.properties.entrypoint,data:data3};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -2191,8 +2501,8 @@ if(data5 && typeof data5 == "object" && !Array.isArray(data5)){
 for(const key1 in data5){
 const _errs14 = errors;
 if(typeof key1 === "string"){
-if(!pattern30.test(key1)){
-const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]*$",parentSchema:schema41.properties.env.propertyNames,data:key1,propertyName:key1};
+if(!pattern33.test(key1)){
+const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]*$",parentSchema:schema42.properties.env.propertyNames,data:key1,propertyName:key1};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -2204,7 +2514,7 @@ errors++;
 }
 var valid5 = _errs14 === errors;
 if(!valid5){
-const err10 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key1},message:"property name must be valid",schema:schema41.properties.env.propertyNames,parentSchema:schema41.properties.env,data:data5};
+const err10 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key1},message:"property name must be valid",schema:schema42.properties.env.propertyNames,parentSchema:schema42.properties.env,data:data5};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -2217,7 +2527,7 @@ errors++;
 for(const key2 in data5){
 let data6 = data5[key2];
 if(typeof data6 !== "string"){
-const err11 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.env.additionalProperties.type,parentSchema:schema41.properties.env.additionalProperties,data:data6};
+const err11 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.env.additionalProperties.type,parentSchema:schema42.properties.env.additionalProperties,data:data6};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -2229,7 +2539,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema41.properties.env.type,parentSchema:schema41.properties.env,data:data5};
+const err12 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.properties.env.type,parentSchema:schema42.properties.env,data:data5};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -2243,7 +2553,7 @@ if(data.envFrom !== undefined){
 let data7 = data.envFrom;
 if(Array.isArray(data7)){
 if(data7.length > 64){
-const err13 = {instancePath:instancePath+"/envFrom",schemaPath:"#/properties/envFrom/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items",schema:64,parentSchema:schema41.properties.envFrom,data:data7};
+const err13 = {instancePath:instancePath+"/envFrom",schemaPath:"#/properties/envFrom/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items",schema:64,parentSchema:schema42.properties.envFrom,data:data7};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -2257,7 +2567,7 @@ for(let i2=0; i2<len2; i2++){
 let data8 = data7[i2];
 if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
 if(data8.source === undefined){
-const err14 = {instancePath:instancePath+"/envFrom/" + i2,schemaPath:"#/properties/envFrom/items/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'",schema:schema41.properties.envFrom.items.required,parentSchema:schema41.properties.envFrom.items,data:data8};
+const err14 = {instancePath:instancePath+"/envFrom/" + i2,schemaPath:"#/properties/envFrom/items/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'",schema:schema42.properties.envFrom.items.required,parentSchema:schema42.properties.envFrom.items,data:data8};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -2268,7 +2578,7 @@ errors++;
 }
 for(const key3 in data8){
 if(!((key3 === "source") || (key3 === "decrypt"))){
-const err15 = {instancePath:instancePath+"/envFrom/" + i2,schemaPath:"#/properties/envFrom/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema41.properties.envFrom.items,data:data8};
+const err15 = {instancePath:instancePath+"/envFrom/" + i2,schemaPath:"#/properties/envFrom/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema42.properties.envFrom.items,data:data8};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -2282,7 +2592,7 @@ if(data8.source !== undefined){
 let data9 = data8.source;
 if(typeof data9 === "string"){
 if(func3(data9) < 1){
-const err16 = {instancePath:instancePath+"/envFrom/" + i2+"/source",schemaPath:"#/properties/envFrom/items/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema41.properties.envFrom.items.properties.source,data:data9};
+const err16 = {instancePath:instancePath+"/envFrom/" + i2+"/source",schemaPath:"#/properties/envFrom/items/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.envFrom.items.properties.source,data:data9};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -2292,7 +2602,7 @@ vErrors.push(err16);
 errors++;
 }
 if(!pattern9.test(data9)){
-const err17 = {instancePath:instancePath+"/envFrom/" + i2+"/source",schemaPath:"#/properties/envFrom/items/properties/source/pattern",keyword:"pattern",params:{pattern: "^[^\\x00]+$"},message:"must match pattern \""+"^[^\\x00]+$"+"\"",schema:"^[^\\x00]+$",parentSchema:schema41.properties.envFrom.items.properties.source,data:data9};
+const err17 = {instancePath:instancePath+"/envFrom/" + i2+"/source",schemaPath:"#/properties/envFrom/items/properties/source/pattern",keyword:"pattern",params:{pattern: "^[^\\x00]+$"},message:"must match pattern \""+"^[^\\x00]+$"+"\"",schema:"^[^\\x00]+$",parentSchema:schema42.properties.envFrom.items.properties.source,data:data9};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -2303,7 +2613,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/envFrom/" + i2+"/source",schemaPath:"#/properties/envFrom/items/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.envFrom.items.properties.source.type,parentSchema:schema41.properties.envFrom.items.properties.source,data:data9};
+const err18 = {instancePath:instancePath+"/envFrom/" + i2+"/source",schemaPath:"#/properties/envFrom/items/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.envFrom.items.properties.source.type,parentSchema:schema42.properties.envFrom.items.properties.source,data:data9};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -2316,7 +2626,7 @@ errors++;
 if(data8.decrypt !== undefined){
 let data10 = data8.decrypt;
 if(!(data10 === "sops")){
-const err19 = {instancePath:instancePath+"/envFrom/" + i2+"/decrypt",schemaPath:"#/properties/envFrom/items/properties/decrypt/enum",keyword:"enum",params:{allowedValues: schema41.properties.envFrom.items.properties.decrypt.enum},message:"must be equal to one of the allowed values",schema:schema41.properties.envFrom.items.properties.decrypt.enum,parentSchema:schema41.properties.envFrom.items.properties.decrypt,data:data10};
+const err19 = {instancePath:instancePath+"/envFrom/" + i2+"/decrypt",schemaPath:"#/properties/envFrom/items/properties/decrypt/enum",keyword:"enum",params:{allowedValues: schema42.properties.envFrom.items.properties.decrypt.enum},message:"must be equal to one of the allowed values",schema:schema42.properties.envFrom.items.properties.decrypt.enum,parentSchema:schema42.properties.envFrom.items.properties.decrypt,data:data10};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -2328,7 +2638,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/envFrom/" + i2,schemaPath:"#/properties/envFrom/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema41.properties.envFrom.items.type,parentSchema:schema41.properties.envFrom.items,data:data8};
+const err20 = {instancePath:instancePath+"/envFrom/" + i2,schemaPath:"#/properties/envFrom/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.properties.envFrom.items.type,parentSchema:schema42.properties.envFrom.items,data:data8};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -2340,7 +2650,7 @@ errors++;
 }
 }
 else {
-const err21 = {instancePath:instancePath+"/envFrom",schemaPath:"#/properties/envFrom/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema41.properties.envFrom.type,parentSchema:schema41.properties.envFrom,data:data7};
+const err21 = {instancePath:instancePath+"/envFrom",schemaPath:"#/properties/envFrom/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema42.properties.envFrom.type,parentSchema:schema42.properties.envFrom,data:data7};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -2357,8 +2667,8 @@ const len3 = data11.length;
 for(let i3=0; i3<len3; i3++){
 let data12 = data11[i3];
 if(typeof data12 === "string"){
-if(!pattern32.test(data12)){
-const err22 = {instancePath:instancePath+"/ports/" + i3,schemaPath:"#/properties/ports/items/pattern",keyword:"pattern",params:{pattern: "^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$"},message:"must match pattern \""+"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$"+"\"",schema:"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$",parentSchema:schema41.properties.ports.items,data:data12};
+if(!pattern35.test(data12)){
+const err22 = {instancePath:instancePath+"/ports/" + i3,schemaPath:"#/properties/ports/items/pattern",keyword:"pattern",params:{pattern: "^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$"},message:"must match pattern \""+"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$"+"\"",schema:"^(((\\d{1,3}\\.){3}\\d{1,3}|\\[[0-9a-fA-F:]+\\]):)?(\\d{1,5}:)?\\d{1,5}(/(tcp|udp|sctp))?$",parentSchema:schema42.properties.ports.items,data:data12};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -2369,7 +2679,7 @@ errors++;
 }
 }
 else {
-const err23 = {instancePath:instancePath+"/ports/" + i3,schemaPath:"#/properties/ports/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.ports.items.type,parentSchema:schema41.properties.ports.items,data:data12};
+const err23 = {instancePath:instancePath+"/ports/" + i3,schemaPath:"#/properties/ports/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.ports.items.type,parentSchema:schema42.properties.ports.items,data:data12};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -2390,7 +2700,7 @@ continue;
 }
 if(typeof indices0[item0] == "number"){
 j0 = indices0[item0];
-const err24 = {instancePath:instancePath+"/ports",schemaPath:"#/properties/ports/uniqueItems",keyword:"uniqueItems",params:{i: i4, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i4+" are identical)",schema:true,parentSchema:schema41.properties.ports,data:data11};
+const err24 = {instancePath:instancePath+"/ports",schemaPath:"#/properties/ports/uniqueItems",keyword:"uniqueItems",params:{i: i4, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i4+" are identical)",schema:true,parentSchema:schema42.properties.ports,data:data11};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -2405,7 +2715,7 @@ indices0[item0] = i4;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/ports",schemaPath:"#/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema41.properties.ports.type,parentSchema:schema41.properties.ports,data:data11};
+const err25 = {instancePath:instancePath+"/ports",schemaPath:"#/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema42.properties.ports.type,parentSchema:schema42.properties.ports,data:data11};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -2422,8 +2732,8 @@ const len4 = data13.length;
 for(let i5=0; i5<len4; i5++){
 let data14 = data13[i5];
 if(typeof data14 === "string"){
-if(!pattern33.test(data14)){
-const err26 = {instancePath:instancePath+"/volumes/" + i5,schemaPath:"#/properties/volumes/items/pattern",keyword:"pattern",params:{pattern: "^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$"},message:"must match pattern \""+"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$"+"\"",schema:"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$",parentSchema:schema41.properties.volumes.items,data:data14};
+if(!pattern36.test(data14)){
+const err26 = {instancePath:instancePath+"/volumes/" + i5,schemaPath:"#/properties/volumes/items/pattern",keyword:"pattern",params:{pattern: "^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$"},message:"must match pattern \""+"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$"+"\"",schema:"^(/[^:\\x00]*|[A-Za-z0-9][A-Za-z0-9_.-]*):/[^:\\x00]*(:(ro|rw))?$",parentSchema:schema42.properties.volumes.items,data:data14};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -2434,7 +2744,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/volumes/" + i5,schemaPath:"#/properties/volumes/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.volumes.items.type,parentSchema:schema41.properties.volumes.items,data:data14};
+const err27 = {instancePath:instancePath+"/volumes/" + i5,schemaPath:"#/properties/volumes/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.volumes.items.type,parentSchema:schema42.properties.volumes.items,data:data14};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -2455,7 +2765,7 @@ continue;
 }
 if(typeof indices1[item1] == "number"){
 j1 = indices1[item1];
-const err28 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i6+" are identical)",schema:true,parentSchema:schema41.properties.volumes,data:data13};
+const err28 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i6+" are identical)",schema:true,parentSchema:schema42.properties.volumes,data:data13};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -2470,7 +2780,7 @@ indices1[item1] = i6;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema41.properties.volumes.type,parentSchema:schema41.properties.volumes,data:data13};
+const err29 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema42.properties.volumes.type,parentSchema:schema42.properties.volumes,data:data13};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -2483,7 +2793,7 @@ errors++;
 if(data.restart !== undefined){
 let data15 = data.restart;
 if(!((((data15 === "no") || (data15 === "always")) || (data15 === "unless-stopped")) || (data15 === "on-failure"))){
-const err30 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema41.properties.restart.enum},message:"must be equal to one of the allowed values",schema:schema41.properties.restart.enum,parentSchema:schema41.properties.restart,data:data15};
+const err30 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema42.properties.restart.enum},message:"must be equal to one of the allowed values",schema:schema42.properties.restart.enum,parentSchema:schema42.properties.restart,data:data15};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -2497,7 +2807,7 @@ if(data.user !== undefined){
 let data16 = data.user;
 if(typeof data16 === "string"){
 if(func3(data16) < 1){
-const err31 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema41.properties.user,data:data16};
+const err31 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.user,data:data16};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -2508,7 +2818,7 @@ errors++;
 }
 }
 else {
-const err32 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.user.type,parentSchema:schema41.properties.user,data:data16};
+const err32 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.user.type,parentSchema:schema42.properties.user,data:data16};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -2522,7 +2832,7 @@ if(data.workingDir !== undefined){
 let data17 = data.workingDir;
 if(typeof data17 === "string"){
 if(!pattern10.test(data17)){
-const err33 = {instancePath:instancePath+"/workingDir",schemaPath:"#/properties/workingDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema41.properties.workingDir,data:data17};
+const err33 = {instancePath:instancePath+"/workingDir",schemaPath:"#/properties/workingDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema42.properties.workingDir,data:data17};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -2533,7 +2843,7 @@ errors++;
 }
 }
 else {
-const err34 = {instancePath:instancePath+"/workingDir",schemaPath:"#/properties/workingDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.workingDir.type,parentSchema:schema41.properties.workingDir,data:data17};
+const err34 = {instancePath:instancePath+"/workingDir",schemaPath:"#/properties/workingDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.workingDir.type,parentSchema:schema42.properties.workingDir,data:data17};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -2551,7 +2861,7 @@ const _errs41 = errors;
 const _errs42 = errors;
 const _errs43 = errors;
 if(typeof key4 === "string"){
-if(!pattern35.test(key4)){
+if(!pattern38.test(key4)){
 const err35 = {};
 if(vErrors === null){
 vErrors = [err35];
@@ -2564,7 +2874,7 @@ errors++;
 }
 var valid17 = _errs43 === errors;
 if(valid17){
-const err36 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema41.properties.labels.propertyNames.not,parentSchema:schema41.properties.labels.propertyNames,data:key4,propertyName:key4};
+const err36 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema42.properties.labels.propertyNames.not,parentSchema:schema42.properties.labels.propertyNames,data:key4,propertyName:key4};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -2586,7 +2896,7 @@ vErrors = null;
 }
 var valid16 = _errs41 === errors;
 if(!valid16){
-const err37 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames",keyword:"propertyNames",params:{propertyName: key4},message:"property name must be valid",schema:schema41.properties.labels.propertyNames,parentSchema:schema41.properties.labels,data:data18};
+const err37 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/propertyNames",keyword:"propertyNames",params:{propertyName: key4},message:"property name must be valid",schema:schema42.properties.labels.propertyNames,parentSchema:schema42.properties.labels,data:data18};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -2599,7 +2909,7 @@ errors++;
 for(const key5 in data18){
 let data19 = data18[key5];
 if(typeof data19 !== "string"){
-const err38 = {instancePath:instancePath+"/labels/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.labels.additionalProperties.type,parentSchema:schema41.properties.labels.additionalProperties,data:data19};
+const err38 = {instancePath:instancePath+"/labels/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.labels.additionalProperties.type,parentSchema:schema42.properties.labels.additionalProperties,data:data19};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -2611,7 +2921,7 @@ errors++;
 }
 }
 else {
-const err39 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema41.properties.labels.type,parentSchema:schema41.properties.labels,data:data18};
+const err39 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.properties.labels.type,parentSchema:schema42.properties.labels,data:data18};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -2625,7 +2935,7 @@ if(data.healthcheck !== undefined){
 let data20 = data.healthcheck;
 if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
 if(data20.test === undefined){
-const err40 = {instancePath:instancePath+"/healthcheck",schemaPath:"#/properties/healthcheck/required",keyword:"required",params:{missingProperty: "test"},message:"must have required property '"+"test"+"'",schema:schema41.properties.healthcheck.required,parentSchema:schema41.properties.healthcheck,data:data20};
+const err40 = {instancePath:instancePath+"/healthcheck",schemaPath:"#/properties/healthcheck/required",keyword:"required",params:{missingProperty: "test"},message:"must have required property '"+"test"+"'",schema:schema42.properties.healthcheck.required,parentSchema:schema42.properties.healthcheck,data:data20};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -2636,7 +2946,7 @@ errors++;
 }
 for(const key6 in data20){
 if(!(((((key6 === "test") || (key6 === "interval")) || (key6 === "timeout")) || (key6 === "retries")) || (key6 === "startPeriod"))){
-const err41 = {instancePath:instancePath+"/healthcheck",schemaPath:"#/properties/healthcheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema41.properties.healthcheck,data:data20};
+const err41 = {instancePath:instancePath+"/healthcheck",schemaPath:"#/properties/healthcheck/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema42.properties.healthcheck,data:data20};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2654,7 +2964,7 @@ let passing0 = null;
 const _errs52 = errors;
 if(Array.isArray(data21)){
 if(data21.length < 1){
-const err42 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/0/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema41.properties.healthcheck.properties.test.oneOf[0],data:data21};
+const err42 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/0/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema42.properties.healthcheck.properties.test.oneOf[0],data:data21};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -2667,7 +2977,7 @@ const len5 = data21.length;
 for(let i7=0; i7<len5; i7++){
 let data22 = data21[i7];
 if(typeof data22 !== "string"){
-const err43 = {instancePath:instancePath+"/healthcheck/test/" + i7,schemaPath:"#/properties/healthcheck/properties/test/oneOf/0/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.healthcheck.properties.test.oneOf[0].items.type,parentSchema:schema41.properties.healthcheck.properties.test.oneOf[0].items,data:data22};
+const err43 = {instancePath:instancePath+"/healthcheck/test/" + i7,schemaPath:"#/properties/healthcheck/properties/test/oneOf/0/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.healthcheck.properties.test.oneOf[0].items.type,parentSchema:schema42.properties.healthcheck.properties.test.oneOf[0].items,data:data22};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -2679,7 +2989,7 @@ errors++;
 }
 }
 else {
-const err44 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/0/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema41.properties.healthcheck.properties.test.oneOf[0].type,parentSchema:schema41.properties.healthcheck.properties.test.oneOf[0],data:data21};
+const err44 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/0/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema42.properties.healthcheck.properties.test.oneOf[0].type,parentSchema:schema42.properties.healthcheck.properties.test.oneOf[0],data:data21};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -2696,7 +3006,7 @@ passing0 = 0;
 const _errs56 = errors;
 if(typeof data21 === "string"){
 if(func3(data21) < 1){
-const err45 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/1/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema41.properties.healthcheck.properties.test.oneOf[1],data:data21};
+const err45 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/1/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.healthcheck.properties.test.oneOf[1],data:data21};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -2707,7 +3017,7 @@ errors++;
 }
 }
 else {
-const err46 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.healthcheck.properties.test.oneOf[1].type,parentSchema:schema41.properties.healthcheck.properties.test.oneOf[1],data:data21};
+const err46 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf/1/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.healthcheck.properties.test.oneOf[1].type,parentSchema:schema42.properties.healthcheck.properties.test.oneOf[1],data:data21};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2728,7 +3038,7 @@ passing0 = 1;
 }
 }
 if(!valid20){
-const err47 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema41.properties.healthcheck.properties.test.oneOf,parentSchema:schema41.properties.healthcheck.properties.test,data:data21};
+const err47 = {instancePath:instancePath+"/healthcheck/test",schemaPath:"#/properties/healthcheck/properties/test/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema42.properties.healthcheck.properties.test.oneOf,parentSchema:schema42.properties.healthcheck.properties.test,data:data21};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -2802,7 +3112,7 @@ errors++;
 if(data20.retries !== undefined){
 let data25 = data20.retries;
 if(!(((typeof data25 == "number") && (!(data25 % 1) && !isNaN(data25))) && (isFinite(data25)))){
-const err52 = {instancePath:instancePath+"/healthcheck/retries",schemaPath:"#/properties/healthcheck/properties/retries/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema41.properties.healthcheck.properties.retries.type,parentSchema:schema41.properties.healthcheck.properties.retries,data:data25};
+const err52 = {instancePath:instancePath+"/healthcheck/retries",schemaPath:"#/properties/healthcheck/properties/retries/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema42.properties.healthcheck.properties.retries.type,parentSchema:schema42.properties.healthcheck.properties.retries,data:data25};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -2813,7 +3123,7 @@ errors++;
 }
 if((typeof data25 == "number") && (isFinite(data25))){
 if(data25 < 1 || isNaN(data25)){
-const err53 = {instancePath:instancePath+"/healthcheck/retries",schemaPath:"#/properties/healthcheck/properties/retries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema41.properties.healthcheck.properties.retries,data:data25};
+const err53 = {instancePath:instancePath+"/healthcheck/retries",schemaPath:"#/properties/healthcheck/properties/retries/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema42.properties.healthcheck.properties.retries,data:data25};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -2851,7 +3161,7 @@ errors++;
 }
 }
 else {
-const err56 = {instancePath:instancePath+"/healthcheck",schemaPath:"#/properties/healthcheck/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema41.properties.healthcheck.type,parentSchema:schema41.properties.healthcheck,data:data20};
+const err56 = {instancePath:instancePath+"/healthcheck",schemaPath:"#/properties/healthcheck/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.properties.healthcheck.type,parentSchema:schema42.properties.healthcheck,data:data20};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -2864,7 +3174,7 @@ errors++;
 if(data.pull !== undefined){
 let data27 = data.pull;
 if(!((data27 === "IfNotPresent") || (data27 === "Always"))){
-const err57 = {instancePath:instancePath+"/pull",schemaPath:"#/properties/pull/enum",keyword:"enum",params:{allowedValues: schema41.properties.pull.enum},message:"must be equal to one of the allowed values",schema:schema41.properties.pull.enum,parentSchema:schema41.properties.pull,data:data27};
+const err57 = {instancePath:instancePath+"/pull",schemaPath:"#/properties/pull/enum",keyword:"enum",params:{allowedValues: schema42.properties.pull.enum},message:"must be equal to one of the allowed values",schema:schema42.properties.pull.enum,parentSchema:schema42.properties.pull,data:data27};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -2877,8 +3187,8 @@ errors++;
 if(data.memory !== undefined){
 let data28 = data.memory;
 if(typeof data28 === "string"){
-if(!pattern39.test(data28)){
-const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$",parentSchema:schema41.properties.memory,data:data28};
+if(!pattern42.test(data28)){
+const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$"+"\"",schema:"^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$",parentSchema:schema42.properties.memory,data:data28};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -2889,7 +3199,7 @@ errors++;
 }
 }
 else {
-const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.memory.type,parentSchema:schema41.properties.memory,data:data28};
+const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.memory.type,parentSchema:schema42.properties.memory,data:data28};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -2903,7 +3213,7 @@ if(data.cpus !== undefined){
 let data29 = data.cpus;
 if((typeof data29 == "number") && (isFinite(data29))){
 if(data29 > 1024 || isNaN(data29)){
-const err60 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024",schema:1024,parentSchema:schema41.properties.cpus,data:data29};
+const err60 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024",schema:1024,parentSchema:schema42.properties.cpus,data:data29};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -2913,7 +3223,7 @@ vErrors.push(err60);
 errors++;
 }
 if(data29 <= 0 || isNaN(data29)){
-const err61 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0",schema:0,parentSchema:schema41.properties.cpus,data:data29};
+const err61 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0",schema:0,parentSchema:schema42.properties.cpus,data:data29};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -2924,7 +3234,7 @@ errors++;
 }
 }
 else {
-const err62 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema41.properties.cpus.type,parentSchema:schema41.properties.cpus,data:data29};
+const err62 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.cpus.type,parentSchema:schema42.properties.cpus,data:data29};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -2938,7 +3248,7 @@ if(data.networkMode !== undefined){
 let data30 = data.networkMode;
 if(typeof data30 === "string"){
 if(func3(data30) < 1){
-const err63 = {instancePath:instancePath+"/networkMode",schemaPath:"#/properties/networkMode/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema41.properties.networkMode,data:data30};
+const err63 = {instancePath:instancePath+"/networkMode",schemaPath:"#/properties/networkMode/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.networkMode,data:data30};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -2949,7 +3259,7 @@ errors++;
 }
 }
 else {
-const err64 = {instancePath:instancePath+"/networkMode",schemaPath:"#/properties/networkMode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.networkMode.type,parentSchema:schema41.properties.networkMode,data:data30};
+const err64 = {instancePath:instancePath+"/networkMode",schemaPath:"#/properties/networkMode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.networkMode.type,parentSchema:schema42.properties.networkMode,data:data30};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -2979,7 +3289,7 @@ errors = vErrors.length;
 }
 }
 else {
-const err65 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema41.type,parentSchema:schema41,data};
+const err65 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.type,parentSchema:schema42,data};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -3007,7 +3317,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.apiVersion === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "apiVersion"},message:"must have required property '"+"apiVersion"+"'",schema:schema38.required,parentSchema:schema38,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "apiVersion"},message:"must have required property '"+"apiVersion"+"'",schema:schema39.required,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -3017,7 +3327,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.kind === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'",schema:schema38.required,parentSchema:schema38,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'",schema:schema39.required,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -3027,7 +3337,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.metadata === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "metadata"},message:"must have required property '"+"metadata"+"'",schema:schema38.required,parentSchema:schema38,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "metadata"},message:"must have required property '"+"metadata"+"'",schema:schema39.required,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -3037,7 +3347,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.spec === undefined){
-const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "spec"},message:"must have required property '"+"spec"+"'",schema:schema38.required,parentSchema:schema38,data};
+const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "spec"},message:"must have required property '"+"spec"+"'",schema:schema39.required,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -3048,7 +3358,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "apiVersion") || (key0 === "kind")) || (key0 === "metadata")) || (key0 === "spec"))){
-const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema38,data};
+const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -3061,7 +3371,7 @@ errors++;
 if(data.apiVersion !== undefined){
 let data0 = data.apiVersion;
 if("steward/v1" !== data0){
-const err5 = {instancePath:instancePath+"/apiVersion",schemaPath:"#/properties/apiVersion/const",keyword:"const",params:{allowedValue: "steward/v1"},message:"must be equal to constant",schema:"steward/v1",parentSchema:schema38.properties.apiVersion,data:data0};
+const err5 = {instancePath:instancePath+"/apiVersion",schemaPath:"#/properties/apiVersion/const",keyword:"const",params:{allowedValue: "steward/v1"},message:"must be equal to constant",schema:"steward/v1",parentSchema:schema39.properties.apiVersion,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -3074,7 +3384,7 @@ errors++;
 if(data.kind !== undefined){
 let data1 = data.kind;
 if("Container" !== data1){
-const err6 = {instancePath:instancePath+"/kind",schemaPath:"#/properties/kind/const",keyword:"const",params:{allowedValue: "Container"},message:"must be equal to constant",schema:"Container",parentSchema:schema38.properties.kind,data:data1};
+const err6 = {instancePath:instancePath+"/kind",schemaPath:"#/properties/kind/const",keyword:"const",params:{allowedValue: "Container"},message:"must be equal to constant",schema:"Container",parentSchema:schema39.properties.kind,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -3098,7 +3408,7 @@ errors = vErrors.length;
 }
 }
 else {
-const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema38.type,parentSchema:schema38,data};
+const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.type,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -3113,7 +3423,7 @@ return errors === 0;
 validate22.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
 export const file = validate32;
-const schema51 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/file.schema.json","title":"FileResource","description":"A file on the host below one of the configured files.roots.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"steward/v1"},"kind":{"const":"File"},"metadata":{"$ref":"common.schema.json#/$defs/metadata"},"spec":{"$ref":"#/$defs/spec"}},"$defs":{"spec":{"title":"FileSpec","type":"object","additionalProperties":false,"required":["path"],"properties":{"path":{"type":"string","pattern":"^/","maxLength":4096,"description":"Absolute path below a configured root.","not":{"pattern":"\\x00","description":"must not contain a NUL byte"}},"content":{"type":"string"},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file."},"decrypt":{"enum":["sops"],"description":"The source is a SOPS file: the host writes the decrypted document, in its own format. Needs source."},"mode":{"type":"string","pattern":"^0?[0-7]{3,4}$","default":"0644","description":"Octal permissions as a string, e.g. \"0644\"."},"owner":{"type":"string","minLength":1},"group":{"type":"string","minLength":1},"ensure":{"enum":["present","absent"],"default":"present"},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"}},"if":{"properties":{"ensure":{"const":"absent"}},"required":["ensure"]},"then":{"not":{"anyOf":[{"required":["content"]},{"required":["source"]}]}},"else":{"oneOf":[{"required":["content"]},{"required":["source"]}]},"dependentRequired":{"decrypt":["source"]}}}};
+const schema52 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/file.schema.json","title":"FileResource","description":"A file on the host below one of the configured files.roots.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"steward/v1"},"kind":{"const":"File"},"metadata":{"$ref":"common.schema.json#/$defs/metadata"},"spec":{"$ref":"#/$defs/spec"}},"$defs":{"spec":{"title":"FileSpec","type":"object","additionalProperties":false,"required":["path"],"properties":{"path":{"type":"string","pattern":"^/","maxLength":4096,"description":"Absolute path below a configured root.","not":{"pattern":"\\x00","description":"must not contain a NUL byte"}},"content":{"type":"string"},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file."},"decrypt":{"enum":["sops"],"description":"The source is a SOPS file: the host writes the decrypted document, in its own format. Needs source."},"mode":{"type":"string","pattern":"^0?[0-7]{3,4}$","default":"0644","description":"Octal permissions as a string, e.g. \"0644\"."},"owner":{"type":"string","minLength":1},"group":{"type":"string","minLength":1},"ensure":{"enum":["present","absent"],"default":"present"},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"}},"if":{"properties":{"ensure":{"const":"absent"}},"required":["ensure"]},"then":{"not":{"anyOf":[{"required":["content"]},{"required":["source"]}]}},"else":{"oneOf":[{"required":["content"]},{"required":["source"]}]},"dependentRequired":{"decrypt":["source"]}}}};
 
 function validate33(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -3127,7 +3437,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema39.required,parentSchema:schema39,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema40.required,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -3138,7 +3448,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((key0 === "name") || (key0 === "labels"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -3152,7 +3462,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(func3(data0) > 63){
-const err2 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters",schema:63,parentSchema:schema40,data:data0};
+const err2 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters",schema:63,parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -3161,8 +3471,8 @@ vErrors.push(err2);
 }
 errors++;
 }
-if(!pattern28.test(data0)){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^[a-z0-9][a-z0-9.-]*$",parentSchema:schema40,data:data0};
+if(!pattern31.test(data0)){
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^[a-z0-9][a-z0-9.-]*$",parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -3173,7 +3483,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.type,parentSchema:schema40,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.type,parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -3189,7 +3499,7 @@ if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 for(const key1 in data1){
 let data2 = data1[key1];
 if(typeof data2 !== "string"){
-const err5 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.labels.additionalProperties.type,parentSchema:schema39.properties.labels.additionalProperties,data:data2};
+const err5 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.labels.additionalProperties.type,parentSchema:schema40.properties.labels.additionalProperties,data:data2};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -3201,7 +3511,7 @@ errors++;
 }
 }
 else {
-const err6 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.properties.labels.type,parentSchema:schema39.properties.labels,data:data1};
+const err6 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.labels.type,parentSchema:schema40.properties.labels,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -3213,7 +3523,7 @@ errors++;
 }
 }
 else {
-const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.type,parentSchema:schema39,data};
+const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.type,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -3227,9 +3537,9 @@ return errors === 0;
 }
 validate33.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema54 = {"title":"FileSpec","type":"object","additionalProperties":false,"required":["path"],"properties":{"path":{"type":"string","pattern":"^/","maxLength":4096,"description":"Absolute path below a configured root.","not":{"pattern":"\\x00","description":"must not contain a NUL byte"}},"content":{"type":"string"},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file."},"decrypt":{"enum":["sops"],"description":"The source is a SOPS file: the host writes the decrypted document, in its own format. Needs source."},"mode":{"type":"string","pattern":"^0?[0-7]{3,4}$","default":"0644","description":"Octal permissions as a string, e.g. \"0644\"."},"owner":{"type":"string","minLength":1},"group":{"type":"string","minLength":1},"ensure":{"enum":["present","absent"],"default":"present"},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"}},"if":{"properties":{"ensure":{"const":"absent"}},"required":["ensure"]},"then":{"not":{"anyOf":[{"required":["content"]},{"required":["source"]}]}},"else":{"oneOf":[{"required":["content"]},{"required":["source"]}]},"dependentRequired":{"decrypt":["source"]}};
-const pattern46 = new RegExp("\\x00", "u");
-const pattern49 = new RegExp("^0?[0-7]{3,4}$", "u");
+const schema55 = {"title":"FileSpec","type":"object","additionalProperties":false,"required":["path"],"properties":{"path":{"type":"string","pattern":"^/","maxLength":4096,"description":"Absolute path below a configured root.","not":{"pattern":"\\x00","description":"must not contain a NUL byte"}},"content":{"type":"string"},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$","description":"A file in the repository, relative to the manifest's file."},"decrypt":{"enum":["sops"],"description":"The source is a SOPS file: the host writes the decrypted document, in its own format. Needs source."},"mode":{"type":"string","pattern":"^0?[0-7]{3,4}$","default":"0644","description":"Octal permissions as a string, e.g. \"0644\"."},"owner":{"type":"string","minLength":1},"group":{"type":"string","minLength":1},"ensure":{"enum":["present","absent"],"default":"present"},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"}},"if":{"properties":{"ensure":{"const":"absent"}},"required":["ensure"]},"then":{"not":{"anyOf":[{"required":["content"]},{"required":["source"]}]}},"else":{"oneOf":[{"required":["content"]},{"required":["source"]}]},"dependentRequired":{"decrypt":["source"]}};
+const pattern49 = new RegExp("\\x00", "u");
+const pattern52 = new RegExp("^0?[0-7]{3,4}$", "u");
 
 function validate36(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -3246,8 +3556,8 @@ const len0 = data.length;
 for(let i0=0; i0<len0; i0++){
 let data0 = data[i0];
 if(typeof data0 === "string"){
-if(!pattern40.test(data0)){
-const err0 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema46,data:data0};
+if(!pattern43.test(data0)){
+const err0 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema47,data:data0};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -3258,7 +3568,7 @@ errors++;
 }
 }
 else {
-const err1 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.type,parentSchema:schema46,data:data0};
+const err1 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.type,parentSchema:schema47,data:data0};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -3275,7 +3585,7 @@ outer0:
 for(;i1--;){
 for(j0 = i1; j0--;){
 if(func0(data[i1], data[j0])){
-const err2 = {instancePath,schemaPath:"#/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema45,data};
+const err2 = {instancePath,schemaPath:"#/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema46,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -3290,7 +3600,7 @@ break outer0;
 }
 }
 else {
-const err3 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.type,parentSchema:schema45,data};
+const err3 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.type,parentSchema:schema46,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -3417,7 +3727,7 @@ vErrors = null;
 }
 var valid2 = _errs6 === errors;
 if(valid2){
-const err5 = {instancePath,schemaPath:"#/then/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema54.then.not,parentSchema:schema54.then,data};
+const err5 = {instancePath,schemaPath:"#/then/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema55.then.not,parentSchema:schema55.then,data};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -3449,7 +3759,7 @@ let passing0 = null;
 const _errs12 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.content === undefined){
-const err6 = {instancePath,schemaPath:"#/else/oneOf/0/required",keyword:"required",params:{missingProperty: "content"},message:"must have required property '"+"content"+"'",schema:schema54.else.oneOf[0].required,parentSchema:schema54.else.oneOf[0],data};
+const err6 = {instancePath,schemaPath:"#/else/oneOf/0/required",keyword:"required",params:{missingProperty: "content"},message:"must have required property '"+"content"+"'",schema:schema55.else.oneOf[0].required,parentSchema:schema55.else.oneOf[0],data};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -3467,7 +3777,7 @@ passing0 = 0;
 const _errs13 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.source === undefined){
-const err7 = {instancePath,schemaPath:"#/else/oneOf/1/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'",schema:schema54.else.oneOf[1].required,parentSchema:schema54.else.oneOf[1],data};
+const err7 = {instancePath,schemaPath:"#/else/oneOf/1/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'",schema:schema55.else.oneOf[1].required,parentSchema:schema55.else.oneOf[1],data};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -3489,7 +3799,7 @@ passing0 = 1;
 }
 }
 if(!valid4){
-const err8 = {instancePath,schemaPath:"#/else/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema54.else.oneOf,parentSchema:schema54.else,data};
+const err8 = {instancePath,schemaPath:"#/else/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema55.else.oneOf,parentSchema:schema55.else,data};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -3514,7 +3824,7 @@ valid0 = _valid0;
 ifClause0 = "else";
 }
 if(!valid0){
-const err9 = {instancePath,schemaPath:"#/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema54.if,parentSchema:schema54,data};
+const err9 = {instancePath,schemaPath:"#/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema55.if,parentSchema:schema55,data};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -3525,7 +3835,7 @@ errors++;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.path === undefined){
-const err10 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'",schema:schema54.required,parentSchema:schema54,data};
+const err10 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'",schema:schema55.required,parentSchema:schema55,data};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -3535,8 +3845,8 @@ vErrors.push(err10);
 errors++;
 }
 for(const key0 in data){
-if(!(func1.call(schema54.properties, key0))){
-const err11 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema54,data};
+if(!(func1.call(schema55.properties, key0))){
+const err11 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema55,data};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -3551,7 +3861,7 @@ let data1 = data.path;
 const _errs17 = errors;
 const _errs18 = errors;
 if(typeof data1 === "string"){
-if(!pattern46.test(data1)){
+if(!pattern49.test(data1)){
 const err12 = {};
 if(vErrors === null){
 vErrors = [err12];
@@ -3564,7 +3874,7 @@ errors++;
 }
 var valid6 = _errs18 === errors;
 if(valid6){
-const err13 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema54.properties.path.not,parentSchema:schema54.properties.path,data:data1};
+const err13 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema55.properties.path.not,parentSchema:schema55.properties.path,data:data1};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -3586,7 +3896,7 @@ vErrors = null;
 }
 if(typeof data1 === "string"){
 if(func3(data1) > 4096){
-const err14 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters",schema:4096,parentSchema:schema54.properties.path,data:data1};
+const err14 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters",schema:4096,parentSchema:schema55.properties.path,data:data1};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -3596,7 +3906,7 @@ vErrors.push(err14);
 errors++;
 }
 if(!pattern10.test(data1)){
-const err15 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema54.properties.path,data:data1};
+const err15 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema55.properties.path,data:data1};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -3607,7 +3917,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema54.properties.path.type,parentSchema:schema54.properties.path,data:data1};
+const err16 = {instancePath:instancePath+"/path",schemaPath:"#/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.properties.path.type,parentSchema:schema55.properties.path,data:data1};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -3620,7 +3930,7 @@ errors++;
 if(data.content !== undefined){
 let data2 = data.content;
 if(typeof data2 !== "string"){
-const err17 = {instancePath:instancePath+"/content",schemaPath:"#/properties/content/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema54.properties.content.type,parentSchema:schema54.properties.content,data:data2};
+const err17 = {instancePath:instancePath+"/content",schemaPath:"#/properties/content/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.properties.content.type,parentSchema:schema55.properties.content,data:data2};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -3634,7 +3944,7 @@ if(data.source !== undefined){
 let data3 = data.source;
 if(typeof data3 === "string"){
 if(func3(data3) < 1){
-const err18 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema54.properties.source,data:data3};
+const err18 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema55.properties.source,data:data3};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -3644,7 +3954,7 @@ vErrors.push(err18);
 errors++;
 }
 if(!pattern9.test(data3)){
-const err19 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/pattern",keyword:"pattern",params:{pattern: "^[^\\x00]+$"},message:"must match pattern \""+"^[^\\x00]+$"+"\"",schema:"^[^\\x00]+$",parentSchema:schema54.properties.source,data:data3};
+const err19 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/pattern",keyword:"pattern",params:{pattern: "^[^\\x00]+$"},message:"must match pattern \""+"^[^\\x00]+$"+"\"",schema:"^[^\\x00]+$",parentSchema:schema55.properties.source,data:data3};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -3655,7 +3965,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema54.properties.source.type,parentSchema:schema54.properties.source,data:data3};
+const err20 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.properties.source.type,parentSchema:schema55.properties.source,data:data3};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -3668,7 +3978,7 @@ errors++;
 if(data.decrypt !== undefined){
 let data4 = data.decrypt;
 if(!(data4 === "sops")){
-const err21 = {instancePath:instancePath+"/decrypt",schemaPath:"#/properties/decrypt/enum",keyword:"enum",params:{allowedValues: schema54.properties.decrypt.enum},message:"must be equal to one of the allowed values",schema:schema54.properties.decrypt.enum,parentSchema:schema54.properties.decrypt,data:data4};
+const err21 = {instancePath:instancePath+"/decrypt",schemaPath:"#/properties/decrypt/enum",keyword:"enum",params:{allowedValues: schema55.properties.decrypt.enum},message:"must be equal to one of the allowed values",schema:schema55.properties.decrypt.enum,parentSchema:schema55.properties.decrypt,data:data4};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -3681,8 +3991,8 @@ errors++;
 if(data.mode !== undefined){
 let data5 = data.mode;
 if(typeof data5 === "string"){
-if(!pattern49.test(data5)){
-const err22 = {instancePath:instancePath+"/mode",schemaPath:"#/properties/mode/pattern",keyword:"pattern",params:{pattern: "^0?[0-7]{3,4}$"},message:"must match pattern \""+"^0?[0-7]{3,4}$"+"\"",schema:"^0?[0-7]{3,4}$",parentSchema:schema54.properties.mode,data:data5};
+if(!pattern52.test(data5)){
+const err22 = {instancePath:instancePath+"/mode",schemaPath:"#/properties/mode/pattern",keyword:"pattern",params:{pattern: "^0?[0-7]{3,4}$"},message:"must match pattern \""+"^0?[0-7]{3,4}$"+"\"",schema:"^0?[0-7]{3,4}$",parentSchema:schema55.properties.mode,data:data5};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -3693,7 +4003,7 @@ errors++;
 }
 }
 else {
-const err23 = {instancePath:instancePath+"/mode",schemaPath:"#/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema54.properties.mode.type,parentSchema:schema54.properties.mode,data:data5};
+const err23 = {instancePath:instancePath+"/mode",schemaPath:"#/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.properties.mode.type,parentSchema:schema55.properties.mode,data:data5};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -3707,7 +4017,7 @@ if(data.owner !== undefined){
 let data6 = data.owner;
 if(typeof data6 === "string"){
 if(func3(data6) < 1){
-const err24 = {instancePath:instancePath+"/owner",schemaPath:"#/properties/owner/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema54.properties.owner,data:data6};
+const err24 = {instancePath:instancePath+"/owner",schemaPath:"#/properties/owner/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema55.properties.owner,data:data6};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -3718,7 +4028,7 @@ errors++;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/owner",schemaPath:"#/properties/owner/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema54.properties.owner.type,parentSchema:schema54.properties.owner,data:data6};
+const err25 = {instancePath:instancePath+"/owner",schemaPath:"#/properties/owner/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.properties.owner.type,parentSchema:schema55.properties.owner,data:data6};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -3732,7 +4042,7 @@ if(data.group !== undefined){
 let data7 = data.group;
 if(typeof data7 === "string"){
 if(func3(data7) < 1){
-const err26 = {instancePath:instancePath+"/group",schemaPath:"#/properties/group/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema54.properties.group,data:data7};
+const err26 = {instancePath:instancePath+"/group",schemaPath:"#/properties/group/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema55.properties.group,data:data7};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -3743,7 +4053,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/group",schemaPath:"#/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema54.properties.group.type,parentSchema:schema54.properties.group,data:data7};
+const err27 = {instancePath:instancePath+"/group",schemaPath:"#/properties/group/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema55.properties.group.type,parentSchema:schema55.properties.group,data:data7};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -3756,7 +4066,7 @@ errors++;
 if(data.ensure !== undefined){
 let data8 = data.ensure;
 if(!((data8 === "present") || (data8 === "absent"))){
-const err28 = {instancePath:instancePath+"/ensure",schemaPath:"#/properties/ensure/enum",keyword:"enum",params:{allowedValues: schema54.properties.ensure.enum},message:"must be equal to one of the allowed values",schema:schema54.properties.ensure.enum,parentSchema:schema54.properties.ensure,data:data8};
+const err28 = {instancePath:instancePath+"/ensure",schemaPath:"#/properties/ensure/enum",keyword:"enum",params:{allowedValues: schema55.properties.ensure.enum},message:"must be equal to one of the allowed values",schema:schema55.properties.ensure.enum,parentSchema:schema55.properties.ensure,data:data8};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -3783,7 +4093,7 @@ if(data.source === undefined){
 const err29 = {instancePath,schemaPath:"#/dependentRequired",keyword:"dependentRequired",params:{property: "decrypt",
     missingProperty: "source",
     depsCount: 1,
-    deps: "source"},message:"must have property source when property decrypt is present",schema:schema54.dependentRequired,parentSchema:schema54,data};
+    deps: "source"},message:"must have property source when property decrypt is present",schema:schema55.dependentRequired,parentSchema:schema55,data};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -3795,7 +4105,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema54.type,parentSchema:schema54,data};
+const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema55.type,parentSchema:schema55,data};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -3823,7 +4133,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.apiVersion === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "apiVersion"},message:"must have required property '"+"apiVersion"+"'",schema:schema51.required,parentSchema:schema51,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "apiVersion"},message:"must have required property '"+"apiVersion"+"'",schema:schema52.required,parentSchema:schema52,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -3833,7 +4143,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.kind === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'",schema:schema51.required,parentSchema:schema51,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'",schema:schema52.required,parentSchema:schema52,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -3843,7 +4153,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.metadata === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "metadata"},message:"must have required property '"+"metadata"+"'",schema:schema51.required,parentSchema:schema51,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "metadata"},message:"must have required property '"+"metadata"+"'",schema:schema52.required,parentSchema:schema52,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -3853,7 +4163,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.spec === undefined){
-const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "spec"},message:"must have required property '"+"spec"+"'",schema:schema51.required,parentSchema:schema51,data};
+const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "spec"},message:"must have required property '"+"spec"+"'",schema:schema52.required,parentSchema:schema52,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -3864,7 +4174,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "apiVersion") || (key0 === "kind")) || (key0 === "metadata")) || (key0 === "spec"))){
-const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema51,data};
+const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema52,data};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -3877,7 +4187,7 @@ errors++;
 if(data.apiVersion !== undefined){
 let data0 = data.apiVersion;
 if("steward/v1" !== data0){
-const err5 = {instancePath:instancePath+"/apiVersion",schemaPath:"#/properties/apiVersion/const",keyword:"const",params:{allowedValue: "steward/v1"},message:"must be equal to constant",schema:"steward/v1",parentSchema:schema51.properties.apiVersion,data:data0};
+const err5 = {instancePath:instancePath+"/apiVersion",schemaPath:"#/properties/apiVersion/const",keyword:"const",params:{allowedValue: "steward/v1"},message:"must be equal to constant",schema:"steward/v1",parentSchema:schema52.properties.apiVersion,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -3890,7 +4200,7 @@ errors++;
 if(data.kind !== undefined){
 let data1 = data.kind;
 if("File" !== data1){
-const err6 = {instancePath:instancePath+"/kind",schemaPath:"#/properties/kind/const",keyword:"const",params:{allowedValue: "File"},message:"must be equal to constant",schema:"File",parentSchema:schema51.properties.kind,data:data1};
+const err6 = {instancePath:instancePath+"/kind",schemaPath:"#/properties/kind/const",keyword:"const",params:{allowedValue: "File"},message:"must be equal to constant",schema:"File",parentSchema:schema52.properties.kind,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -3914,7 +4224,7 @@ errors = vErrors.length;
 }
 }
 else {
-const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.type,parentSchema:schema51,data};
+const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema52.type,parentSchema:schema52,data};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -3929,16 +4239,16 @@ return errors === 0;
 validate32.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
 export const hostStatus = validate40;
-const schema57 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/host-status.schema.json","title":"HostStatus","description":"One host's status document, hosts/<host>/status.json on the status branch.","type":"object","additionalProperties":false,"required":["host","labels","agentVersion","updatedAt","heartbeatSeconds","desiredRevision","appliedRevision","lastGoodRevision","phase","conditions","resources","lastRun","errors","facts"],"properties":{"host":{"type":"string"},"labels":{"type":"object","additionalProperties":{"type":"string"}},"agentVersion":{"type":"string"},"updatedAt":{"type":"string","format":"date-time"},"heartbeatSeconds":{"type":"integer","minimum":1},"desiredRevision":{"$ref":"#/$defs/revision"},"appliedRevision":{"$ref":"#/$defs/revision"},"lastGoodRevision":{"$ref":"#/$defs/revision"},"signer":{"type":"object","additionalProperties":false,"required":["revision","format","fingerprint","principal"],"description":"Who signed the applied revision (source.verify): the key that verified it.","properties":{"revision":{"type":"string","pattern":"^[0-9a-f]{40}$"},"format":{"enum":["ssh","openpgp"]},"fingerprint":{"type":"string","description":"SSH: SHA256:… as ssh-keygen -l prints it; OpenPGP: the primary key's fingerprint."},"principal":{"type":"string","description":"SSH: the allowed_signers principal; OpenPGP: the key's primary user ID."}}},"failedRevisions":{"type":"array","items":{"type":"string","pattern":"^[0-9a-f]{40}$"}},"phase":{"enum":["Converged","Progressing","Degraded","Failed","Invalid","Offline","Suspended"]},"conditions":{"type":"array","items":{"$ref":"#/$defs/condition"}},"resources":{"type":"object","propertyNames":{"pattern":"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},"additionalProperties":{"$ref":"#/$defs/resource"}},"lastRun":{"$ref":"#/$defs/run"},"recentRuns":{"type":"array","items":{"$ref":"#/$defs/run"}},"errors":{"type":"array","items":{"$ref":"#/$defs/error"}},"facts":{"$ref":"#/$defs/facts"},"warnings":{"type":"array","items":{"type":"string"}},"rollback":{"type":"object","additionalProperties":false,"required":["from","to","at","reason"],"properties":{"from":{"type":"string","pattern":"^[0-9a-f]{40}$"},"to":{"type":"string","pattern":"^[0-9a-f]{40}$"},"at":{"type":"string","format":"date-time"},"reason":{"type":"string"}}}},"$defs":{"revision":{"oneOf":[{"type":"string","pattern":"^[0-9a-f]{40}$"},{"type":"null"}]},"condition":{"type":"object","additionalProperties":false,"required":["type","status","reason","message","lastTransitionTime"],"properties":{"type":{"enum":["Ready","SourceReady","Valid","Healthy","Reported"]},"status":{"enum":["True","False","Unknown"]},"reason":{"type":"string"},"message":{"type":"string"},"lastTransitionTime":{"type":"string","format":"date-time"}}},"resource":{"type":"object","additionalProperties":false,"required":["action","status","health","message","driftCorrected"],"properties":{"action":{"enum":["none","create","update","recreate","start","restart","delete"]},"status":{"enum":["Ready","Failed","Skipped","Pruned"]},"health":{"enum":["Healthy","Unhealthy","Unknown"]},"message":{"type":"string"},"driftCorrected":{"type":"boolean"},"code":{"type":"string","pattern":"^E_[A-Z_]+$"}}},"run":{"type":"object","additionalProperties":false,"required":["startedAt","durationMs","revision","result","counts"],"properties":{"startedAt":{"type":"string","format":"date-time"},"durationMs":{"type":"integer","minimum":0},"revision":{"$ref":"#/$defs/revision"},"result":{"enum":["Converged","Progressing","Degraded","Failed","Invalid","Offline","Suspended"]},"counts":{"type":"object","additionalProperties":false,"required":["resources","changed","failed","skipped","pruned","drift"],"properties":{"resources":{"type":"integer","minimum":0},"changed":{"type":"integer","minimum":0},"failed":{"type":"integer","minimum":0},"skipped":{"type":"integer","minimum":0},"pruned":{"type":"integer","minimum":0},"drift":{"type":"integer","minimum":0}}}}},"error":{"type":"object","additionalProperties":false,"required":["code","message"],"properties":{"code":{"type":"string","pattern":"^E_[A-Z_]+$"},"message":{"type":"string"},"retry":{"description":"What fixes it: transient (the next run may succeed on its own; the agent retries sooner) or stalled (a new commit, a config change or a human is needed).","enum":["transient","stalled"]},"resource":{"type":"string"},"file":{"type":"string"},"line":{"type":"integer","minimum":1},"pointer":{"type":"string"}}},"facts":{"type":"object","additionalProperties":false,"properties":{"os":{"type":"string"},"kernel":{"type":"string"},"arch":{"type":"string"},"cpu":{"type":"string"},"cpus":{"type":"integer"},"memoryBytes":{"type":"integer"},"dockerVersion":{"type":"string"},"nodeVersion":{"type":"string"}}}}};
-const schema58 = {"oneOf":[{"type":"string","pattern":"^[0-9a-f]{40}$"},{"type":"null"}]};
-const schema61 = {"type":"object","additionalProperties":false,"required":["type","status","reason","message","lastTransitionTime"],"properties":{"type":{"enum":["Ready","SourceReady","Valid","Healthy","Reported"]},"status":{"enum":["True","False","Unknown"]},"reason":{"type":"string"},"message":{"type":"string"},"lastTransitionTime":{"type":"string","format":"date-time"}}};
-const schema62 = {"type":"object","additionalProperties":false,"required":["action","status","health","message","driftCorrected"],"properties":{"action":{"enum":["none","create","update","recreate","start","restart","delete"]},"status":{"enum":["Ready","Failed","Skipped","Pruned"]},"health":{"enum":["Healthy","Unhealthy","Unknown"]},"message":{"type":"string"},"driftCorrected":{"type":"boolean"},"code":{"type":"string","pattern":"^E_[A-Z_]+$"}}};
-const schema65 = {"type":"object","additionalProperties":false,"required":["code","message"],"properties":{"code":{"type":"string","pattern":"^E_[A-Z_]+$"},"message":{"type":"string"},"retry":{"description":"What fixes it: transient (the next run may succeed on its own; the agent retries sooner) or stalled (a new commit, a config change or a human is needed).","enum":["transient","stalled"]},"resource":{"type":"string"},"file":{"type":"string"},"line":{"type":"integer","minimum":1},"pointer":{"type":"string"}}};
-const schema66 = {"type":"object","additionalProperties":false,"properties":{"os":{"type":"string"},"kernel":{"type":"string"},"arch":{"type":"string"},"cpu":{"type":"string"},"cpus":{"type":"integer"},"memoryBytes":{"type":"integer"},"dockerVersion":{"type":"string"},"nodeVersion":{"type":"string"}}};
+const schema58 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/host-status.schema.json","title":"HostStatus","description":"One host's status document, hosts/<host>/status.json on the status branch.","type":"object","additionalProperties":false,"required":["host","labels","agentVersion","updatedAt","heartbeatSeconds","desiredRevision","appliedRevision","lastGoodRevision","phase","conditions","resources","lastRun","errors","facts"],"properties":{"host":{"type":"string"},"labels":{"type":"object","additionalProperties":{"type":"string"}},"agentVersion":{"type":"string"},"updatedAt":{"type":"string","format":"date-time"},"heartbeatSeconds":{"type":"integer","minimum":1},"desiredRevision":{"$ref":"#/$defs/revision"},"appliedRevision":{"$ref":"#/$defs/revision"},"lastGoodRevision":{"$ref":"#/$defs/revision"},"signer":{"type":"object","additionalProperties":false,"required":["revision","format","fingerprint","principal"],"description":"Who signed the applied revision (source.verify): the key that verified it.","properties":{"revision":{"type":"string","pattern":"^[0-9a-f]{40}$"},"format":{"enum":["ssh","openpgp"]},"fingerprint":{"type":"string","description":"SSH: SHA256:… as ssh-keygen -l prints it; OpenPGP: the primary key's fingerprint."},"principal":{"type":"string","description":"SSH: the allowed_signers principal; OpenPGP: the key's primary user ID."}}},"failedRevisions":{"type":"array","items":{"type":"string","pattern":"^[0-9a-f]{40}$"}},"phase":{"enum":["Converged","Progressing","Degraded","Failed","Invalid","Offline","Suspended"]},"conditions":{"type":"array","items":{"$ref":"#/$defs/condition"}},"resources":{"type":"object","propertyNames":{"pattern":"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},"additionalProperties":{"$ref":"#/$defs/resource"}},"lastRun":{"$ref":"#/$defs/run"},"recentRuns":{"type":"array","items":{"$ref":"#/$defs/run"}},"errors":{"type":"array","items":{"$ref":"#/$defs/error"}},"facts":{"$ref":"#/$defs/facts"},"warnings":{"type":"array","items":{"type":"string"}},"rollback":{"type":"object","additionalProperties":false,"required":["from","to","at","reason"],"properties":{"from":{"type":"string","pattern":"^[0-9a-f]{40}$"},"to":{"type":"string","pattern":"^[0-9a-f]{40}$"},"at":{"type":"string","format":"date-time"},"reason":{"type":"string"}}}},"$defs":{"revision":{"oneOf":[{"type":"string","pattern":"^[0-9a-f]{40}$"},{"type":"null"}]},"condition":{"type":"object","additionalProperties":false,"required":["type","status","reason","message","lastTransitionTime"],"properties":{"type":{"enum":["Ready","SourceReady","Valid","Healthy","Reported"]},"status":{"enum":["True","False","Unknown"]},"reason":{"type":"string"},"message":{"type":"string"},"lastTransitionTime":{"type":"string","format":"date-time"}}},"resource":{"type":"object","additionalProperties":false,"required":["action","status","health","message","driftCorrected"],"properties":{"action":{"enum":["none","create","update","recreate","start","restart","delete"]},"status":{"enum":["Ready","Failed","Skipped","Pruned"]},"health":{"enum":["Healthy","Unhealthy","Unknown"]},"message":{"type":"string"},"driftCorrected":{"type":"boolean"},"code":{"type":"string","pattern":"^E_[A-Z_]+$"}}},"run":{"type":"object","additionalProperties":false,"required":["startedAt","durationMs","revision","result","counts"],"properties":{"startedAt":{"type":"string","format":"date-time"},"durationMs":{"type":"integer","minimum":0},"revision":{"$ref":"#/$defs/revision"},"result":{"enum":["Converged","Progressing","Degraded","Failed","Invalid","Offline","Suspended"]},"counts":{"type":"object","additionalProperties":false,"required":["resources","changed","failed","skipped","pruned","drift"],"properties":{"resources":{"type":"integer","minimum":0},"changed":{"type":"integer","minimum":0},"failed":{"type":"integer","minimum":0},"skipped":{"type":"integer","minimum":0},"pruned":{"type":"integer","minimum":0},"drift":{"type":"integer","minimum":0}}}}},"error":{"type":"object","additionalProperties":false,"required":["code","message"],"properties":{"code":{"type":"string","pattern":"^E_[A-Z_]+$"},"message":{"type":"string"},"retry":{"description":"What fixes it: transient (the next run may succeed on its own; the agent retries sooner) or stalled (a new commit, a config change or a human is needed).","enum":["transient","stalled"]},"resource":{"type":"string"},"file":{"type":"string"},"line":{"type":"integer","minimum":1},"pointer":{"type":"string"}}},"facts":{"type":"object","additionalProperties":false,"properties":{"os":{"type":"string"},"kernel":{"type":"string"},"arch":{"type":"string"},"cpu":{"type":"string"},"cpus":{"type":"integer"},"memoryBytes":{"type":"integer"},"dockerVersion":{"type":"string"},"nodeVersion":{"type":"string"}}}}};
+const schema59 = {"oneOf":[{"type":"string","pattern":"^[0-9a-f]{40}$"},{"type":"null"}]};
+const schema62 = {"type":"object","additionalProperties":false,"required":["type","status","reason","message","lastTransitionTime"],"properties":{"type":{"enum":["Ready","SourceReady","Valid","Healthy","Reported"]},"status":{"enum":["True","False","Unknown"]},"reason":{"type":"string"},"message":{"type":"string"},"lastTransitionTime":{"type":"string","format":"date-time"}}};
+const schema63 = {"type":"object","additionalProperties":false,"required":["action","status","health","message","driftCorrected"],"properties":{"action":{"enum":["none","create","update","recreate","start","restart","delete"]},"status":{"enum":["Ready","Failed","Skipped","Pruned"]},"health":{"enum":["Healthy","Unhealthy","Unknown"]},"message":{"type":"string"},"driftCorrected":{"type":"boolean"},"code":{"type":"string","pattern":"^E_[A-Z_]+$"}}};
+const schema66 = {"type":"object","additionalProperties":false,"required":["code","message"],"properties":{"code":{"type":"string","pattern":"^E_[A-Z_]+$"},"message":{"type":"string"},"retry":{"description":"What fixes it: transient (the next run may succeed on its own; the agent retries sooner) or stalled (a new commit, a config change or a human is needed).","enum":["transient","stalled"]},"resource":{"type":"string"},"file":{"type":"string"},"line":{"type":"integer","minimum":1},"pointer":{"type":"string"}}};
+const schema67 = {"type":"object","additionalProperties":false,"properties":{"os":{"type":"string"},"kernel":{"type":"string"},"arch":{"type":"string"},"cpu":{"type":"string"},"cpus":{"type":"integer"},"memoryBytes":{"type":"integer"},"dockerVersion":{"type":"string"},"nodeVersion":{"type":"string"}}};
 const formats0 = __dep3.fullFormats["date-time"];
-const pattern51 = new RegExp("^[0-9a-f]{40}$", "u");
-const pattern57 = new RegExp("^E_[A-Z_]+$", "u");
-const schema63 = {"type":"object","additionalProperties":false,"required":["startedAt","durationMs","revision","result","counts"],"properties":{"startedAt":{"type":"string","format":"date-time"},"durationMs":{"type":"integer","minimum":0},"revision":{"$ref":"#/$defs/revision"},"result":{"enum":["Converged","Progressing","Degraded","Failed","Invalid","Offline","Suspended"]},"counts":{"type":"object","additionalProperties":false,"required":["resources","changed","failed","skipped","pruned","drift"],"properties":{"resources":{"type":"integer","minimum":0},"changed":{"type":"integer","minimum":0},"failed":{"type":"integer","minimum":0},"skipped":{"type":"integer","minimum":0},"pruned":{"type":"integer","minimum":0},"drift":{"type":"integer","minimum":0}}}}};
+const pattern54 = new RegExp("^[0-9a-f]{40}$", "u");
+const pattern60 = new RegExp("^E_[A-Z_]+$", "u");
+const schema64 = {"type":"object","additionalProperties":false,"required":["startedAt","durationMs","revision","result","counts"],"properties":{"startedAt":{"type":"string","format":"date-time"},"durationMs":{"type":"integer","minimum":0},"revision":{"$ref":"#/$defs/revision"},"result":{"enum":["Converged","Progressing","Degraded","Failed","Invalid","Offline","Suspended"]},"counts":{"type":"object","additionalProperties":false,"required":["resources","changed","failed","skipped","pruned","drift"],"properties":{"resources":{"type":"integer","minimum":0},"changed":{"type":"integer","minimum":0},"failed":{"type":"integer","minimum":0},"skipped":{"type":"integer","minimum":0},"pruned":{"type":"integer","minimum":0},"drift":{"type":"integer","minimum":0}}}}};
 
 function validate41(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -3952,7 +4262,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.startedAt === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "startedAt"},message:"must have required property '"+"startedAt"+"'",schema:schema63.required,parentSchema:schema63,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "startedAt"},message:"must have required property '"+"startedAt"+"'",schema:schema64.required,parentSchema:schema64,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -3962,7 +4272,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.durationMs === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "durationMs"},message:"must have required property '"+"durationMs"+"'",schema:schema63.required,parentSchema:schema63,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "durationMs"},message:"must have required property '"+"durationMs"+"'",schema:schema64.required,parentSchema:schema64,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -3972,7 +4282,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.revision === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "revision"},message:"must have required property '"+"revision"+"'",schema:schema63.required,parentSchema:schema63,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "revision"},message:"must have required property '"+"revision"+"'",schema:schema64.required,parentSchema:schema64,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -3982,7 +4292,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.result === undefined){
-const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "result"},message:"must have required property '"+"result"+"'",schema:schema63.required,parentSchema:schema63,data};
+const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "result"},message:"must have required property '"+"result"+"'",schema:schema64.required,parentSchema:schema64,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -3992,7 +4302,7 @@ vErrors.push(err3);
 errors++;
 }
 if(data.counts === undefined){
-const err4 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "counts"},message:"must have required property '"+"counts"+"'",schema:schema63.required,parentSchema:schema63,data};
+const err4 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "counts"},message:"must have required property '"+"counts"+"'",schema:schema64.required,parentSchema:schema64,data};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -4003,7 +4313,7 @@ errors++;
 }
 for(const key0 in data){
 if(!(((((key0 === "startedAt") || (key0 === "durationMs")) || (key0 === "revision")) || (key0 === "result")) || (key0 === "counts"))){
-const err5 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema63,data};
+const err5 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema64,data};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -4017,7 +4327,7 @@ if(data.startedAt !== undefined){
 let data0 = data.startedAt;
 if(typeof data0 === "string"){
 if(!(formats0.validate(data0))){
-const err6 = {instancePath:instancePath+"/startedAt",schemaPath:"#/properties/startedAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema63.properties.startedAt,data:data0};
+const err6 = {instancePath:instancePath+"/startedAt",schemaPath:"#/properties/startedAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema64.properties.startedAt,data:data0};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -4028,7 +4338,7 @@ errors++;
 }
 }
 else {
-const err7 = {instancePath:instancePath+"/startedAt",schemaPath:"#/properties/startedAt/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema63.properties.startedAt.type,parentSchema:schema63.properties.startedAt,data:data0};
+const err7 = {instancePath:instancePath+"/startedAt",schemaPath:"#/properties/startedAt/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema64.properties.startedAt.type,parentSchema:schema64.properties.startedAt,data:data0};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -4041,7 +4351,7 @@ errors++;
 if(data.durationMs !== undefined){
 let data1 = data.durationMs;
 if(!(((typeof data1 == "number") && (!(data1 % 1) && !isNaN(data1))) && (isFinite(data1)))){
-const err8 = {instancePath:instancePath+"/durationMs",schemaPath:"#/properties/durationMs/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema63.properties.durationMs.type,parentSchema:schema63.properties.durationMs,data:data1};
+const err8 = {instancePath:instancePath+"/durationMs",schemaPath:"#/properties/durationMs/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema64.properties.durationMs.type,parentSchema:schema64.properties.durationMs,data:data1};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -4052,7 +4362,7 @@ errors++;
 }
 if((typeof data1 == "number") && (isFinite(data1))){
 if(data1 < 0 || isNaN(data1)){
-const err9 = {instancePath:instancePath+"/durationMs",schemaPath:"#/properties/durationMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema63.properties.durationMs,data:data1};
+const err9 = {instancePath:instancePath+"/durationMs",schemaPath:"#/properties/durationMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema64.properties.durationMs,data:data1};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -4070,8 +4380,8 @@ let valid2 = false;
 let passing0 = null;
 const _errs9 = errors;
 if(typeof data2 === "string"){
-if(!pattern51.test(data2)){
-const err10 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.oneOf[0],data:data2};
+if(!pattern54.test(data2)){
+const err10 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema59.oneOf[0],data:data2};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -4082,7 +4392,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.oneOf[0].type,parentSchema:schema58.oneOf[0],data:data2};
+const err11 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema59.oneOf[0].type,parentSchema:schema59.oneOf[0],data:data2};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -4098,7 +4408,7 @@ passing0 = 0;
 }
 const _errs11 = errors;
 if(data2 !== null){
-const err12 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema58.oneOf[1].type,parentSchema:schema58.oneOf[1],data:data2};
+const err12 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema59.oneOf[1].type,parentSchema:schema59.oneOf[1],data:data2};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -4119,7 +4429,7 @@ passing0 = 1;
 }
 }
 if(!valid2){
-const err13 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema58.oneOf,parentSchema:schema58,data:data2};
+const err13 = {instancePath:instancePath+"/revision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema59.oneOf,parentSchema:schema59,data:data2};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -4143,7 +4453,7 @@ vErrors = null;
 if(data.result !== undefined){
 let data3 = data.result;
 if(!(((((((data3 === "Converged") || (data3 === "Progressing")) || (data3 === "Degraded")) || (data3 === "Failed")) || (data3 === "Invalid")) || (data3 === "Offline")) || (data3 === "Suspended"))){
-const err14 = {instancePath:instancePath+"/result",schemaPath:"#/properties/result/enum",keyword:"enum",params:{allowedValues: schema63.properties.result.enum},message:"must be equal to one of the allowed values",schema:schema63.properties.result.enum,parentSchema:schema63.properties.result,data:data3};
+const err14 = {instancePath:instancePath+"/result",schemaPath:"#/properties/result/enum",keyword:"enum",params:{allowedValues: schema64.properties.result.enum},message:"must be equal to one of the allowed values",schema:schema64.properties.result.enum,parentSchema:schema64.properties.result,data:data3};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -4157,7 +4467,7 @@ if(data.counts !== undefined){
 let data4 = data.counts;
 if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 if(data4.resources === undefined){
-const err15 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "resources"},message:"must have required property '"+"resources"+"'",schema:schema63.properties.counts.required,parentSchema:schema63.properties.counts,data:data4};
+const err15 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "resources"},message:"must have required property '"+"resources"+"'",schema:schema64.properties.counts.required,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -4167,7 +4477,7 @@ vErrors.push(err15);
 errors++;
 }
 if(data4.changed === undefined){
-const err16 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "changed"},message:"must have required property '"+"changed"+"'",schema:schema63.properties.counts.required,parentSchema:schema63.properties.counts,data:data4};
+const err16 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "changed"},message:"must have required property '"+"changed"+"'",schema:schema64.properties.counts.required,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -4177,7 +4487,7 @@ vErrors.push(err16);
 errors++;
 }
 if(data4.failed === undefined){
-const err17 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "failed"},message:"must have required property '"+"failed"+"'",schema:schema63.properties.counts.required,parentSchema:schema63.properties.counts,data:data4};
+const err17 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "failed"},message:"must have required property '"+"failed"+"'",schema:schema64.properties.counts.required,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -4187,7 +4497,7 @@ vErrors.push(err17);
 errors++;
 }
 if(data4.skipped === undefined){
-const err18 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "skipped"},message:"must have required property '"+"skipped"+"'",schema:schema63.properties.counts.required,parentSchema:schema63.properties.counts,data:data4};
+const err18 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "skipped"},message:"must have required property '"+"skipped"+"'",schema:schema64.properties.counts.required,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -4197,7 +4507,7 @@ vErrors.push(err18);
 errors++;
 }
 if(data4.pruned === undefined){
-const err19 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "pruned"},message:"must have required property '"+"pruned"+"'",schema:schema63.properties.counts.required,parentSchema:schema63.properties.counts,data:data4};
+const err19 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "pruned"},message:"must have required property '"+"pruned"+"'",schema:schema64.properties.counts.required,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -4207,7 +4517,7 @@ vErrors.push(err19);
 errors++;
 }
 if(data4.drift === undefined){
-const err20 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "drift"},message:"must have required property '"+"drift"+"'",schema:schema63.properties.counts.required,parentSchema:schema63.properties.counts,data:data4};
+const err20 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/required",keyword:"required",params:{missingProperty: "drift"},message:"must have required property '"+"drift"+"'",schema:schema64.properties.counts.required,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -4218,7 +4528,7 @@ errors++;
 }
 for(const key1 in data4){
 if(!((((((key1 === "resources") || (key1 === "changed")) || (key1 === "failed")) || (key1 === "skipped")) || (key1 === "pruned")) || (key1 === "drift"))){
-const err21 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema63.properties.counts,data:data4};
+const err21 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -4231,7 +4541,7 @@ errors++;
 if(data4.resources !== undefined){
 let data5 = data4.resources;
 if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
-const err22 = {instancePath:instancePath+"/counts/resources",schemaPath:"#/properties/counts/properties/resources/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema63.properties.counts.properties.resources.type,parentSchema:schema63.properties.counts.properties.resources,data:data5};
+const err22 = {instancePath:instancePath+"/counts/resources",schemaPath:"#/properties/counts/properties/resources/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema64.properties.counts.properties.resources.type,parentSchema:schema64.properties.counts.properties.resources,data:data5};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -4242,7 +4552,7 @@ errors++;
 }
 if((typeof data5 == "number") && (isFinite(data5))){
 if(data5 < 0 || isNaN(data5)){
-const err23 = {instancePath:instancePath+"/counts/resources",schemaPath:"#/properties/counts/properties/resources/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema63.properties.counts.properties.resources,data:data5};
+const err23 = {instancePath:instancePath+"/counts/resources",schemaPath:"#/properties/counts/properties/resources/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema64.properties.counts.properties.resources,data:data5};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -4256,7 +4566,7 @@ errors++;
 if(data4.changed !== undefined){
 let data6 = data4.changed;
 if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
-const err24 = {instancePath:instancePath+"/counts/changed",schemaPath:"#/properties/counts/properties/changed/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema63.properties.counts.properties.changed.type,parentSchema:schema63.properties.counts.properties.changed,data:data6};
+const err24 = {instancePath:instancePath+"/counts/changed",schemaPath:"#/properties/counts/properties/changed/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema64.properties.counts.properties.changed.type,parentSchema:schema64.properties.counts.properties.changed,data:data6};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -4267,7 +4577,7 @@ errors++;
 }
 if((typeof data6 == "number") && (isFinite(data6))){
 if(data6 < 0 || isNaN(data6)){
-const err25 = {instancePath:instancePath+"/counts/changed",schemaPath:"#/properties/counts/properties/changed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema63.properties.counts.properties.changed,data:data6};
+const err25 = {instancePath:instancePath+"/counts/changed",schemaPath:"#/properties/counts/properties/changed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema64.properties.counts.properties.changed,data:data6};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -4281,7 +4591,7 @@ errors++;
 if(data4.failed !== undefined){
 let data7 = data4.failed;
 if(!(((typeof data7 == "number") && (!(data7 % 1) && !isNaN(data7))) && (isFinite(data7)))){
-const err26 = {instancePath:instancePath+"/counts/failed",schemaPath:"#/properties/counts/properties/failed/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema63.properties.counts.properties.failed.type,parentSchema:schema63.properties.counts.properties.failed,data:data7};
+const err26 = {instancePath:instancePath+"/counts/failed",schemaPath:"#/properties/counts/properties/failed/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema64.properties.counts.properties.failed.type,parentSchema:schema64.properties.counts.properties.failed,data:data7};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -4292,7 +4602,7 @@ errors++;
 }
 if((typeof data7 == "number") && (isFinite(data7))){
 if(data7 < 0 || isNaN(data7)){
-const err27 = {instancePath:instancePath+"/counts/failed",schemaPath:"#/properties/counts/properties/failed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema63.properties.counts.properties.failed,data:data7};
+const err27 = {instancePath:instancePath+"/counts/failed",schemaPath:"#/properties/counts/properties/failed/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema64.properties.counts.properties.failed,data:data7};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -4306,7 +4616,7 @@ errors++;
 if(data4.skipped !== undefined){
 let data8 = data4.skipped;
 if(!(((typeof data8 == "number") && (!(data8 % 1) && !isNaN(data8))) && (isFinite(data8)))){
-const err28 = {instancePath:instancePath+"/counts/skipped",schemaPath:"#/properties/counts/properties/skipped/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema63.properties.counts.properties.skipped.type,parentSchema:schema63.properties.counts.properties.skipped,data:data8};
+const err28 = {instancePath:instancePath+"/counts/skipped",schemaPath:"#/properties/counts/properties/skipped/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema64.properties.counts.properties.skipped.type,parentSchema:schema64.properties.counts.properties.skipped,data:data8};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -4317,7 +4627,7 @@ errors++;
 }
 if((typeof data8 == "number") && (isFinite(data8))){
 if(data8 < 0 || isNaN(data8)){
-const err29 = {instancePath:instancePath+"/counts/skipped",schemaPath:"#/properties/counts/properties/skipped/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema63.properties.counts.properties.skipped,data:data8};
+const err29 = {instancePath:instancePath+"/counts/skipped",schemaPath:"#/properties/counts/properties/skipped/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema64.properties.counts.properties.skipped,data:data8};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -4331,7 +4641,7 @@ errors++;
 if(data4.pruned !== undefined){
 let data9 = data4.pruned;
 if(!(((typeof data9 == "number") && (!(data9 % 1) && !isNaN(data9))) && (isFinite(data9)))){
-const err30 = {instancePath:instancePath+"/counts/pruned",schemaPath:"#/properties/counts/properties/pruned/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema63.properties.counts.properties.pruned.type,parentSchema:schema63.properties.counts.properties.pruned,data:data9};
+const err30 = {instancePath:instancePath+"/counts/pruned",schemaPath:"#/properties/counts/properties/pruned/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema64.properties.counts.properties.pruned.type,parentSchema:schema64.properties.counts.properties.pruned,data:data9};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -4342,7 +4652,7 @@ errors++;
 }
 if((typeof data9 == "number") && (isFinite(data9))){
 if(data9 < 0 || isNaN(data9)){
-const err31 = {instancePath:instancePath+"/counts/pruned",schemaPath:"#/properties/counts/properties/pruned/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema63.properties.counts.properties.pruned,data:data9};
+const err31 = {instancePath:instancePath+"/counts/pruned",schemaPath:"#/properties/counts/properties/pruned/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema64.properties.counts.properties.pruned,data:data9};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -4356,7 +4666,7 @@ errors++;
 if(data4.drift !== undefined){
 let data10 = data4.drift;
 if(!(((typeof data10 == "number") && (!(data10 % 1) && !isNaN(data10))) && (isFinite(data10)))){
-const err32 = {instancePath:instancePath+"/counts/drift",schemaPath:"#/properties/counts/properties/drift/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema63.properties.counts.properties.drift.type,parentSchema:schema63.properties.counts.properties.drift,data:data10};
+const err32 = {instancePath:instancePath+"/counts/drift",schemaPath:"#/properties/counts/properties/drift/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema64.properties.counts.properties.drift.type,parentSchema:schema64.properties.counts.properties.drift,data:data10};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -4367,7 +4677,7 @@ errors++;
 }
 if((typeof data10 == "number") && (isFinite(data10))){
 if(data10 < 0 || isNaN(data10)){
-const err33 = {instancePath:instancePath+"/counts/drift",schemaPath:"#/properties/counts/properties/drift/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema63.properties.counts.properties.drift,data:data10};
+const err33 = {instancePath:instancePath+"/counts/drift",schemaPath:"#/properties/counts/properties/drift/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema64.properties.counts.properties.drift,data:data10};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -4380,7 +4690,7 @@ errors++;
 }
 }
 else {
-const err34 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema63.properties.counts.type,parentSchema:schema63.properties.counts,data:data4};
+const err34 = {instancePath:instancePath+"/counts",schemaPath:"#/properties/counts/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema64.properties.counts.type,parentSchema:schema64.properties.counts,data:data4};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -4392,7 +4702,7 @@ errors++;
 }
 }
 else {
-const err35 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema63.type,parentSchema:schema63,data};
+const err35 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema64.type,parentSchema:schema64,data};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -4420,7 +4730,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.host === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "host"},message:"must have required property '"+"host"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "host"},message:"must have required property '"+"host"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -4430,7 +4740,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.labels === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "labels"},message:"must have required property '"+"labels"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "labels"},message:"must have required property '"+"labels"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -4440,7 +4750,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.agentVersion === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "agentVersion"},message:"must have required property '"+"agentVersion"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "agentVersion"},message:"must have required property '"+"agentVersion"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -4450,7 +4760,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.updatedAt === undefined){
-const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "updatedAt"},message:"must have required property '"+"updatedAt"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "updatedAt"},message:"must have required property '"+"updatedAt"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -4460,7 +4770,7 @@ vErrors.push(err3);
 errors++;
 }
 if(data.heartbeatSeconds === undefined){
-const err4 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "heartbeatSeconds"},message:"must have required property '"+"heartbeatSeconds"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err4 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "heartbeatSeconds"},message:"must have required property '"+"heartbeatSeconds"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -4470,7 +4780,7 @@ vErrors.push(err4);
 errors++;
 }
 if(data.desiredRevision === undefined){
-const err5 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "desiredRevision"},message:"must have required property '"+"desiredRevision"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err5 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "desiredRevision"},message:"must have required property '"+"desiredRevision"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -4480,7 +4790,7 @@ vErrors.push(err5);
 errors++;
 }
 if(data.appliedRevision === undefined){
-const err6 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "appliedRevision"},message:"must have required property '"+"appliedRevision"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err6 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "appliedRevision"},message:"must have required property '"+"appliedRevision"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -4490,7 +4800,7 @@ vErrors.push(err6);
 errors++;
 }
 if(data.lastGoodRevision === undefined){
-const err7 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "lastGoodRevision"},message:"must have required property '"+"lastGoodRevision"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err7 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "lastGoodRevision"},message:"must have required property '"+"lastGoodRevision"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -4500,7 +4810,7 @@ vErrors.push(err7);
 errors++;
 }
 if(data.phase === undefined){
-const err8 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "phase"},message:"must have required property '"+"phase"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err8 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "phase"},message:"must have required property '"+"phase"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -4510,7 +4820,7 @@ vErrors.push(err8);
 errors++;
 }
 if(data.conditions === undefined){
-const err9 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "conditions"},message:"must have required property '"+"conditions"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err9 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "conditions"},message:"must have required property '"+"conditions"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -4520,7 +4830,7 @@ vErrors.push(err9);
 errors++;
 }
 if(data.resources === undefined){
-const err10 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "resources"},message:"must have required property '"+"resources"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err10 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "resources"},message:"must have required property '"+"resources"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -4530,7 +4840,7 @@ vErrors.push(err10);
 errors++;
 }
 if(data.lastRun === undefined){
-const err11 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "lastRun"},message:"must have required property '"+"lastRun"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err11 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "lastRun"},message:"must have required property '"+"lastRun"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -4540,7 +4850,7 @@ vErrors.push(err11);
 errors++;
 }
 if(data.errors === undefined){
-const err12 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "errors"},message:"must have required property '"+"errors"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err12 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "errors"},message:"must have required property '"+"errors"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -4550,7 +4860,7 @@ vErrors.push(err12);
 errors++;
 }
 if(data.facts === undefined){
-const err13 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "facts"},message:"must have required property '"+"facts"+"'",schema:schema57.required,parentSchema:schema57,data};
+const err13 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "facts"},message:"must have required property '"+"facts"+"'",schema:schema58.required,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -4560,8 +4870,8 @@ vErrors.push(err13);
 errors++;
 }
 for(const key0 in data){
-if(!(func1.call(schema57.properties, key0))){
-const err14 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema57,data};
+if(!(func1.call(schema58.properties, key0))){
+const err14 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -4574,7 +4884,7 @@ errors++;
 if(data.host !== undefined){
 let data0 = data.host;
 if(typeof data0 !== "string"){
-const err15 = {instancePath:instancePath+"/host",schemaPath:"#/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.host.type,parentSchema:schema57.properties.host,data:data0};
+const err15 = {instancePath:instancePath+"/host",schemaPath:"#/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.host.type,parentSchema:schema58.properties.host,data:data0};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -4590,7 +4900,7 @@ if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 for(const key1 in data1){
 let data2 = data1[key1];
 if(typeof data2 !== "string"){
-const err16 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.labels.additionalProperties.type,parentSchema:schema57.properties.labels.additionalProperties,data:data2};
+const err16 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.labels.additionalProperties.type,parentSchema:schema58.properties.labels.additionalProperties,data:data2};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -4602,7 +4912,7 @@ errors++;
 }
 }
 else {
-const err17 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema57.properties.labels.type,parentSchema:schema57.properties.labels,data:data1};
+const err17 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema58.properties.labels.type,parentSchema:schema58.properties.labels,data:data1};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -4615,7 +4925,7 @@ errors++;
 if(data.agentVersion !== undefined){
 let data3 = data.agentVersion;
 if(typeof data3 !== "string"){
-const err18 = {instancePath:instancePath+"/agentVersion",schemaPath:"#/properties/agentVersion/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.agentVersion.type,parentSchema:schema57.properties.agentVersion,data:data3};
+const err18 = {instancePath:instancePath+"/agentVersion",schemaPath:"#/properties/agentVersion/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.agentVersion.type,parentSchema:schema58.properties.agentVersion,data:data3};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -4629,7 +4939,7 @@ if(data.updatedAt !== undefined){
 let data4 = data.updatedAt;
 if(typeof data4 === "string"){
 if(!(formats0.validate(data4))){
-const err19 = {instancePath:instancePath+"/updatedAt",schemaPath:"#/properties/updatedAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema57.properties.updatedAt,data:data4};
+const err19 = {instancePath:instancePath+"/updatedAt",schemaPath:"#/properties/updatedAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema58.properties.updatedAt,data:data4};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -4640,7 +4950,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/updatedAt",schemaPath:"#/properties/updatedAt/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.updatedAt.type,parentSchema:schema57.properties.updatedAt,data:data4};
+const err20 = {instancePath:instancePath+"/updatedAt",schemaPath:"#/properties/updatedAt/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.updatedAt.type,parentSchema:schema58.properties.updatedAt,data:data4};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -4653,7 +4963,7 @@ errors++;
 if(data.heartbeatSeconds !== undefined){
 let data5 = data.heartbeatSeconds;
 if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
-const err21 = {instancePath:instancePath+"/heartbeatSeconds",schemaPath:"#/properties/heartbeatSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema57.properties.heartbeatSeconds.type,parentSchema:schema57.properties.heartbeatSeconds,data:data5};
+const err21 = {instancePath:instancePath+"/heartbeatSeconds",schemaPath:"#/properties/heartbeatSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema58.properties.heartbeatSeconds.type,parentSchema:schema58.properties.heartbeatSeconds,data:data5};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -4664,7 +4974,7 @@ errors++;
 }
 if((typeof data5 == "number") && (isFinite(data5))){
 if(data5 < 1 || isNaN(data5)){
-const err22 = {instancePath:instancePath+"/heartbeatSeconds",schemaPath:"#/properties/heartbeatSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema57.properties.heartbeatSeconds,data:data5};
+const err22 = {instancePath:instancePath+"/heartbeatSeconds",schemaPath:"#/properties/heartbeatSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema58.properties.heartbeatSeconds,data:data5};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -4682,8 +4992,8 @@ let valid3 = false;
 let passing0 = null;
 const _errs18 = errors;
 if(typeof data6 === "string"){
-if(!pattern51.test(data6)){
-const err23 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.oneOf[0],data:data6};
+if(!pattern54.test(data6)){
+const err23 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema59.oneOf[0],data:data6};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -4694,7 +5004,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.oneOf[0].type,parentSchema:schema58.oneOf[0],data:data6};
+const err24 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema59.oneOf[0].type,parentSchema:schema59.oneOf[0],data:data6};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -4710,7 +5020,7 @@ passing0 = 0;
 }
 const _errs20 = errors;
 if(data6 !== null){
-const err25 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema58.oneOf[1].type,parentSchema:schema58.oneOf[1],data:data6};
+const err25 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema59.oneOf[1].type,parentSchema:schema59.oneOf[1],data:data6};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -4731,7 +5041,7 @@ passing0 = 1;
 }
 }
 if(!valid3){
-const err26 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema58.oneOf,parentSchema:schema58,data:data6};
+const err26 = {instancePath:instancePath+"/desiredRevision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema59.oneOf,parentSchema:schema59,data:data6};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -4759,8 +5069,8 @@ let valid5 = false;
 let passing1 = null;
 const _errs25 = errors;
 if(typeof data7 === "string"){
-if(!pattern51.test(data7)){
-const err27 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.oneOf[0],data:data7};
+if(!pattern54.test(data7)){
+const err27 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema59.oneOf[0],data:data7};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -4771,7 +5081,7 @@ errors++;
 }
 }
 else {
-const err28 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.oneOf[0].type,parentSchema:schema58.oneOf[0],data:data7};
+const err28 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema59.oneOf[0].type,parentSchema:schema59.oneOf[0],data:data7};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -4787,7 +5097,7 @@ passing1 = 0;
 }
 const _errs27 = errors;
 if(data7 !== null){
-const err29 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema58.oneOf[1].type,parentSchema:schema58.oneOf[1],data:data7};
+const err29 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema59.oneOf[1].type,parentSchema:schema59.oneOf[1],data:data7};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -4808,7 +5118,7 @@ passing1 = 1;
 }
 }
 if(!valid5){
-const err30 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing1},message:"must match exactly one schema in oneOf",schema:schema58.oneOf,parentSchema:schema58,data:data7};
+const err30 = {instancePath:instancePath+"/appliedRevision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing1},message:"must match exactly one schema in oneOf",schema:schema59.oneOf,parentSchema:schema59,data:data7};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -4836,8 +5146,8 @@ let valid7 = false;
 let passing2 = null;
 const _errs32 = errors;
 if(typeof data8 === "string"){
-if(!pattern51.test(data8)){
-const err31 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.oneOf[0],data:data8};
+if(!pattern54.test(data8)){
+const err31 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf/0/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema59.oneOf[0],data:data8};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -4848,7 +5158,7 @@ errors++;
 }
 }
 else {
-const err32 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.oneOf[0].type,parentSchema:schema58.oneOf[0],data:data8};
+const err32 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf/0/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema59.oneOf[0].type,parentSchema:schema59.oneOf[0],data:data8};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -4864,7 +5174,7 @@ passing2 = 0;
 }
 const _errs34 = errors;
 if(data8 !== null){
-const err33 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema58.oneOf[1].type,parentSchema:schema58.oneOf[1],data:data8};
+const err33 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf/1/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema59.oneOf[1].type,parentSchema:schema59.oneOf[1],data:data8};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -4885,7 +5195,7 @@ passing2 = 1;
 }
 }
 if(!valid7){
-const err34 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing2},message:"must match exactly one schema in oneOf",schema:schema58.oneOf,parentSchema:schema58,data:data8};
+const err34 = {instancePath:instancePath+"/lastGoodRevision",schemaPath:"#/$defs/revision/oneOf",keyword:"oneOf",params:{passingSchemas: passing2},message:"must match exactly one schema in oneOf",schema:schema59.oneOf,parentSchema:schema59,data:data8};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -4910,7 +5220,7 @@ if(data.signer !== undefined){
 let data9 = data.signer;
 if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
 if(data9.revision === undefined){
-const err35 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "revision"},message:"must have required property '"+"revision"+"'",schema:schema57.properties.signer.required,parentSchema:schema57.properties.signer,data:data9};
+const err35 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "revision"},message:"must have required property '"+"revision"+"'",schema:schema58.properties.signer.required,parentSchema:schema58.properties.signer,data:data9};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -4920,7 +5230,7 @@ vErrors.push(err35);
 errors++;
 }
 if(data9.format === undefined){
-const err36 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "format"},message:"must have required property '"+"format"+"'",schema:schema57.properties.signer.required,parentSchema:schema57.properties.signer,data:data9};
+const err36 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "format"},message:"must have required property '"+"format"+"'",schema:schema58.properties.signer.required,parentSchema:schema58.properties.signer,data:data9};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -4930,7 +5240,7 @@ vErrors.push(err36);
 errors++;
 }
 if(data9.fingerprint === undefined){
-const err37 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "fingerprint"},message:"must have required property '"+"fingerprint"+"'",schema:schema57.properties.signer.required,parentSchema:schema57.properties.signer,data:data9};
+const err37 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "fingerprint"},message:"must have required property '"+"fingerprint"+"'",schema:schema58.properties.signer.required,parentSchema:schema58.properties.signer,data:data9};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -4940,7 +5250,7 @@ vErrors.push(err37);
 errors++;
 }
 if(data9.principal === undefined){
-const err38 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'",schema:schema57.properties.signer.required,parentSchema:schema57.properties.signer,data:data9};
+const err38 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/required",keyword:"required",params:{missingProperty: "principal"},message:"must have required property '"+"principal"+"'",schema:schema58.properties.signer.required,parentSchema:schema58.properties.signer,data:data9};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -4951,7 +5261,7 @@ errors++;
 }
 for(const key2 in data9){
 if(!((((key2 === "revision") || (key2 === "format")) || (key2 === "fingerprint")) || (key2 === "principal"))){
-const err39 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema57.properties.signer,data:data9};
+const err39 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema58.properties.signer,data:data9};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -4964,8 +5274,8 @@ errors++;
 if(data9.revision !== undefined){
 let data10 = data9.revision;
 if(typeof data10 === "string"){
-if(!pattern51.test(data10)){
-const err40 = {instancePath:instancePath+"/signer/revision",schemaPath:"#/properties/signer/properties/revision/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema57.properties.signer.properties.revision,data:data10};
+if(!pattern54.test(data10)){
+const err40 = {instancePath:instancePath+"/signer/revision",schemaPath:"#/properties/signer/properties/revision/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.properties.signer.properties.revision,data:data10};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -4976,7 +5286,7 @@ errors++;
 }
 }
 else {
-const err41 = {instancePath:instancePath+"/signer/revision",schemaPath:"#/properties/signer/properties/revision/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.signer.properties.revision.type,parentSchema:schema57.properties.signer.properties.revision,data:data10};
+const err41 = {instancePath:instancePath+"/signer/revision",schemaPath:"#/properties/signer/properties/revision/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.signer.properties.revision.type,parentSchema:schema58.properties.signer.properties.revision,data:data10};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -4989,7 +5299,7 @@ errors++;
 if(data9.format !== undefined){
 let data11 = data9.format;
 if(!((data11 === "ssh") || (data11 === "openpgp"))){
-const err42 = {instancePath:instancePath+"/signer/format",schemaPath:"#/properties/signer/properties/format/enum",keyword:"enum",params:{allowedValues: schema57.properties.signer.properties.format.enum},message:"must be equal to one of the allowed values",schema:schema57.properties.signer.properties.format.enum,parentSchema:schema57.properties.signer.properties.format,data:data11};
+const err42 = {instancePath:instancePath+"/signer/format",schemaPath:"#/properties/signer/properties/format/enum",keyword:"enum",params:{allowedValues: schema58.properties.signer.properties.format.enum},message:"must be equal to one of the allowed values",schema:schema58.properties.signer.properties.format.enum,parentSchema:schema58.properties.signer.properties.format,data:data11};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -5002,7 +5312,7 @@ errors++;
 if(data9.fingerprint !== undefined){
 let data12 = data9.fingerprint;
 if(typeof data12 !== "string"){
-const err43 = {instancePath:instancePath+"/signer/fingerprint",schemaPath:"#/properties/signer/properties/fingerprint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.signer.properties.fingerprint.type,parentSchema:schema57.properties.signer.properties.fingerprint,data:data12};
+const err43 = {instancePath:instancePath+"/signer/fingerprint",schemaPath:"#/properties/signer/properties/fingerprint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.signer.properties.fingerprint.type,parentSchema:schema58.properties.signer.properties.fingerprint,data:data12};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -5015,7 +5325,7 @@ errors++;
 if(data9.principal !== undefined){
 let data13 = data9.principal;
 if(typeof data13 !== "string"){
-const err44 = {instancePath:instancePath+"/signer/principal",schemaPath:"#/properties/signer/properties/principal/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.signer.properties.principal.type,parentSchema:schema57.properties.signer.properties.principal,data:data13};
+const err44 = {instancePath:instancePath+"/signer/principal",schemaPath:"#/properties/signer/properties/principal/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.signer.properties.principal.type,parentSchema:schema58.properties.signer.properties.principal,data:data13};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -5027,7 +5337,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema57.properties.signer.type,parentSchema:schema57.properties.signer,data:data9};
+const err45 = {instancePath:instancePath+"/signer",schemaPath:"#/properties/signer/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema58.properties.signer.type,parentSchema:schema58.properties.signer,data:data9};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -5044,8 +5354,8 @@ const len0 = data14.length;
 for(let i0=0; i0<len0; i0++){
 let data15 = data14[i0];
 if(typeof data15 === "string"){
-if(!pattern51.test(data15)){
-const err46 = {instancePath:instancePath+"/failedRevisions/" + i0,schemaPath:"#/properties/failedRevisions/items/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema57.properties.failedRevisions.items,data:data15};
+if(!pattern54.test(data15)){
+const err46 = {instancePath:instancePath+"/failedRevisions/" + i0,schemaPath:"#/properties/failedRevisions/items/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.properties.failedRevisions.items,data:data15};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -5056,7 +5366,7 @@ errors++;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/failedRevisions/" + i0,schemaPath:"#/properties/failedRevisions/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.failedRevisions.items.type,parentSchema:schema57.properties.failedRevisions.items,data:data15};
+const err47 = {instancePath:instancePath+"/failedRevisions/" + i0,schemaPath:"#/properties/failedRevisions/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.failedRevisions.items.type,parentSchema:schema58.properties.failedRevisions.items,data:data15};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -5068,7 +5378,7 @@ errors++;
 }
 }
 else {
-const err48 = {instancePath:instancePath+"/failedRevisions",schemaPath:"#/properties/failedRevisions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema57.properties.failedRevisions.type,parentSchema:schema57.properties.failedRevisions,data:data14};
+const err48 = {instancePath:instancePath+"/failedRevisions",schemaPath:"#/properties/failedRevisions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema58.properties.failedRevisions.type,parentSchema:schema58.properties.failedRevisions,data:data14};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -5081,7 +5391,7 @@ errors++;
 if(data.phase !== undefined){
 let data16 = data.phase;
 if(!(((((((data16 === "Converged") || (data16 === "Progressing")) || (data16 === "Degraded")) || (data16 === "Failed")) || (data16 === "Invalid")) || (data16 === "Offline")) || (data16 === "Suspended"))){
-const err49 = {instancePath:instancePath+"/phase",schemaPath:"#/properties/phase/enum",keyword:"enum",params:{allowedValues: schema57.properties.phase.enum},message:"must be equal to one of the allowed values",schema:schema57.properties.phase.enum,parentSchema:schema57.properties.phase,data:data16};
+const err49 = {instancePath:instancePath+"/phase",schemaPath:"#/properties/phase/enum",keyword:"enum",params:{allowedValues: schema58.properties.phase.enum},message:"must be equal to one of the allowed values",schema:schema58.properties.phase.enum,parentSchema:schema58.properties.phase,data:data16};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -5099,7 +5409,7 @@ for(let i1=0; i1<len1; i1++){
 let data18 = data17[i1];
 if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
 if(data18.type === undefined){
-const err50 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'",schema:schema61.required,parentSchema:schema61,data:data18};
+const err50 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'",schema:schema62.required,parentSchema:schema62,data:data18};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -5109,7 +5419,7 @@ vErrors.push(err50);
 errors++;
 }
 if(data18.status === undefined){
-const err51 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'",schema:schema61.required,parentSchema:schema61,data:data18};
+const err51 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'",schema:schema62.required,parentSchema:schema62,data:data18};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -5119,7 +5429,7 @@ vErrors.push(err51);
 errors++;
 }
 if(data18.reason === undefined){
-const err52 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "reason"},message:"must have required property '"+"reason"+"'",schema:schema61.required,parentSchema:schema61,data:data18};
+const err52 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "reason"},message:"must have required property '"+"reason"+"'",schema:schema62.required,parentSchema:schema62,data:data18};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -5129,7 +5439,7 @@ vErrors.push(err52);
 errors++;
 }
 if(data18.message === undefined){
-const err53 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'",schema:schema61.required,parentSchema:schema61,data:data18};
+const err53 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'",schema:schema62.required,parentSchema:schema62,data:data18};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -5139,7 +5449,7 @@ vErrors.push(err53);
 errors++;
 }
 if(data18.lastTransitionTime === undefined){
-const err54 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "lastTransitionTime"},message:"must have required property '"+"lastTransitionTime"+"'",schema:schema61.required,parentSchema:schema61,data:data18};
+const err54 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/required",keyword:"required",params:{missingProperty: "lastTransitionTime"},message:"must have required property '"+"lastTransitionTime"+"'",schema:schema62.required,parentSchema:schema62,data:data18};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -5150,7 +5460,7 @@ errors++;
 }
 for(const key3 in data18){
 if(!(((((key3 === "type") || (key3 === "status")) || (key3 === "reason")) || (key3 === "message")) || (key3 === "lastTransitionTime"))){
-const err55 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema61,data:data18};
+const err55 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema62,data:data18};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -5163,7 +5473,7 @@ errors++;
 if(data18.type !== undefined){
 let data19 = data18.type;
 if(!(((((data19 === "Ready") || (data19 === "SourceReady")) || (data19 === "Valid")) || (data19 === "Healthy")) || (data19 === "Reported"))){
-const err56 = {instancePath:instancePath+"/conditions/" + i1+"/type",schemaPath:"#/$defs/condition/properties/type/enum",keyword:"enum",params:{allowedValues: schema61.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema61.properties.type.enum,parentSchema:schema61.properties.type,data:data19};
+const err56 = {instancePath:instancePath+"/conditions/" + i1+"/type",schemaPath:"#/$defs/condition/properties/type/enum",keyword:"enum",params:{allowedValues: schema62.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema62.properties.type.enum,parentSchema:schema62.properties.type,data:data19};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -5176,7 +5486,7 @@ errors++;
 if(data18.status !== undefined){
 let data20 = data18.status;
 if(!(((data20 === "True") || (data20 === "False")) || (data20 === "Unknown"))){
-const err57 = {instancePath:instancePath+"/conditions/" + i1+"/status",schemaPath:"#/$defs/condition/properties/status/enum",keyword:"enum",params:{allowedValues: schema61.properties.status.enum},message:"must be equal to one of the allowed values",schema:schema61.properties.status.enum,parentSchema:schema61.properties.status,data:data20};
+const err57 = {instancePath:instancePath+"/conditions/" + i1+"/status",schemaPath:"#/$defs/condition/properties/status/enum",keyword:"enum",params:{allowedValues: schema62.properties.status.enum},message:"must be equal to one of the allowed values",schema:schema62.properties.status.enum,parentSchema:schema62.properties.status,data:data20};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -5189,7 +5499,7 @@ errors++;
 if(data18.reason !== undefined){
 let data21 = data18.reason;
 if(typeof data21 !== "string"){
-const err58 = {instancePath:instancePath+"/conditions/" + i1+"/reason",schemaPath:"#/$defs/condition/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema61.properties.reason.type,parentSchema:schema61.properties.reason,data:data21};
+const err58 = {instancePath:instancePath+"/conditions/" + i1+"/reason",schemaPath:"#/$defs/condition/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema62.properties.reason.type,parentSchema:schema62.properties.reason,data:data21};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -5202,7 +5512,7 @@ errors++;
 if(data18.message !== undefined){
 let data22 = data18.message;
 if(typeof data22 !== "string"){
-const err59 = {instancePath:instancePath+"/conditions/" + i1+"/message",schemaPath:"#/$defs/condition/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema61.properties.message.type,parentSchema:schema61.properties.message,data:data22};
+const err59 = {instancePath:instancePath+"/conditions/" + i1+"/message",schemaPath:"#/$defs/condition/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema62.properties.message.type,parentSchema:schema62.properties.message,data:data22};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -5216,7 +5526,7 @@ if(data18.lastTransitionTime !== undefined){
 let data23 = data18.lastTransitionTime;
 if(typeof data23 === "string"){
 if(!(formats0.validate(data23))){
-const err60 = {instancePath:instancePath+"/conditions/" + i1+"/lastTransitionTime",schemaPath:"#/$defs/condition/properties/lastTransitionTime/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema61.properties.lastTransitionTime,data:data23};
+const err60 = {instancePath:instancePath+"/conditions/" + i1+"/lastTransitionTime",schemaPath:"#/$defs/condition/properties/lastTransitionTime/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema62.properties.lastTransitionTime,data:data23};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -5227,7 +5537,7 @@ errors++;
 }
 }
 else {
-const err61 = {instancePath:instancePath+"/conditions/" + i1+"/lastTransitionTime",schemaPath:"#/$defs/condition/properties/lastTransitionTime/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema61.properties.lastTransitionTime.type,parentSchema:schema61.properties.lastTransitionTime,data:data23};
+const err61 = {instancePath:instancePath+"/conditions/" + i1+"/lastTransitionTime",schemaPath:"#/$defs/condition/properties/lastTransitionTime/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema62.properties.lastTransitionTime.type,parentSchema:schema62.properties.lastTransitionTime,data:data23};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -5239,7 +5549,7 @@ errors++;
 }
 }
 else {
-const err62 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema61.type,parentSchema:schema61,data:data18};
+const err62 = {instancePath:instancePath+"/conditions/" + i1,schemaPath:"#/$defs/condition/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema62.type,parentSchema:schema62,data:data18};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -5251,7 +5561,7 @@ errors++;
 }
 }
 else {
-const err63 = {instancePath:instancePath+"/conditions",schemaPath:"#/properties/conditions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema57.properties.conditions.type,parentSchema:schema57.properties.conditions,data:data17};
+const err63 = {instancePath:instancePath+"/conditions",schemaPath:"#/properties/conditions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema58.properties.conditions.type,parentSchema:schema58.properties.conditions,data:data17};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -5267,8 +5577,8 @@ if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
 for(const key4 in data24){
 const _errs67 = errors;
 if(typeof key4 === "string"){
-if(!pattern40.test(key4)){
-const err64 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/propertyNames/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema57.properties.resources.propertyNames,data:key4,propertyName:key4};
+if(!pattern43.test(key4)){
+const err64 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/propertyNames/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema58.properties.resources.propertyNames,data:key4,propertyName:key4};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -5280,7 +5590,7 @@ errors++;
 }
 var valid15 = _errs67 === errors;
 if(!valid15){
-const err65 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/propertyNames",keyword:"propertyNames",params:{propertyName: key4},message:"property name must be valid",schema:schema57.properties.resources.propertyNames,parentSchema:schema57.properties.resources,data:data24};
+const err65 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/propertyNames",keyword:"propertyNames",params:{propertyName: key4},message:"property name must be valid",schema:schema58.properties.resources.propertyNames,parentSchema:schema58.properties.resources,data:data24};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -5294,7 +5604,7 @@ for(const key5 in data24){
 let data25 = data24[key5];
 if(data25 && typeof data25 == "object" && !Array.isArray(data25)){
 if(data25.action === undefined){
-const err66 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "action"},message:"must have required property '"+"action"+"'",schema:schema62.required,parentSchema:schema62,data:data25};
+const err66 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "action"},message:"must have required property '"+"action"+"'",schema:schema63.required,parentSchema:schema63,data:data25};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -5304,7 +5614,7 @@ vErrors.push(err66);
 errors++;
 }
 if(data25.status === undefined){
-const err67 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'",schema:schema62.required,parentSchema:schema62,data:data25};
+const err67 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "status"},message:"must have required property '"+"status"+"'",schema:schema63.required,parentSchema:schema63,data:data25};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -5314,7 +5624,7 @@ vErrors.push(err67);
 errors++;
 }
 if(data25.health === undefined){
-const err68 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "health"},message:"must have required property '"+"health"+"'",schema:schema62.required,parentSchema:schema62,data:data25};
+const err68 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "health"},message:"must have required property '"+"health"+"'",schema:schema63.required,parentSchema:schema63,data:data25};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -5324,7 +5634,7 @@ vErrors.push(err68);
 errors++;
 }
 if(data25.message === undefined){
-const err69 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'",schema:schema62.required,parentSchema:schema62,data:data25};
+const err69 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'",schema:schema63.required,parentSchema:schema63,data:data25};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -5334,7 +5644,7 @@ vErrors.push(err69);
 errors++;
 }
 if(data25.driftCorrected === undefined){
-const err70 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "driftCorrected"},message:"must have required property '"+"driftCorrected"+"'",schema:schema62.required,parentSchema:schema62,data:data25};
+const err70 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/required",keyword:"required",params:{missingProperty: "driftCorrected"},message:"must have required property '"+"driftCorrected"+"'",schema:schema63.required,parentSchema:schema63,data:data25};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -5345,7 +5655,7 @@ errors++;
 }
 for(const key6 in data25){
 if(!((((((key6 === "action") || (key6 === "status")) || (key6 === "health")) || (key6 === "message")) || (key6 === "driftCorrected")) || (key6 === "code"))){
-const err71 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema62,data:data25};
+const err71 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema63,data:data25};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -5358,7 +5668,7 @@ errors++;
 if(data25.action !== undefined){
 let data26 = data25.action;
 if(!(((((((data26 === "none") || (data26 === "create")) || (data26 === "update")) || (data26 === "recreate")) || (data26 === "start")) || (data26 === "restart")) || (data26 === "delete"))){
-const err72 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/action",schemaPath:"#/$defs/resource/properties/action/enum",keyword:"enum",params:{allowedValues: schema62.properties.action.enum},message:"must be equal to one of the allowed values",schema:schema62.properties.action.enum,parentSchema:schema62.properties.action,data:data26};
+const err72 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/action",schemaPath:"#/$defs/resource/properties/action/enum",keyword:"enum",params:{allowedValues: schema63.properties.action.enum},message:"must be equal to one of the allowed values",schema:schema63.properties.action.enum,parentSchema:schema63.properties.action,data:data26};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -5371,7 +5681,7 @@ errors++;
 if(data25.status !== undefined){
 let data27 = data25.status;
 if(!((((data27 === "Ready") || (data27 === "Failed")) || (data27 === "Skipped")) || (data27 === "Pruned"))){
-const err73 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/status",schemaPath:"#/$defs/resource/properties/status/enum",keyword:"enum",params:{allowedValues: schema62.properties.status.enum},message:"must be equal to one of the allowed values",schema:schema62.properties.status.enum,parentSchema:schema62.properties.status,data:data27};
+const err73 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/status",schemaPath:"#/$defs/resource/properties/status/enum",keyword:"enum",params:{allowedValues: schema63.properties.status.enum},message:"must be equal to one of the allowed values",schema:schema63.properties.status.enum,parentSchema:schema63.properties.status,data:data27};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -5384,7 +5694,7 @@ errors++;
 if(data25.health !== undefined){
 let data28 = data25.health;
 if(!(((data28 === "Healthy") || (data28 === "Unhealthy")) || (data28 === "Unknown"))){
-const err74 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/health",schemaPath:"#/$defs/resource/properties/health/enum",keyword:"enum",params:{allowedValues: schema62.properties.health.enum},message:"must be equal to one of the allowed values",schema:schema62.properties.health.enum,parentSchema:schema62.properties.health,data:data28};
+const err74 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/health",schemaPath:"#/$defs/resource/properties/health/enum",keyword:"enum",params:{allowedValues: schema63.properties.health.enum},message:"must be equal to one of the allowed values",schema:schema63.properties.health.enum,parentSchema:schema63.properties.health,data:data28};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -5397,7 +5707,7 @@ errors++;
 if(data25.message !== undefined){
 let data29 = data25.message;
 if(typeof data29 !== "string"){
-const err75 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/message",schemaPath:"#/$defs/resource/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema62.properties.message.type,parentSchema:schema62.properties.message,data:data29};
+const err75 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/message",schemaPath:"#/$defs/resource/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema63.properties.message.type,parentSchema:schema63.properties.message,data:data29};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -5410,7 +5720,7 @@ errors++;
 if(data25.driftCorrected !== undefined){
 let data30 = data25.driftCorrected;
 if(typeof data30 !== "boolean"){
-const err76 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/driftCorrected",schemaPath:"#/$defs/resource/properties/driftCorrected/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema62.properties.driftCorrected.type,parentSchema:schema62.properties.driftCorrected,data:data30};
+const err76 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/driftCorrected",schemaPath:"#/$defs/resource/properties/driftCorrected/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema63.properties.driftCorrected.type,parentSchema:schema63.properties.driftCorrected,data:data30};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -5423,8 +5733,8 @@ errors++;
 if(data25.code !== undefined){
 let data31 = data25.code;
 if(typeof data31 === "string"){
-if(!pattern57.test(data31)){
-const err77 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/code",schemaPath:"#/$defs/resource/properties/code/pattern",keyword:"pattern",params:{pattern: "^E_[A-Z_]+$"},message:"must match pattern \""+"^E_[A-Z_]+$"+"\"",schema:"^E_[A-Z_]+$",parentSchema:schema62.properties.code,data:data31};
+if(!pattern60.test(data31)){
+const err77 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/code",schemaPath:"#/$defs/resource/properties/code/pattern",keyword:"pattern",params:{pattern: "^E_[A-Z_]+$"},message:"must match pattern \""+"^E_[A-Z_]+$"+"\"",schema:"^E_[A-Z_]+$",parentSchema:schema63.properties.code,data:data31};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -5435,7 +5745,7 @@ errors++;
 }
 }
 else {
-const err78 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/code",schemaPath:"#/$defs/resource/properties/code/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema62.properties.code.type,parentSchema:schema62.properties.code,data:data31};
+const err78 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/code",schemaPath:"#/$defs/resource/properties/code/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema63.properties.code.type,parentSchema:schema63.properties.code,data:data31};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -5447,7 +5757,7 @@ errors++;
 }
 }
 else {
-const err79 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema62.type,parentSchema:schema62,data:data25};
+const err79 = {instancePath:instancePath+"/resources/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/$defs/resource/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema63.type,parentSchema:schema63,data:data25};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -5459,7 +5769,7 @@ errors++;
 }
 }
 else {
-const err80 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema57.properties.resources.type,parentSchema:schema57.properties.resources,data:data24};
+const err80 = {instancePath:instancePath+"/resources",schemaPath:"#/properties/resources/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema58.properties.resources.type,parentSchema:schema58.properties.resources,data:data24};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -5487,7 +5797,7 @@ errors = vErrors.length;
 }
 }
 else {
-const err81 = {instancePath:instancePath+"/recentRuns",schemaPath:"#/properties/recentRuns/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema57.properties.recentRuns.type,parentSchema:schema57.properties.recentRuns,data:data33};
+const err81 = {instancePath:instancePath+"/recentRuns",schemaPath:"#/properties/recentRuns/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema58.properties.recentRuns.type,parentSchema:schema58.properties.recentRuns,data:data33};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -5505,7 +5815,7 @@ for(let i3=0; i3<len3; i3++){
 let data36 = data35[i3];
 if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
 if(data36.code === undefined){
-const err82 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/required",keyword:"required",params:{missingProperty: "code"},message:"must have required property '"+"code"+"'",schema:schema65.required,parentSchema:schema65,data:data36};
+const err82 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/required",keyword:"required",params:{missingProperty: "code"},message:"must have required property '"+"code"+"'",schema:schema66.required,parentSchema:schema66,data:data36};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -5515,7 +5825,7 @@ vErrors.push(err82);
 errors++;
 }
 if(data36.message === undefined){
-const err83 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'",schema:schema65.required,parentSchema:schema65,data:data36};
+const err83 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/required",keyword:"required",params:{missingProperty: "message"},message:"must have required property '"+"message"+"'",schema:schema66.required,parentSchema:schema66,data:data36};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -5526,7 +5836,7 @@ errors++;
 }
 for(const key7 in data36){
 if(!(((((((key7 === "code") || (key7 === "message")) || (key7 === "retry")) || (key7 === "resource")) || (key7 === "file")) || (key7 === "line")) || (key7 === "pointer"))){
-const err84 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema65,data:data36};
+const err84 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema66,data:data36};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -5539,8 +5849,8 @@ errors++;
 if(data36.code !== undefined){
 let data37 = data36.code;
 if(typeof data37 === "string"){
-if(!pattern57.test(data37)){
-const err85 = {instancePath:instancePath+"/errors/" + i3+"/code",schemaPath:"#/$defs/error/properties/code/pattern",keyword:"pattern",params:{pattern: "^E_[A-Z_]+$"},message:"must match pattern \""+"^E_[A-Z_]+$"+"\"",schema:"^E_[A-Z_]+$",parentSchema:schema65.properties.code,data:data37};
+if(!pattern60.test(data37)){
+const err85 = {instancePath:instancePath+"/errors/" + i3+"/code",schemaPath:"#/$defs/error/properties/code/pattern",keyword:"pattern",params:{pattern: "^E_[A-Z_]+$"},message:"must match pattern \""+"^E_[A-Z_]+$"+"\"",schema:"^E_[A-Z_]+$",parentSchema:schema66.properties.code,data:data37};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -5551,7 +5861,7 @@ errors++;
 }
 }
 else {
-const err86 = {instancePath:instancePath+"/errors/" + i3+"/code",schemaPath:"#/$defs/error/properties/code/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.properties.code.type,parentSchema:schema65.properties.code,data:data37};
+const err86 = {instancePath:instancePath+"/errors/" + i3+"/code",schemaPath:"#/$defs/error/properties/code/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.code.type,parentSchema:schema66.properties.code,data:data37};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -5564,7 +5874,7 @@ errors++;
 if(data36.message !== undefined){
 let data38 = data36.message;
 if(typeof data38 !== "string"){
-const err87 = {instancePath:instancePath+"/errors/" + i3+"/message",schemaPath:"#/$defs/error/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.properties.message.type,parentSchema:schema65.properties.message,data:data38};
+const err87 = {instancePath:instancePath+"/errors/" + i3+"/message",schemaPath:"#/$defs/error/properties/message/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.message.type,parentSchema:schema66.properties.message,data:data38};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -5577,7 +5887,7 @@ errors++;
 if(data36.retry !== undefined){
 let data39 = data36.retry;
 if(!((data39 === "transient") || (data39 === "stalled"))){
-const err88 = {instancePath:instancePath+"/errors/" + i3+"/retry",schemaPath:"#/$defs/error/properties/retry/enum",keyword:"enum",params:{allowedValues: schema65.properties.retry.enum},message:"must be equal to one of the allowed values",schema:schema65.properties.retry.enum,parentSchema:schema65.properties.retry,data:data39};
+const err88 = {instancePath:instancePath+"/errors/" + i3+"/retry",schemaPath:"#/$defs/error/properties/retry/enum",keyword:"enum",params:{allowedValues: schema66.properties.retry.enum},message:"must be equal to one of the allowed values",schema:schema66.properties.retry.enum,parentSchema:schema66.properties.retry,data:data39};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -5590,7 +5900,7 @@ errors++;
 if(data36.resource !== undefined){
 let data40 = data36.resource;
 if(typeof data40 !== "string"){
-const err89 = {instancePath:instancePath+"/errors/" + i3+"/resource",schemaPath:"#/$defs/error/properties/resource/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.properties.resource.type,parentSchema:schema65.properties.resource,data:data40};
+const err89 = {instancePath:instancePath+"/errors/" + i3+"/resource",schemaPath:"#/$defs/error/properties/resource/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.resource.type,parentSchema:schema66.properties.resource,data:data40};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -5603,7 +5913,7 @@ errors++;
 if(data36.file !== undefined){
 let data41 = data36.file;
 if(typeof data41 !== "string"){
-const err90 = {instancePath:instancePath+"/errors/" + i3+"/file",schemaPath:"#/$defs/error/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.properties.file.type,parentSchema:schema65.properties.file,data:data41};
+const err90 = {instancePath:instancePath+"/errors/" + i3+"/file",schemaPath:"#/$defs/error/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.file.type,parentSchema:schema66.properties.file,data:data41};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -5616,7 +5926,7 @@ errors++;
 if(data36.line !== undefined){
 let data42 = data36.line;
 if(!(((typeof data42 == "number") && (!(data42 % 1) && !isNaN(data42))) && (isFinite(data42)))){
-const err91 = {instancePath:instancePath+"/errors/" + i3+"/line",schemaPath:"#/$defs/error/properties/line/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema65.properties.line.type,parentSchema:schema65.properties.line,data:data42};
+const err91 = {instancePath:instancePath+"/errors/" + i3+"/line",schemaPath:"#/$defs/error/properties/line/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema66.properties.line.type,parentSchema:schema66.properties.line,data:data42};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -5627,7 +5937,7 @@ errors++;
 }
 if((typeof data42 == "number") && (isFinite(data42))){
 if(data42 < 1 || isNaN(data42)){
-const err92 = {instancePath:instancePath+"/errors/" + i3+"/line",schemaPath:"#/$defs/error/properties/line/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema65.properties.line,data:data42};
+const err92 = {instancePath:instancePath+"/errors/" + i3+"/line",schemaPath:"#/$defs/error/properties/line/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema66.properties.line,data:data42};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -5641,7 +5951,7 @@ errors++;
 if(data36.pointer !== undefined){
 let data43 = data36.pointer;
 if(typeof data43 !== "string"){
-const err93 = {instancePath:instancePath+"/errors/" + i3+"/pointer",schemaPath:"#/$defs/error/properties/pointer/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema65.properties.pointer.type,parentSchema:schema65.properties.pointer,data:data43};
+const err93 = {instancePath:instancePath+"/errors/" + i3+"/pointer",schemaPath:"#/$defs/error/properties/pointer/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.pointer.type,parentSchema:schema66.properties.pointer,data:data43};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -5653,7 +5963,7 @@ errors++;
 }
 }
 else {
-const err94 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema65.type,parentSchema:schema65,data:data36};
+const err94 = {instancePath:instancePath+"/errors/" + i3,schemaPath:"#/$defs/error/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema66.type,parentSchema:schema66,data:data36};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -5665,7 +5975,7 @@ errors++;
 }
 }
 else {
-const err95 = {instancePath:instancePath+"/errors",schemaPath:"#/properties/errors/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema57.properties.errors.type,parentSchema:schema57.properties.errors,data:data35};
+const err95 = {instancePath:instancePath+"/errors",schemaPath:"#/properties/errors/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema58.properties.errors.type,parentSchema:schema58.properties.errors,data:data35};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -5680,7 +5990,7 @@ let data44 = data.facts;
 if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
 for(const key8 in data44){
 if(!((((((((key8 === "os") || (key8 === "kernel")) || (key8 === "arch")) || (key8 === "cpu")) || (key8 === "cpus")) || (key8 === "memoryBytes")) || (key8 === "dockerVersion")) || (key8 === "nodeVersion"))){
-const err96 = {instancePath:instancePath+"/facts",schemaPath:"#/$defs/facts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema66,data:data44};
+const err96 = {instancePath:instancePath+"/facts",schemaPath:"#/$defs/facts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema67,data:data44};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -5693,7 +6003,7 @@ errors++;
 if(data44.os !== undefined){
 let data45 = data44.os;
 if(typeof data45 !== "string"){
-const err97 = {instancePath:instancePath+"/facts/os",schemaPath:"#/$defs/facts/properties/os/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.os.type,parentSchema:schema66.properties.os,data:data45};
+const err97 = {instancePath:instancePath+"/facts/os",schemaPath:"#/$defs/facts/properties/os/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.properties.os.type,parentSchema:schema67.properties.os,data:data45};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -5706,7 +6016,7 @@ errors++;
 if(data44.kernel !== undefined){
 let data46 = data44.kernel;
 if(typeof data46 !== "string"){
-const err98 = {instancePath:instancePath+"/facts/kernel",schemaPath:"#/$defs/facts/properties/kernel/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.kernel.type,parentSchema:schema66.properties.kernel,data:data46};
+const err98 = {instancePath:instancePath+"/facts/kernel",schemaPath:"#/$defs/facts/properties/kernel/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.properties.kernel.type,parentSchema:schema67.properties.kernel,data:data46};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -5719,7 +6029,7 @@ errors++;
 if(data44.arch !== undefined){
 let data47 = data44.arch;
 if(typeof data47 !== "string"){
-const err99 = {instancePath:instancePath+"/facts/arch",schemaPath:"#/$defs/facts/properties/arch/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.arch.type,parentSchema:schema66.properties.arch,data:data47};
+const err99 = {instancePath:instancePath+"/facts/arch",schemaPath:"#/$defs/facts/properties/arch/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.properties.arch.type,parentSchema:schema67.properties.arch,data:data47};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -5732,7 +6042,7 @@ errors++;
 if(data44.cpu !== undefined){
 let data48 = data44.cpu;
 if(typeof data48 !== "string"){
-const err100 = {instancePath:instancePath+"/facts/cpu",schemaPath:"#/$defs/facts/properties/cpu/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.cpu.type,parentSchema:schema66.properties.cpu,data:data48};
+const err100 = {instancePath:instancePath+"/facts/cpu",schemaPath:"#/$defs/facts/properties/cpu/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.properties.cpu.type,parentSchema:schema67.properties.cpu,data:data48};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -5745,7 +6055,7 @@ errors++;
 if(data44.cpus !== undefined){
 let data49 = data44.cpus;
 if(!(((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49))) && (isFinite(data49)))){
-const err101 = {instancePath:instancePath+"/facts/cpus",schemaPath:"#/$defs/facts/properties/cpus/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema66.properties.cpus.type,parentSchema:schema66.properties.cpus,data:data49};
+const err101 = {instancePath:instancePath+"/facts/cpus",schemaPath:"#/$defs/facts/properties/cpus/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema67.properties.cpus.type,parentSchema:schema67.properties.cpus,data:data49};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -5758,7 +6068,7 @@ errors++;
 if(data44.memoryBytes !== undefined){
 let data50 = data44.memoryBytes;
 if(!(((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50))) && (isFinite(data50)))){
-const err102 = {instancePath:instancePath+"/facts/memoryBytes",schemaPath:"#/$defs/facts/properties/memoryBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema66.properties.memoryBytes.type,parentSchema:schema66.properties.memoryBytes,data:data50};
+const err102 = {instancePath:instancePath+"/facts/memoryBytes",schemaPath:"#/$defs/facts/properties/memoryBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema67.properties.memoryBytes.type,parentSchema:schema67.properties.memoryBytes,data:data50};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -5771,7 +6081,7 @@ errors++;
 if(data44.dockerVersion !== undefined){
 let data51 = data44.dockerVersion;
 if(typeof data51 !== "string"){
-const err103 = {instancePath:instancePath+"/facts/dockerVersion",schemaPath:"#/$defs/facts/properties/dockerVersion/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.dockerVersion.type,parentSchema:schema66.properties.dockerVersion,data:data51};
+const err103 = {instancePath:instancePath+"/facts/dockerVersion",schemaPath:"#/$defs/facts/properties/dockerVersion/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.properties.dockerVersion.type,parentSchema:schema67.properties.dockerVersion,data:data51};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -5784,7 +6094,7 @@ errors++;
 if(data44.nodeVersion !== undefined){
 let data52 = data44.nodeVersion;
 if(typeof data52 !== "string"){
-const err104 = {instancePath:instancePath+"/facts/nodeVersion",schemaPath:"#/$defs/facts/properties/nodeVersion/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema66.properties.nodeVersion.type,parentSchema:schema66.properties.nodeVersion,data:data52};
+const err104 = {instancePath:instancePath+"/facts/nodeVersion",schemaPath:"#/$defs/facts/properties/nodeVersion/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema67.properties.nodeVersion.type,parentSchema:schema67.properties.nodeVersion,data:data52};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -5796,7 +6106,7 @@ errors++;
 }
 }
 else {
-const err105 = {instancePath:instancePath+"/facts",schemaPath:"#/$defs/facts/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema66.type,parentSchema:schema66,data:data44};
+const err105 = {instancePath:instancePath+"/facts",schemaPath:"#/$defs/facts/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema67.type,parentSchema:schema67,data:data44};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -5813,7 +6123,7 @@ const len4 = data53.length;
 for(let i4=0; i4<len4; i4++){
 let data54 = data53[i4];
 if(typeof data54 !== "string"){
-const err106 = {instancePath:instancePath+"/warnings/" + i4,schemaPath:"#/properties/warnings/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.warnings.items.type,parentSchema:schema57.properties.warnings.items,data:data54};
+const err106 = {instancePath:instancePath+"/warnings/" + i4,schemaPath:"#/properties/warnings/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.warnings.items.type,parentSchema:schema58.properties.warnings.items,data:data54};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -5825,7 +6135,7 @@ errors++;
 }
 }
 else {
-const err107 = {instancePath:instancePath+"/warnings",schemaPath:"#/properties/warnings/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema57.properties.warnings.type,parentSchema:schema57.properties.warnings,data:data53};
+const err107 = {instancePath:instancePath+"/warnings",schemaPath:"#/properties/warnings/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema58.properties.warnings.type,parentSchema:schema58.properties.warnings,data:data53};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -5839,7 +6149,7 @@ if(data.rollback !== undefined){
 let data55 = data.rollback;
 if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
 if(data55.from === undefined){
-const err108 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "from"},message:"must have required property '"+"from"+"'",schema:schema57.properties.rollback.required,parentSchema:schema57.properties.rollback,data:data55};
+const err108 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "from"},message:"must have required property '"+"from"+"'",schema:schema58.properties.rollback.required,parentSchema:schema58.properties.rollback,data:data55};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -5849,7 +6159,7 @@ vErrors.push(err108);
 errors++;
 }
 if(data55.to === undefined){
-const err109 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "to"},message:"must have required property '"+"to"+"'",schema:schema57.properties.rollback.required,parentSchema:schema57.properties.rollback,data:data55};
+const err109 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "to"},message:"must have required property '"+"to"+"'",schema:schema58.properties.rollback.required,parentSchema:schema58.properties.rollback,data:data55};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -5859,7 +6169,7 @@ vErrors.push(err109);
 errors++;
 }
 if(data55.at === undefined){
-const err110 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "at"},message:"must have required property '"+"at"+"'",schema:schema57.properties.rollback.required,parentSchema:schema57.properties.rollback,data:data55};
+const err110 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "at"},message:"must have required property '"+"at"+"'",schema:schema58.properties.rollback.required,parentSchema:schema58.properties.rollback,data:data55};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -5869,7 +6179,7 @@ vErrors.push(err110);
 errors++;
 }
 if(data55.reason === undefined){
-const err111 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "reason"},message:"must have required property '"+"reason"+"'",schema:schema57.properties.rollback.required,parentSchema:schema57.properties.rollback,data:data55};
+const err111 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/required",keyword:"required",params:{missingProperty: "reason"},message:"must have required property '"+"reason"+"'",schema:schema58.properties.rollback.required,parentSchema:schema58.properties.rollback,data:data55};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -5880,7 +6190,7 @@ errors++;
 }
 for(const key9 in data55){
 if(!((((key9 === "from") || (key9 === "to")) || (key9 === "at")) || (key9 === "reason"))){
-const err112 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema57.properties.rollback,data:data55};
+const err112 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema58.properties.rollback,data:data55};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -5893,8 +6203,8 @@ errors++;
 if(data55.from !== undefined){
 let data56 = data55.from;
 if(typeof data56 === "string"){
-if(!pattern51.test(data56)){
-const err113 = {instancePath:instancePath+"/rollback/from",schemaPath:"#/properties/rollback/properties/from/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema57.properties.rollback.properties.from,data:data56};
+if(!pattern54.test(data56)){
+const err113 = {instancePath:instancePath+"/rollback/from",schemaPath:"#/properties/rollback/properties/from/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.properties.rollback.properties.from,data:data56};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -5905,7 +6215,7 @@ errors++;
 }
 }
 else {
-const err114 = {instancePath:instancePath+"/rollback/from",schemaPath:"#/properties/rollback/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.rollback.properties.from.type,parentSchema:schema57.properties.rollback.properties.from,data:data56};
+const err114 = {instancePath:instancePath+"/rollback/from",schemaPath:"#/properties/rollback/properties/from/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.rollback.properties.from.type,parentSchema:schema58.properties.rollback.properties.from,data:data56};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -5918,8 +6228,8 @@ errors++;
 if(data55.to !== undefined){
 let data57 = data55.to;
 if(typeof data57 === "string"){
-if(!pattern51.test(data57)){
-const err115 = {instancePath:instancePath+"/rollback/to",schemaPath:"#/properties/rollback/properties/to/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema57.properties.rollback.properties.to,data:data57};
+if(!pattern54.test(data57)){
+const err115 = {instancePath:instancePath+"/rollback/to",schemaPath:"#/properties/rollback/properties/to/pattern",keyword:"pattern",params:{pattern: "^[0-9a-f]{40}$"},message:"must match pattern \""+"^[0-9a-f]{40}$"+"\"",schema:"^[0-9a-f]{40}$",parentSchema:schema58.properties.rollback.properties.to,data:data57};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -5930,7 +6240,7 @@ errors++;
 }
 }
 else {
-const err116 = {instancePath:instancePath+"/rollback/to",schemaPath:"#/properties/rollback/properties/to/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.rollback.properties.to.type,parentSchema:schema57.properties.rollback.properties.to,data:data57};
+const err116 = {instancePath:instancePath+"/rollback/to",schemaPath:"#/properties/rollback/properties/to/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.rollback.properties.to.type,parentSchema:schema58.properties.rollback.properties.to,data:data57};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -5944,7 +6254,7 @@ if(data55.at !== undefined){
 let data58 = data55.at;
 if(typeof data58 === "string"){
 if(!(formats0.validate(data58))){
-const err117 = {instancePath:instancePath+"/rollback/at",schemaPath:"#/properties/rollback/properties/at/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema57.properties.rollback.properties.at,data:data58};
+const err117 = {instancePath:instancePath+"/rollback/at",schemaPath:"#/properties/rollback/properties/at/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\"",schema:"date-time",parentSchema:schema58.properties.rollback.properties.at,data:data58};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -5955,7 +6265,7 @@ errors++;
 }
 }
 else {
-const err118 = {instancePath:instancePath+"/rollback/at",schemaPath:"#/properties/rollback/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.rollback.properties.at.type,parentSchema:schema57.properties.rollback.properties.at,data:data58};
+const err118 = {instancePath:instancePath+"/rollback/at",schemaPath:"#/properties/rollback/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.rollback.properties.at.type,parentSchema:schema58.properties.rollback.properties.at,data:data58};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -5968,7 +6278,7 @@ errors++;
 if(data55.reason !== undefined){
 let data59 = data55.reason;
 if(typeof data59 !== "string"){
-const err119 = {instancePath:instancePath+"/rollback/reason",schemaPath:"#/properties/rollback/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema57.properties.rollback.properties.reason.type,parentSchema:schema57.properties.rollback.properties.reason,data:data59};
+const err119 = {instancePath:instancePath+"/rollback/reason",schemaPath:"#/properties/rollback/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema58.properties.rollback.properties.reason.type,parentSchema:schema58.properties.rollback.properties.reason,data:data59};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -5980,7 +6290,7 @@ errors++;
 }
 }
 else {
-const err120 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema57.properties.rollback.type,parentSchema:schema57.properties.rollback,data:data55};
+const err120 = {instancePath:instancePath+"/rollback",schemaPath:"#/properties/rollback/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema58.properties.rollback.type,parentSchema:schema58.properties.rollback,data:data55};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -5992,7 +6302,7 @@ errors++;
 }
 }
 else {
-const err121 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema57.type,parentSchema:schema57,data};
+const err121 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema58.type,parentSchema:schema58,data};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -6007,7 +6317,7 @@ return errors === 0;
 validate40.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
 export const service = validate44;
-const schema67 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/service.schema.json","title":"ServiceResource","description":"A systemd unit: its unit file (optional) and whether it is enabled and running.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"steward/v1"},"kind":{"const":"Service"},"metadata":{"$ref":"common.schema.json#/$defs/metadata"},"spec":{"$ref":"#/$defs/spec"}},"$defs":{"spec":{"title":"ServiceSpec","type":"object","additionalProperties":false,"required":["unit"],"properties":{"unit":{"type":"string","pattern":"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$","description":"A systemd unit name with its type, e.g. kiosk.service or backup.timer."},"content":{"type":"string","minLength":1},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$"},"enabled":{"type":"boolean"},"state":{"enum":["running","stopped"]},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}},"not":{"required":["content","source"]}}}};
+const schema68 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://steward.dev/schemas/service.schema.json","title":"ServiceResource","description":"A systemd unit: its unit file (optional) and whether it is enabled and running.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"steward/v1"},"kind":{"const":"Service"},"metadata":{"$ref":"common.schema.json#/$defs/metadata"},"spec":{"$ref":"#/$defs/spec"}},"$defs":{"spec":{"title":"ServiceSpec","type":"object","additionalProperties":false,"required":["unit"],"properties":{"unit":{"type":"string","pattern":"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$","description":"A systemd unit name with its type, e.g. kiosk.service or backup.timer."},"content":{"type":"string","minLength":1},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$"},"enabled":{"type":"boolean"},"state":{"enum":["running","stopped"]},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}},"not":{"required":["content","source"]}}}};
 
 function validate45(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -6021,7 +6331,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema39.required,parentSchema:schema39,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema40.required,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -6032,7 +6342,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((key0 === "name") || (key0 === "labels"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -6046,7 +6356,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(func3(data0) > 63){
-const err2 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters",schema:63,parentSchema:schema40,data:data0};
+const err2 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters",schema:63,parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -6055,8 +6365,8 @@ vErrors.push(err2);
 }
 errors++;
 }
-if(!pattern28.test(data0)){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^[a-z0-9][a-z0-9.-]*$",parentSchema:schema40,data:data0};
+if(!pattern31.test(data0)){
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^[a-z0-9][a-z0-9.-]*$",parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -6067,7 +6377,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.type,parentSchema:schema40,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/$defs/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.type,parentSchema:schema41,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -6083,7 +6393,7 @@ if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 for(const key1 in data1){
 let data2 = data1[key1];
 if(typeof data2 !== "string"){
-const err5 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.labels.additionalProperties.type,parentSchema:schema39.properties.labels.additionalProperties,data:data2};
+const err5 = {instancePath:instancePath+"/labels/" + key1.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/labels/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema40.properties.labels.additionalProperties.type,parentSchema:schema40.properties.labels.additionalProperties,data:data2};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -6095,7 +6405,7 @@ errors++;
 }
 }
 else {
-const err6 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.properties.labels.type,parentSchema:schema39.properties.labels,data:data1};
+const err6 = {instancePath:instancePath+"/labels",schemaPath:"#/properties/labels/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.properties.labels.type,parentSchema:schema40.properties.labels,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -6107,7 +6417,7 @@ errors++;
 }
 }
 else {
-const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.type,parentSchema:schema39,data};
+const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.type,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -6121,8 +6431,8 @@ return errors === 0;
 }
 validate45.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema70 = {"title":"ServiceSpec","type":"object","additionalProperties":false,"required":["unit"],"properties":{"unit":{"type":"string","pattern":"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$","description":"A systemd unit name with its type, e.g. kiosk.service or backup.timer."},"content":{"type":"string","minLength":1},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$"},"enabled":{"type":"boolean"},"state":{"enum":["running","stopped"]},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}},"not":{"required":["content","source"]}};
-const pattern63 = new RegExp("^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$", "u");
+const schema71 = {"title":"ServiceSpec","type":"object","additionalProperties":false,"required":["unit"],"properties":{"unit":{"type":"string","pattern":"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$","description":"A systemd unit name with its type, e.g. kiosk.service or backup.timer."},"content":{"type":"string","minLength":1},"source":{"type":"string","minLength":1,"pattern":"^[^\\x00]+$"},"enabled":{"type":"boolean"},"state":{"enum":["running","stopped"]},"dependsOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"restartOn":{"$ref":"common.schema.json#/$defs/resourceIds"},"probe":{"$ref":"common.schema.json#/$defs/probe"}},"not":{"required":["content","source"]}};
+const pattern66 = new RegExp("^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$", "u");
 
 function validate48(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -6139,8 +6449,8 @@ const len0 = data.length;
 for(let i0=0; i0<len0; i0++){
 let data0 = data[i0];
 if(typeof data0 === "string"){
-if(!pattern40.test(data0)){
-const err0 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema46,data:data0};
+if(!pattern43.test(data0)){
+const err0 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/pattern",keyword:"pattern",params:{pattern: "^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"},message:"must match pattern \""+"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$"+"\"",schema:"^(Container|File|Service)/[a-z0-9][a-z0-9.-]*$",parentSchema:schema47,data:data0};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -6151,7 +6461,7 @@ errors++;
 }
 }
 else {
-const err1 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.type,parentSchema:schema46,data:data0};
+const err1 = {instancePath:instancePath+"/" + i0,schemaPath:"#/$defs/resourceId/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.type,parentSchema:schema47,data:data0};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -6168,7 +6478,7 @@ outer0:
 for(;i1--;){
 for(j0 = i1; j0--;){
 if(func0(data[i1], data[j0])){
-const err2 = {instancePath,schemaPath:"#/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema45,data};
+const err2 = {instancePath,schemaPath:"#/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema46,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -6183,7 +6493,7 @@ break outer0;
 }
 }
 else {
-const err3 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.type,parentSchema:schema45,data};
+const err3 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.type,parentSchema:schema46,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -6214,7 +6524,7 @@ let passing0 = null;
 const _errs2 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.http === undefined){
-const err0 = {instancePath,schemaPath:"#/oneOf/0/required",keyword:"required",params:{missingProperty: "http"},message:"must have required property '"+"http"+"'",schema:schema47.oneOf[0].required,parentSchema:schema47.oneOf[0],data};
+const err0 = {instancePath,schemaPath:"#/oneOf/0/required",keyword:"required",params:{missingProperty: "http"},message:"must have required property '"+"http"+"'",schema:schema48.oneOf[0].required,parentSchema:schema48.oneOf[0],data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -6232,7 +6542,7 @@ passing0 = 0;
 const _errs3 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.tcp === undefined){
-const err1 = {instancePath,schemaPath:"#/oneOf/1/required",keyword:"required",params:{missingProperty: "tcp"},message:"must have required property '"+"tcp"+"'",schema:schema47.oneOf[1].required,parentSchema:schema47.oneOf[1],data};
+const err1 = {instancePath,schemaPath:"#/oneOf/1/required",keyword:"required",params:{missingProperty: "tcp"},message:"must have required property '"+"tcp"+"'",schema:schema48.oneOf[1].required,parentSchema:schema48.oneOf[1],data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -6255,7 +6565,7 @@ passing0 = 1;
 const _errs4 = errors;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.exec === undefined){
-const err2 = {instancePath,schemaPath:"#/oneOf/2/required",keyword:"required",params:{missingProperty: "exec"},message:"must have required property '"+"exec"+"'",schema:schema47.oneOf[2].required,parentSchema:schema47.oneOf[2],data};
+const err2 = {instancePath,schemaPath:"#/oneOf/2/required",keyword:"required",params:{missingProperty: "exec"},message:"must have required property '"+"exec"+"'",schema:schema48.oneOf[2].required,parentSchema:schema48.oneOf[2],data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -6278,7 +6588,7 @@ passing0 = 2;
 }
 }
 if(!valid0){
-const err3 = {instancePath,schemaPath:"#/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema47.oneOf,parentSchema:schema47,data};
+const err3 = {instancePath,schemaPath:"#/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema48.oneOf,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -6301,7 +6611,7 @@ vErrors = null;
 if(data && typeof data == "object" && !Array.isArray(data)){
 for(const key0 in data){
 if(!((((((key0 === "http") || (key0 === "tcp")) || (key0 === "exec")) || (key0 === "interval")) || (key0 === "timeout")) || (key0 === "deadline"))){
-const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema47,data};
+const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -6315,7 +6625,7 @@ if(data.http !== undefined){
 let data0 = data.http;
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
 if(data0.url === undefined){
-const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema47.properties.http.required,parentSchema:schema47.properties.http,data:data0};
+const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema48.properties.http.required,parentSchema:schema48.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -6326,7 +6636,7 @@ errors++;
 }
 for(const key1 in data0){
 if(!((key1 === "url") || (key1 === "status"))){
-const err6 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema47.properties.http,data:data0};
+const err6 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -6339,8 +6649,8 @@ errors++;
 if(data0.url !== undefined){
 let data1 = data0.url;
 if(typeof data1 === "string"){
-if(!pattern41.test(data1)){
-const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s]+$"},message:"must match pattern \""+"^https?://[^\\s]+$"+"\"",schema:"^https?://[^\\s]+$",parentSchema:schema47.properties.http.properties.url,data:data1};
+if(!pattern28.test(data1)){
+const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s]+$"},message:"must match pattern \""+"^https?://[^\\s]+$"+"\"",schema:"^https?://[^\\s]+$",parentSchema:schema48.properties.http.properties.url,data:data1};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -6351,7 +6661,7 @@ errors++;
 }
 }
 else {
-const err8 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.http.properties.url.type,parentSchema:schema47.properties.http.properties.url,data:data1};
+const err8 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.http.properties.url.type,parentSchema:schema48.properties.http.properties.url,data:data1};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -6364,7 +6674,7 @@ errors++;
 if(data0.status !== undefined){
 let data2 = data0.status;
 if(!(((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2))) && (isFinite(data2)))){
-const err9 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema47.properties.http.properties.status.type,parentSchema:schema47.properties.http.properties.status,data:data2};
+const err9 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema48.properties.http.properties.status.type,parentSchema:schema48.properties.http.properties.status,data:data2};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -6375,7 +6685,7 @@ errors++;
 }
 if((typeof data2 == "number") && (isFinite(data2))){
 if(data2 > 599 || isNaN(data2)){
-const err10 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema47.properties.http.properties.status,data:data2};
+const err10 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema48.properties.http.properties.status,data:data2};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -6385,7 +6695,7 @@ vErrors.push(err10);
 errors++;
 }
 if(data2 < 100 || isNaN(data2)){
-const err11 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema47.properties.http.properties.status,data:data2};
+const err11 = {instancePath:instancePath+"/http/status",schemaPath:"#/properties/http/properties/status/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema48.properties.http.properties.status,data:data2};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -6398,7 +6708,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.properties.http.type,parentSchema:schema47.properties.http,data:data0};
+const err12 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.http.type,parentSchema:schema48.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -6412,7 +6722,7 @@ if(data.tcp !== undefined){
 let data3 = data.tcp;
 if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
 if(data3.port === undefined){
-const err13 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'",schema:schema47.properties.tcp.required,parentSchema:schema47.properties.tcp,data:data3};
+const err13 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'",schema:schema48.properties.tcp.required,parentSchema:schema48.properties.tcp,data:data3};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -6423,7 +6733,7 @@ errors++;
 }
 for(const key2 in data3){
 if(!((key2 === "host") || (key2 === "port"))){
-const err14 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema47.properties.tcp,data:data3};
+const err14 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.tcp,data:data3};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -6437,7 +6747,7 @@ if(data3.host !== undefined){
 let data4 = data3.host;
 if(typeof data4 === "string"){
 if(func3(data4) < 1){
-const err15 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema47.properties.tcp.properties.host,data:data4};
+const err15 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema48.properties.tcp.properties.host,data:data4};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -6448,7 +6758,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.tcp.properties.host.type,parentSchema:schema47.properties.tcp.properties.host,data:data4};
+const err16 = {instancePath:instancePath+"/tcp/host",schemaPath:"#/properties/tcp/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.tcp.properties.host.type,parentSchema:schema48.properties.tcp.properties.host,data:data4};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -6461,7 +6771,7 @@ errors++;
 if(data3.port !== undefined){
 let data5 = data3.port;
 if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
-const err17 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema47.properties.tcp.properties.port.type,parentSchema:schema47.properties.tcp.properties.port,data:data5};
+const err17 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema48.properties.tcp.properties.port.type,parentSchema:schema48.properties.tcp.properties.port,data:data5};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -6472,7 +6782,7 @@ errors++;
 }
 if((typeof data5 == "number") && (isFinite(data5))){
 if(data5 > 65535 || isNaN(data5)){
-const err18 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema47.properties.tcp.properties.port,data:data5};
+const err18 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema48.properties.tcp.properties.port,data:data5};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -6482,7 +6792,7 @@ vErrors.push(err18);
 errors++;
 }
 if(data5 < 1 || isNaN(data5)){
-const err19 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema47.properties.tcp.properties.port,data:data5};
+const err19 = {instancePath:instancePath+"/tcp/port",schemaPath:"#/properties/tcp/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema48.properties.tcp.properties.port,data:data5};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -6495,7 +6805,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.properties.tcp.type,parentSchema:schema47.properties.tcp,data:data3};
+const err20 = {instancePath:instancePath+"/tcp",schemaPath:"#/properties/tcp/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.tcp.type,parentSchema:schema48.properties.tcp,data:data3};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -6509,7 +6819,7 @@ if(data.exec !== undefined){
 let data6 = data.exec;
 if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
 if(data6.command === undefined){
-const err21 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/required",keyword:"required",params:{missingProperty: "command"},message:"must have required property '"+"command"+"'",schema:schema47.properties.exec.required,parentSchema:schema47.properties.exec,data:data6};
+const err21 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/required",keyword:"required",params:{missingProperty: "command"},message:"must have required property '"+"command"+"'",schema:schema48.properties.exec.required,parentSchema:schema48.properties.exec,data:data6};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -6520,7 +6830,7 @@ errors++;
 }
 for(const key3 in data6){
 if(!(key3 === "command")){
-const err22 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema47.properties.exec,data:data6};
+const err22 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.exec,data:data6};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -6534,7 +6844,7 @@ if(data6.command !== undefined){
 let data7 = data6.command;
 if(Array.isArray(data7)){
 if(data7.length < 1){
-const err23 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema47.properties.exec.properties.command,data:data7};
+const err23 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.exec.properties.command,data:data7};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -6547,7 +6857,7 @@ const len0 = data7.length;
 for(let i0=0; i0<len0; i0++){
 let data8 = data7[i0];
 if(typeof data8 !== "string"){
-const err24 = {instancePath:instancePath+"/exec/command/" + i0,schemaPath:"#/properties/exec/properties/command/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.exec.properties.command.items.type,parentSchema:schema47.properties.exec.properties.command.items,data:data8};
+const err24 = {instancePath:instancePath+"/exec/command/" + i0,schemaPath:"#/properties/exec/properties/command/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.exec.properties.command.items.type,parentSchema:schema48.properties.exec.properties.command.items,data:data8};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -6559,7 +6869,7 @@ errors++;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema47.properties.exec.properties.command.type,parentSchema:schema47.properties.exec.properties.command,data:data7};
+const err25 = {instancePath:instancePath+"/exec/command",schemaPath:"#/properties/exec/properties/command/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.exec.properties.command.type,parentSchema:schema48.properties.exec.properties.command,data:data7};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -6571,7 +6881,7 @@ errors++;
 }
 }
 else {
-const err26 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.properties.exec.type,parentSchema:schema47.properties.exec,data:data6};
+const err26 = {instancePath:instancePath+"/exec",schemaPath:"#/properties/exec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.exec.type,parentSchema:schema48.properties.exec,data:data6};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -6658,7 +6968,7 @@ errors++;
 }
 }
 else {
-const err33 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.type,parentSchema:schema47,data};
+const err33 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.type,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -6700,7 +7010,7 @@ errors++;
 }
 var valid0 = _errs2 === errors;
 if(valid0){
-const err1 = {instancePath,schemaPath:"#/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema70.not,parentSchema:schema70,data};
+const err1 = {instancePath,schemaPath:"#/not",keyword:"not",params:{},message:"must NOT be valid",schema:schema71.not,parentSchema:schema71,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -6722,7 +7032,7 @@ vErrors = null;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.unit === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "unit"},message:"must have required property '"+"unit"+"'",schema:schema70.required,parentSchema:schema70,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "unit"},message:"must have required property '"+"unit"+"'",schema:schema71.required,parentSchema:schema71,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -6733,7 +7043,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((((((key0 === "unit") || (key0 === "content")) || (key0 === "source")) || (key0 === "enabled")) || (key0 === "state")) || (key0 === "dependsOn")) || (key0 === "restartOn")) || (key0 === "probe"))){
-const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema70,data};
+const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema71,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -6746,8 +7056,8 @@ errors++;
 if(data.unit !== undefined){
 let data0 = data.unit;
 if(typeof data0 === "string"){
-if(!pattern63.test(data0)){
-const err4 = {instancePath:instancePath+"/unit",schemaPath:"#/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$"},message:"must match pattern \""+"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$"+"\"",schema:"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$",parentSchema:schema70.properties.unit,data:data0};
+if(!pattern66.test(data0)){
+const err4 = {instancePath:instancePath+"/unit",schemaPath:"#/properties/unit/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$"},message:"must match pattern \""+"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$"+"\"",schema:"^[A-Za-z0-9:_.@-]+\\.(service|timer|socket|path|mount|target)$",parentSchema:schema71.properties.unit,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -6758,7 +7068,7 @@ errors++;
 }
 }
 else {
-const err5 = {instancePath:instancePath+"/unit",schemaPath:"#/properties/unit/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema70.properties.unit.type,parentSchema:schema70.properties.unit,data:data0};
+const err5 = {instancePath:instancePath+"/unit",schemaPath:"#/properties/unit/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema71.properties.unit.type,parentSchema:schema71.properties.unit,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -6772,7 +7082,7 @@ if(data.content !== undefined){
 let data1 = data.content;
 if(typeof data1 === "string"){
 if(func3(data1) < 1){
-const err6 = {instancePath:instancePath+"/content",schemaPath:"#/properties/content/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema70.properties.content,data:data1};
+const err6 = {instancePath:instancePath+"/content",schemaPath:"#/properties/content/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema71.properties.content,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -6783,7 +7093,7 @@ errors++;
 }
 }
 else {
-const err7 = {instancePath:instancePath+"/content",schemaPath:"#/properties/content/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema70.properties.content.type,parentSchema:schema70.properties.content,data:data1};
+const err7 = {instancePath:instancePath+"/content",schemaPath:"#/properties/content/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema71.properties.content.type,parentSchema:schema71.properties.content,data:data1};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -6797,7 +7107,7 @@ if(data.source !== undefined){
 let data2 = data.source;
 if(typeof data2 === "string"){
 if(func3(data2) < 1){
-const err8 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema70.properties.source,data:data2};
+const err8 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema71.properties.source,data:data2};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -6807,7 +7117,7 @@ vErrors.push(err8);
 errors++;
 }
 if(!pattern9.test(data2)){
-const err9 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/pattern",keyword:"pattern",params:{pattern: "^[^\\x00]+$"},message:"must match pattern \""+"^[^\\x00]+$"+"\"",schema:"^[^\\x00]+$",parentSchema:schema70.properties.source,data:data2};
+const err9 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/pattern",keyword:"pattern",params:{pattern: "^[^\\x00]+$"},message:"must match pattern \""+"^[^\\x00]+$"+"\"",schema:"^[^\\x00]+$",parentSchema:schema71.properties.source,data:data2};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -6818,7 +7128,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema70.properties.source.type,parentSchema:schema70.properties.source,data:data2};
+const err10 = {instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema71.properties.source.type,parentSchema:schema71.properties.source,data:data2};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -6831,7 +7141,7 @@ errors++;
 if(data.enabled !== undefined){
 let data3 = data.enabled;
 if(typeof data3 !== "boolean"){
-const err11 = {instancePath:instancePath+"/enabled",schemaPath:"#/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema70.properties.enabled.type,parentSchema:schema70.properties.enabled,data:data3};
+const err11 = {instancePath:instancePath+"/enabled",schemaPath:"#/properties/enabled/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema71.properties.enabled.type,parentSchema:schema71.properties.enabled,data:data3};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -6844,7 +7154,7 @@ errors++;
 if(data.state !== undefined){
 let data4 = data.state;
 if(!((data4 === "running") || (data4 === "stopped"))){
-const err12 = {instancePath:instancePath+"/state",schemaPath:"#/properties/state/enum",keyword:"enum",params:{allowedValues: schema70.properties.state.enum},message:"must be equal to one of the allowed values",schema:schema70.properties.state.enum,parentSchema:schema70.properties.state,data:data4};
+const err12 = {instancePath:instancePath+"/state",schemaPath:"#/properties/state/enum",keyword:"enum",params:{allowedValues: schema71.properties.state.enum},message:"must be equal to one of the allowed values",schema:schema71.properties.state.enum,parentSchema:schema71.properties.state,data:data4};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -6874,7 +7184,7 @@ errors = vErrors.length;
 }
 }
 else {
-const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema70.type,parentSchema:schema70,data};
+const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema71.type,parentSchema:schema71,data};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -6902,7 +7212,7 @@ evaluated0.items = undefined;
 }
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.apiVersion === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "apiVersion"},message:"must have required property '"+"apiVersion"+"'",schema:schema67.required,parentSchema:schema67,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "apiVersion"},message:"must have required property '"+"apiVersion"+"'",schema:schema68.required,parentSchema:schema68,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -6912,7 +7222,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.kind === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'",schema:schema67.required,parentSchema:schema67,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "kind"},message:"must have required property '"+"kind"+"'",schema:schema68.required,parentSchema:schema68,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -6922,7 +7232,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.metadata === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "metadata"},message:"must have required property '"+"metadata"+"'",schema:schema67.required,parentSchema:schema67,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "metadata"},message:"must have required property '"+"metadata"+"'",schema:schema68.required,parentSchema:schema68,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -6932,7 +7242,7 @@ vErrors.push(err2);
 errors++;
 }
 if(data.spec === undefined){
-const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "spec"},message:"must have required property '"+"spec"+"'",schema:schema67.required,parentSchema:schema67,data};
+const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "spec"},message:"must have required property '"+"spec"+"'",schema:schema68.required,parentSchema:schema68,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -6943,7 +7253,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "apiVersion") || (key0 === "kind")) || (key0 === "metadata")) || (key0 === "spec"))){
-const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema67,data};
+const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema68,data};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -6956,7 +7266,7 @@ errors++;
 if(data.apiVersion !== undefined){
 let data0 = data.apiVersion;
 if("steward/v1" !== data0){
-const err5 = {instancePath:instancePath+"/apiVersion",schemaPath:"#/properties/apiVersion/const",keyword:"const",params:{allowedValue: "steward/v1"},message:"must be equal to constant",schema:"steward/v1",parentSchema:schema67.properties.apiVersion,data:data0};
+const err5 = {instancePath:instancePath+"/apiVersion",schemaPath:"#/properties/apiVersion/const",keyword:"const",params:{allowedValue: "steward/v1"},message:"must be equal to constant",schema:"steward/v1",parentSchema:schema68.properties.apiVersion,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -6969,7 +7279,7 @@ errors++;
 if(data.kind !== undefined){
 let data1 = data.kind;
 if("Service" !== data1){
-const err6 = {instancePath:instancePath+"/kind",schemaPath:"#/properties/kind/const",keyword:"const",params:{allowedValue: "Service"},message:"must be equal to constant",schema:"Service",parentSchema:schema67.properties.kind,data:data1};
+const err6 = {instancePath:instancePath+"/kind",schemaPath:"#/properties/kind/const",keyword:"const",params:{allowedValue: "Service"},message:"must be equal to constant",schema:"Service",parentSchema:schema68.properties.kind,data:data1};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -6993,7 +7303,7 @@ errors = vErrors.length;
 }
 }
 else {
-const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema67.type,parentSchema:schema67,data};
+const err7 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema68.type,parentSchema:schema68,data};
 if(vErrors === null){
 vErrors = [err7];
 }

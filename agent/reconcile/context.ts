@@ -1,5 +1,5 @@
 import { SecretKeys } from '../config/keys.js';
-import type { AgentConfig } from '../config/load.js';
+import { readTokenFile, type AgentConfig } from '../config/load.js';
 import { RegistryAuth } from '../config/registry.js';
 import { loadFingerprint } from '../host/fingerprint.js';
 import { createDocker } from '../host/docker.js';
@@ -16,6 +16,7 @@ import type { GitRepo } from '../source/repo.js';
 import type { HttpStats } from '../source/http.js';
 import { configRemote, readGitCredentials, sourceRepo, statusRepo, type GitCredentials } from '../source/remote.js';
 import { loadTrust, type Trust } from '../source/verify.js';
+import { Notifications, type Receiver } from '../status/notify.js';
 import { agentVersion } from '../version.js';
 
 /** Everything a run needs, built once per process (and again on a config reload). */
@@ -38,6 +39,8 @@ export interface AgentContext {
   bundles?: Map<string, ReadBundle>;
   /** Kept between the runs of a daemon (absent for one-shot commands): see RunMemo. */
   memo?: RunMemo;
+  /** Delivers the run's events to `notify` receivers in the background; absent without any. */
+  notifier?: Notifications;
 }
 
 /**
@@ -77,6 +80,7 @@ export async function createContext(
   const registry = await RegistryAuth.load(config);
   const remote = configRemote(config, creds, opts);
   const docker = createDocker(config.docker.socket);
+  const notifier = await notifierOf(config, log);
   return {
     config,
     creds,
@@ -86,6 +90,7 @@ export async function createContext(
     status: statusRepo(config, remote),
     ...(trust ? { trust } : {}),
     ...(secrets ? { secrets } : {}),
+    ...(notifier ? { notifier } : {}),
     drivers: createDrivers({
       host: config.host,
       stateDir: config.stateDir,
@@ -104,4 +109,15 @@ export async function createContext(
         opts.facts === false ? { nodeVersion: process.versions.node, arch: process.arch } : await collectFacts(docker),
     },
   };
+}
+
+/** The notify receivers with their tokens read (a token file that cannot be read is a config error). */
+async function notifierOf(config: AgentConfig, log: Logger): Promise<Notifications | undefined> {
+  if (config.notify.length === 0) return undefined;
+  const receivers: Receiver[] = [];
+  for (const [i, n] of config.notify.entries())
+    receivers.push(
+      n.tokenFile ? { ...n, token: await readTokenFile(config, n.tokenFile, `/notify/${i}/tokenFile`) } : n,
+    );
+  return new Notifications(receivers, log.child({ component: 'notify' }));
 }

@@ -37,7 +37,10 @@ export async function judge(ctx: AgentContext, run: RunRecord, head: string): Pr
   const back = await enforceStep(ctx, run, loaded.bundle);
   mergeRollback(outcome.results, back);
   outcome.phase = 'Degraded';
-  outcome.rollback = state.rollback;
+  outcome.rollback = {
+    ...state.rollback,
+    failed: broken.map((r) => ({ id: r.id, code: r.error!.code, message: r.message })),
+  };
 }
 
 /** The failed revision's results stay visible; the rollback's changes are reported on top. */

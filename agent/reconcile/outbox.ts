@@ -8,6 +8,7 @@ import type { HostStatus } from '../types/host-status.js';
 import type { AgentContext } from './context.js';
 import { errnoOf, persist, type RunRecord, type RunReport } from './record.js';
 import { saveState, stateStamp } from './state.js';
+import { before, noticesOf } from './notices.js';
 import { buildStatus, fingerprint } from './report.js';
 
 /**
@@ -18,11 +19,14 @@ import { buildStatus, fingerprint } from './report.js';
 export async function report(ctx: AgentContext, run: RunRecord): Promise<RunReport> {
   run.outcome.durationMs = performance.now() - run.startedMs;
   if (!run.apply) return run.report;
+  const was = before(run);
   const { doc, due, changed } = recordStatus(ctx, run);
   const push = pushWanted(ctx, run, due);
   await keepOutbox(ctx, run, doc, changed || push === 'push');
   run.report.published = await publish(ctx, run, doc, push);
   await persist(ctx, run);
+  // After the state that makes them said once is saved; delivered in the background.
+  ctx.notifier?.send(noticesOf(run, doc, was));
   run.log.info(
     {
       phase: run.outcome.phase,

@@ -26,11 +26,29 @@ export interface RunOutcome {
   bundleErrors: StewardError[];
   results: Map<string, ResourceResult>;
   notes: string[];
-  rollback?: { from: string; to: string; at: string; reason: string };
+  /** Set by the run that rolled back; `failed` are the head's resources that made it. */
+  rollback?: {
+    from: string;
+    to: string;
+    at: string;
+    reason: string;
+    failed?: Array<{ id: string; code: string; message: string }>;
+  };
   /** Set when the run applied nothing because the host is suspended. */
   suspended?: { source: string; reason: string };
   /** Set when suspend.yaml pins the host: the revision it enforces instead of the branch's head. */
   pinned?: { source: string; reason: string; revision: string; head: string };
+  /**
+   * Set when a new head waits and the applied revision is enforced meanwhile: for source.window
+   * (`WindowClosed`, with when it opens) or for the earlier waves of a rollout (`RolloutWaiting`,
+   * `RolloutHalted`). `message` says what it waits for.
+   */
+  waiting?: {
+    revision: string;
+    reason: 'WindowClosed' | 'RolloutWaiting' | 'RolloutHalted';
+    message: string;
+    opensAt?: string;
+  };
 }
 
 export interface HostIdentity {
@@ -167,7 +185,11 @@ function conditionsOf(run: RunOutcome, counts: Counts): Array<Omit<Condition, 'l
       : {
           type: 'Ready',
           status: 'False',
-          reason: run.rollback ? 'RolledBack' : run.phase,
+          reason: run.rollback
+            ? 'RolledBack'
+            : run.waiting && run.phase === 'Progressing'
+              ? run.waiting.reason
+              : run.phase,
           message: readyMessage(run, counts),
         },
     unhealthy.length > 0
@@ -187,7 +209,12 @@ function sourceMessage(run: RunOutcome): string {
   return `pinned at ${pinned.revision} by ${pinned.source}: ${pinned.reason}; the branch is at ${pinned.head}`;
 }
 
-function readyMessage(run: RunOutcome, counts: { failed: number; skipped: number; drift: number }): string {
+function readyMessage(
+  run: RunOutcome,
+  counts: { resources: number; failed: number; skipped: number; drift: number },
+): string {
+  if (run.waiting && run.phase === 'Progressing')
+    return `${run.waiting.message}; ${counts.resources} resource(s) match ${short(run.appliedRevision)}`;
   if (run.suspended)
     return `suspended by ${run.suspended.source}: ${run.suspended.reason}; ${counts.skipped} change(s) held, ${counts.drift} of them drift`;
   if (run.rollback)

@@ -7,6 +7,8 @@ import { startRun, type RunOptions, type RunReport } from './record.js';
 import { phaseOf } from './report.js';
 import { followPin, heldResults, suspensionOf } from './suspend.js';
 import { syncStep } from './sync.js';
+import { waitForRollout } from './rollout.js';
+import { waitForWindow } from './window.js';
 
 export type { AgentContext } from './context.js';
 export type { RunReport } from './record.js';
@@ -17,7 +19,9 @@ export { flushMemo } from './outbox.js';
  *   1. sync     ask Git whether the branch moved; fetch only then (or use the last fetched commit)
  *   2. choose   the head's bundle, unless a gate refuses it (failed before, history rewritten) or
  *               it is invalid: then the last good bundle is enforced instead; a suspend file
- *               holds it all (Suspended) or pins another commit of the branch in the head's place
+ *               holds it all (Suspended) or pins another commit of the branch in the head's place;
+ *               while earlier waves have not met their gate (rollout.yaml) or outside source.window,
+ *               the applied revision stands in for a new head (Progressing)
  *   3. enforce  observe, plan, apply in order, wait for the health of what changed
  *   4. judge    a head that converged becomes the last good one; one whose changes are unhealthy
  *               is rolled back to the last good bundle (rollback: auto), remembered as failed
@@ -43,6 +47,9 @@ export async function runOnce(ctx: AgentContext, opts: RunOptions): Promise<RunR
     if (followed.pinned) ({ head, gated } = followed.pinned);
   }
   if (!opts.apply) held = undefined; // steward plan: what would be done once resumed
+  // A new head waits for the earlier waves of a rollout, then for source.window.
+  if (!held) ({ head, gated } = await waitForRollout(ctx, run, head, gated, opts.apply));
+  if (!held && !outcome.waiting) ({ head, gated } = waitForWindow(ctx, run, head, gated, opts.apply));
   const { verdict, target } = await choose(ctx, run, head, gated);
   const refused = verdict === 'head' ? undefined : REFUSED_PHASE[verdict];
   if (held) {
@@ -58,6 +65,7 @@ export async function runOnce(ctx: AgentContext, opts: RunOptions): Promise<RunR
     outcome.results = await enforceStep(ctx, run, target);
     outcome.phase = refused ?? phaseOf(outcome.results, false);
     if (verdict === 'head') await judge(ctx, run, head);
+    if (outcome.waiting && outcome.phase === 'Converged') outcome.phase = 'Progressing'; // the head waits
   }
   outcome.appliedRevision = state.appliedRevision;
   outcome.lastGoodRevision = state.lastGoodRevision;

@@ -100,9 +100,7 @@ async function hostSuspension(ctx: AgentContext, run: RunRecord, revision: strin
 /**
  * rollout.yaml at `revision`: the first `suspend:` entry whose selector matches this host's
  * labels holds it (with a pin, at that commit). A file with problems holds every host until it is
- * fixed, as a broken suspend file does. `waves:` (staged rollouts) is not implemented by this
- * agent version: rather than let the push reach every host at once, which is what waves are
- * written to prevent, the host stays at the revision it applied (drift is still corrected).
+ * fixed, as a broken suspend file does (its waves are rollout.ts's).
  */
 async function rolloutSuspension(ctx: AgentContext, run: RunRecord, revision: string): Promise<Suspension | undefined> {
   const file = await controlFile(ctx, run, revision, ROLLOUT_FILE, MAX_ROLLOUT_BYTES);
@@ -117,12 +115,7 @@ async function rolloutSuspension(ctx: AgentContext, run: RunRecord, revision: st
   }
   const entry = rollout.suspend.find((e) => selects(e.selector, ctx.config.labels));
   if (entry) return { source: entry.at, ...holdIn(run, entry.at, () => entry, true) };
-  if (!rollout.waves) return undefined;
-  const waves = `${ROLLOUT_FILE} waves`;
-  const reason = `${ROLLOUT_FILE} has waves, and staged rollouts are not implemented by this agent version`;
-  run.warn(`${reason}; the host keeps the revision it applied until waves are removed or the agent is upgraded`);
-  const applied = run.state.appliedRevision;
-  return applied ? { source: waves, reason, pin: applied } : { source: waves, reason };
+  return undefined;
 }
 
 const FULL_OID = /^[0-9a-f]{40}$/;

@@ -62,6 +62,23 @@ export interface AgentConfigFile {
      */
     jitter?: string;
     /**
+     * A change window: new revisions are applied only while it is open (it opens at each time of schedule and stays open for duration). Drift correction and rollback always run; a host that has applied nothing yet applies its first revision at once.
+     */
+    window?: {
+      /**
+       * A cron expression: when the window opens, e.g. "0 2 * * *" (02:00 every day) or "0 22 * * 1-5".
+       */
+      schedule: string;
+      /**
+       * How long the window stays open once it opened, 1m to 168h (e.g. 2h).
+       */
+      duration: string;
+      /**
+       * IANA time zone of schedule, e.g. Europe/Berlin (default: the host's own zone).
+       */
+      timezone?: string;
+    };
+    /**
      * Deadline of one Git HTTP request, 100ms to 1h (a pack download gets 10x).
      */
     timeout?: string;
@@ -145,6 +162,32 @@ export interface AgentConfigFile {
      */
     timeout?: string;
   };
+  /**
+   * Where to send (at most 10 receivers) a notification (an outbound HTTP POST) on an event: a phase change, a rollback, a refused revision. Sent after the run, retried with backoff, one per change; never blocks or fails a run.
+   */
+  notify?: {
+    /**
+     * The receiver: any URL that takes a POST (an ntfy topic URL, a Slack incoming webhook). Only its origin is ever logged: a webhook URL is a secret.
+     */
+    url: string;
+    /**
+     * json: a JSON document (host, event, phase, revision, reason, message, failed); ntfy: a text message with Title, Tags and Priority headers; slack: {"text": ...} for an incoming webhook.
+     */
+    format?: "json" | "ntfy" | "slack";
+    /**
+     * The events sent (default: all).
+     *
+     * @minItems 1
+     */
+    events?: [
+      "phaseChanged" | "rolledBack" | "revisionRefused" | "rolloutHalted",
+      ...("phaseChanged" | "rolledBack" | "revisionRefused" | "rolloutHalted")[]
+    ];
+    /**
+     * Absolute path of a file holding a token, sent as Authorization: Bearer (read from $CREDENTIALS_DIRECTORY under systemd like source.auth.tokenFile).
+     */
+    tokenFile?: string;
+  }[];
   metrics?: {
     /**
      * host:port for Prometheus metrics at /metrics, e.g. 127.0.0.1:9464 (keep it on localhost).

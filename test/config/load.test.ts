@@ -6,19 +6,12 @@ import { join } from 'node:path';
 import { inspect, promisify } from 'node:util';
 import { loadConfig, parseConfig, readCredentials } from '../../agent/config/load.js';
 import { formatError, StewardErrors } from '../../agent/errors.js';
+import { configErrors } from '../helpers/config.js';
 import { readGitCredentials } from '../../agent/source/remote.js';
 
 const exec = promisify(execFile);
 const F = '/etc/steward/agent.yaml';
-const errorsOf = (text: string): string[] => {
-  try {
-    parseConfig(text, F, { hostname: 'box-1' });
-  } catch (err) {
-    if (err instanceof StewardErrors) return err.errors.map(formatError);
-    throw err;
-  }
-  return [];
-};
+const errorsOf = (text: string): string[] => configErrors(text, F);
 
 const malformed: Array<[string, string, string[]]> = [
   [

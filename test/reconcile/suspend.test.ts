@@ -210,88 +210,79 @@ t.test('steward validate skips hosts/<host>/suspend.yaml', async (t) => {
   t.equal(v.code, 0, v.stdout + v.stderr);
 });
 
-t.test(
-  'rollout.yaml suspends and pins a selector; a broken one holds every host; waves hold the applied revision',
-  async (t) => {
-    const root = await mkdtemp(join(tmpdir(), 'steward-rollout-'));
-    t.teardown(() => rm(root, { recursive: true, force: true }));
-    const ring = `r${Date.now().toString(36)}`;
-    const a = await fx.agent({ extra: `files:\n  roots: [${root}]\n`, labels: `{ site: test, ring: ${ring} }` });
-    const b = await fx.agent({ extra: `files:\n  roots: [${root}]\n`, labels: '{ site: test, ring: other }' });
-    const conf = (x: TestAgent) => join(root, `${x.host}.conf`);
-    const both = (v: string, more: Record<string, string | null> = {}) =>
-      fx.fleet.commit({
-        [`hosts/${a.host}/conf.yaml`]: fileDoc(conf(a), `${v}\n`, 'conf'),
-        [`hosts/${b.host}/conf.yaml`]: fileDoc(conf(b), `${v}\n`, 'conf'),
-        ...more,
-      });
-    // The fleet repository is this file's: the rollout file must not outlive the test.
-    t.teardown(() => fx.fleet.commit({ 'rollout.yaml': null }));
-    const v1 = await both('v=1');
-    t.equal((await a.once()).outcome.phase, 'Converged');
-    t.equal((await b.once()).outcome.phase, 'Converged');
-
-    await both('v=2', {
-      'rollout.yaml': `suspend:\n  - selector: { ring: nothing }\n    reason: not this one\n  - selector: { ring: ${ring} }\n    reason: canary ring frozen, ticket 12\n`,
+t.test('rollout.yaml suspends and pins a selector; a broken one holds every host', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'steward-rollout-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const ring = `r${Date.now().toString(36)}`;
+  const a = await fx.agent({ extra: `files:\n  roots: [${root}]\n`, labels: `{ site: test, ring: ${ring} }` });
+  const b = await fx.agent({ extra: `files:\n  roots: [${root}]\n`, labels: '{ site: test, ring: other }' });
+  const conf = (x: TestAgent) => join(root, `${x.host}.conf`);
+  const both = (v: string, more: Record<string, string | null> = {}) =>
+    fx.fleet.commit({
+      [`hosts/${a.host}/conf.yaml`]: fileDoc(conf(a), `${v}\n`, 'conf'),
+      [`hosts/${b.host}/conf.yaml`]: fileDoc(conf(b), `${v}\n`, 'conf'),
+      ...more,
     });
-    let r = await a.once();
-    t.equal(r.outcome.phase, 'Suspended', 'the selected host is suspended');
-    t.same(r.outcome.bundleErrors, [], 'rollout.yaml is not read as a manifest');
-    t.match(r.outcome.suspended, { source: 'rollout.yaml suspend[1]', reason: 'canary ring frozen, ticket 12' });
-    t.equal(await readFile(conf(a), 'utf8'), 'v=1\n');
-    t.match(
-      (await fx.statusOf(a.host)).conditions.find((c) => c.type === 'Ready')?.message,
-      'suspended by rollout.yaml suspend[1]: canary ring frozen, ticket 12',
-    );
-    t.equal((await b.once()).outcome.phase, 'Converged', 'a host the selector does not match goes on');
-    t.equal(await readFile(conf(b), 'utf8'), 'v=2\n');
+  // The fleet repository is this file's: the rollout file must not outlive the test.
+  t.teardown(() => fx.fleet.commit({ 'rollout.yaml': null }));
+  const v1 = await both('v=1');
+  t.equal((await a.once()).outcome.phase, 'Converged');
+  t.equal((await b.once()).outcome.phase, 'Converged');
 
-    // A pin for the selector: the ring is held at v1 while the branch moves.
-    await both('v=3', {
-      'rollout.yaml': `suspend:\n  - selector: { ring: ${ring} }\n    reason: hold the ring at v1\n    pin: "${v1}"\n`,
-    });
-    r = await a.once();
-    t.equal(r.outcome.phase, 'Converged');
-    t.equal(r.outcome.appliedRevision, v1);
-    t.match(r.outcome.pinned, { source: 'rollout.yaml suspend[0]', revision: v1 });
-    await writeFile(conf(a), 'edited by hand\n');
-    await a.once();
-    t.equal(await readFile(conf(a), 'utf8'), 'v=1\n', 'drift is corrected toward the pin');
-    t.equal((await b.once()).outcome.phase, 'Converged');
-    t.equal(await readFile(conf(b), 'utf8'), 'v=3\n');
+  await both('v=2', {
+    'rollout.yaml': `suspend:\n  - selector: { ring: nothing }\n    reason: not this one\n  - selector: { ring: ${ring} }\n    reason: canary ring frozen, ticket 12\n`,
+  });
+  let r = await a.once();
+  t.equal(r.outcome.phase, 'Suspended', 'the selected host is suspended');
+  t.same(r.outcome.bundleErrors, [], 'rollout.yaml is not read as a manifest');
+  t.match(r.outcome.suspended, { source: 'rollout.yaml suspend[1]', reason: 'canary ring frozen, ticket 12' });
+  t.equal(await readFile(conf(a), 'utf8'), 'v=1\n');
+  t.match(
+    (await fx.statusOf(a.host)).conditions.find((c) => c.type === 'Ready')?.message,
+    'suspended by rollout.yaml suspend[1]: canary ring frozen, ticket 12',
+  );
+  t.equal((await b.once()).outcome.phase, 'Converged', 'a host the selector does not match goes on');
+  t.equal(await readFile(conf(b), 'utf8'), 'v=2\n');
 
-    // A broken rollout file holds every host, and names the field.
-    await both('v=4', { 'rollout.yaml': `suspend:\n  - selector: { ring: ${ring} }\n    raeson: typo\n` });
-    for (const x of [a, b]) {
-      r = await x.once();
-      t.equal(r.outcome.phase, 'Suspended', `${x === a ? 'the selected' : 'any other'} host is held`);
-      t.match(r.outcome.notes, [
-        'rollout.yaml is not valid: suspend[0].raeson: unknown field; suspend[0].reason: must be a non-empty string; every host is held until it is fixed (steward validate checks it)',
-      ]);
-    }
-    t.equal(await readFile(conf(b), 'utf8'), 'v=3\n', 'nothing applied');
+  // A pin for the selector: the ring is held at v1 while the branch moves.
+  await both('v=3', {
+    'rollout.yaml': `suspend:\n  - selector: { ring: ${ring} }\n    reason: hold the ring at v1\n    pin: "${v1}"\n`,
+  });
+  r = await a.once();
+  t.equal(r.outcome.phase, 'Converged');
+  t.equal(r.outcome.appliedRevision, v1);
+  t.match(r.outcome.pinned, { source: 'rollout.yaml suspend[0]', revision: v1 });
+  await writeFile(conf(a), 'edited by hand\n');
+  await a.once();
+  t.equal(await readFile(conf(a), 'utf8'), 'v=1\n', 'drift is corrected toward the pin');
+  t.equal((await b.once()).outcome.phase, 'Converged');
+  t.equal(await readFile(conf(b), 'utf8'), 'v=3\n');
 
-    // waves: not implemented by this version: every host keeps the revision it applied, drift corrected.
-    const waved = await both('v=5', {
-      'rollout.yaml': 'waves:\n  - { name: canary, selector: { ring: c }, minConverged: 1, soak: 10m }\n',
-    });
-    r = await b.once();
-    t.equal(r.outcome.phase, 'Converged');
+  // A broken rollout file holds every host, and names the field.
+  await both('v=4', { 'rollout.yaml': `suspend:\n  - selector: { ring: ${ring} }\n    raeson: typo\n` });
+  for (const x of [a, b]) {
+    r = await x.once();
+    t.equal(r.outcome.phase, 'Suspended', `${x === a ? 'the selected' : 'any other'} host is held`);
     t.match(r.outcome.notes, [
-      /rollout\.yaml has waves, and staged rollouts are not implemented by this agent version/,
+      'rollout.yaml is not valid: suspend[0].raeson: unknown field; suspend[0].reason: must be a non-empty string; every host is held until it is fixed (steward validate checks it)',
     ]);
-    t.match(r.outcome.pinned, { source: 'rollout.yaml waves', head: waved });
-    await writeFile(conf(b), 'edited by hand\n');
-    await b.once();
-    t.equal(await readFile(conf(b), 'utf8'), 'v=3\n', 'the applied revision is enforced, the new one not applied');
+  }
+  t.equal(await readFile(conf(b), 'utf8'), 'v=3\n', 'nothing applied');
 
-    await fx.fleet.commit({ 'rollout.yaml': null });
-    for (const x of [a, b]) {
-      t.equal((await x.once()).outcome.phase, 'Converged', 'removing the file lets every host follow the branch');
-      t.equal(await readFile(conf(x), 'utf8'), 'v=5\n');
-    }
-  },
-);
+  // Waves are test/reconcile/rollout.test.ts's; a wave that selects no host holds nothing back.
+  await both('v=5', {
+    'rollout.yaml': 'waves:\n  - { name: canary, selector: { ring: c }, minConverged: 1, soak: 10m }\n',
+  });
+  r = await b.once();
+  t.equal(r.outcome.phase, 'Converged');
+  t.equal(await readFile(conf(b), 'utf8'), 'v=5\n');
+
+  await fx.fleet.commit({ 'rollout.yaml': null });
+  for (const x of [a, b]) {
+    t.equal((await x.once()).outcome.phase, 'Converged', 'removing the file lets every host follow the branch');
+    t.equal(await readFile(conf(x), 'utf8'), 'v=5\n');
+  }
+});
 
 t.test('steward validate checks rollout.yaml and names the field', async (t) => {
   const repo = await mkdtemp(join(tmpdir(), 'steward-rollout-validate-'));
@@ -301,9 +292,15 @@ t.test('steward validate checks rollout.yaml and names the field', async (t) => 
   await writeFile(join(repo, 'rollout.yaml'), 'suspend:\n  - selector: { site: berlin }\n    reason: move\n');
   let v = await steward(['validate', repo]);
   t.equal(v.code, 0, 'a valid rollout.yaml is not read as a manifest: ' + v.stdout + v.stderr);
-  await writeFile(join(repo, 'rollout.yaml'), 'suspend:\n  - selector: [berlin]\n    reason: move\nwave: []\n');
+  await writeFile(
+    join(repo, 'rollout.yaml'),
+    'suspend:\n  - selector: [berlin]\n    reason: move\nwave: []\nwaves:\n  - { name: canary, selector: {}, minConverged: "150%", soak: 10 }\n  - { name: canary, selector: {} }\n',
+  );
   v = await steward(['validate', repo]);
   t.equal(v.code, 2);
   t.match(v.stderr, 'rollout.yaml: wave: unknown field [E_MANIFEST_INVALID]');
+  t.match(v.stderr, 'rollout.yaml: waves[0].minConverged: must be a count (2) or a percentage ("50%"), not "150%"');
+  t.match(v.stderr, 'rollout.yaml: waves[0].soak: must be a duration such as 10m or 1h30m, at most 168h');
+  t.match(v.stderr, 'rollout.yaml: waves[1].name: "canary" names an earlier wave too');
   t.match(v.stderr, 'rollout.yaml: suspend[0].selector: must be a mapping of label: value ({} selects every host)');
 });

@@ -1,0 +1,135 @@
+import { readRollout, ROLLOUT_FILE, MAX_ROLLOUT_BYTES, waveOf, type Wave } from '../manifest/rollout.js';
+import { readFleet, type FleetRow } from '../status/fleet.js';
+import { readRepoFile } from '../source/tree.js';
+import type { Verdict } from './choose.js';
+import type { AgentContext } from './context.js';
+import type { RunOutcome } from './report.js';
+import { short, type RunRecord } from './record.js';
+
+type Gated = Exclude<Verdict, 'invalid'>;
+type Waiting = NonNullable<RunOutcome['waiting']>;
+
+/**
+ * Staged rollouts (rollout.yaml `waves:`): a host of wave N applies a new head only once every
+ * earlier wave met its gate for it, as their status documents on the status branch say. Until
+ * then the applied revision is enforced in its place (drift corrected, health judged, a failure
+ * rolled back). A head that a host of an earlier wave failed or rolled back halts the rollout:
+ * no later wave applies it, until the branch moves. The first wave, a host that applied nothing
+ * yet and a pinned host do not wait. rollout.yaml is read at the head, which passed its gates
+ * (a signature with source.verify): a change to the waves takes effect as any change does.
+ * `steward plan` (`hold` false) plans the head, and says that it would wait.
+ */
+export async function waitForRollout(
+  ctx: AgentContext,
+  run: RunRecord,
+  head: string,
+  gated: Gated,
+  hold: boolean,
+): Promise<{ head: string; gated: Gated }> {
+  const applied = run.state.appliedRevision;
+  if (!applied || head === applied || gated !== 'head' || run.outcome.pinned) return { head, gated };
+  const waves = await wavesAt(ctx, head);
+  const mine = waveOf(waves, ctx.config.labels);
+  if (mine === 0) return { head, gated };
+  const waiting = await gateFor(ctx, run, head, waves, mine);
+  if (!waiting) return { head, gated };
+  run.outcome.waiting = waiting;
+  run.log.info({ revision: head, applied, reason: waiting.reason }, waiting.message);
+  return hold ? { head: applied, gated: 'head' } : { head, gated };
+}
+
+/** The waves of rollout.yaml at `revision`; none when it has none (a broken file suspends: suspend.ts). */
+async function wavesAt(ctx: AgentContext, revision: string): Promise<Wave[]> {
+  let body: Buffer;
+  try {
+    body = await readRepoFile(ctx.source.objects, revision, ROLLOUT_FILE);
+  } catch {
+    return [];
+  }
+  if (body.length > MAX_ROLLOUT_BYTES) return [];
+  const rollout = readRollout(body.toString('utf8'));
+  return rollout.problems.length > 0 ? [] : rollout.waves;
+}
+
+/** Why a host of wave `mine` may not apply `head` yet, or undefined when every earlier wave met its gate. */
+async function gateFor(
+  ctx: AgentContext,
+  run: RunRecord,
+  head: string,
+  waves: Wave[],
+  mine: number,
+): Promise<Waiting | undefined> {
+  const name = mine < waves.length ? `wave "${waves[mine]!.name}"` : 'the hosts no wave selects';
+  let rows: FleetRow[];
+  try {
+    ({ rows } = await readFleet(ctx.status, ctx.config.status.branch, run.now()));
+  } catch (err) {
+    const message = `revision ${short(head)} waits: the status of the earlier waves cannot be read (${(err as Error).message.slice(0, 200)})`;
+    return { revision: head, reason: 'RolloutWaiting', message };
+  }
+  const earlier = rows.filter((r) => r.host !== ctx.config.host && waveOf(waves, labelsOf(r)) < mine);
+  const failed = earlier.filter((r) => failedOn(r, head)).map((r) => r.host);
+  if (failed.length > 0) {
+    const hosts = failed.slice(0, 10).join(', ') + (failed.length > 10 ? ` and ${failed.length - 10} more` : '');
+    const message = `revision ${short(head)} failed on ${hosts} of an earlier wave; the rollout is halted for ${name} until the branch moves`;
+    return { revision: head, reason: 'RolloutHalted', message };
+  }
+  for (const [i, wave] of waves.slice(0, mine).entries()) {
+    const members = earlier.filter((r) => waveOf(waves, labelsOf(r)) === i);
+    const need = needed(wave, members.length);
+    let held = 0;
+    for (const r of members) if (await holds(ctx, r, head, wave.soakMs, run.now())) held += 1;
+    if (held < need) {
+      const soak = wave.soakMs > 0 ? ` for ${formatSoak(wave.soakMs)}` : '';
+      const message = `revision ${short(head)} waits for wave "${wave.name}": ${held} of ${members.length} host(s) converged at it${soak}, ${need} needed (${name})`;
+      return { revision: head, reason: 'RolloutWaiting', message };
+    }
+  }
+  return undefined;
+}
+
+/** How many of a wave's `size` hosts must hold a revision: a count (at most the wave), or a share rounded up. */
+function needed(wave: Wave, size: number): number {
+  const min = wave.minConverged;
+  return 'count' in min ? Math.min(min.count, size) : Math.ceil((min.percent * size) / 100);
+}
+
+/** A host's labels as its document gives them (string values only: it may run another version). */
+function labelsOf(r: FleetRow): Record<string, string> {
+  const labels: unknown = r.doc.labels;
+  if (typeof labels !== 'object' || labels === null) return {};
+  return Object.fromEntries(Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+/** Whether a host's document says it failed `head` or rolled it back (fields checked: it may run another version). */
+function failedOn(r: FleetRow, head: string): boolean {
+  const { failedRevisions, rollback } = r.doc as { failedRevisions?: unknown; rollback?: { from?: unknown } };
+  return (Array.isArray(failedRevisions) && failedRevisions.includes(head)) || rollback?.from === head;
+}
+
+/**
+ * Whether a host holds `head` (or a commit after it on the branch), converged and healthy, since
+ * at least `soakMs` ago (its Ready condition has been True since then), with a report that is
+ * not stale.
+ */
+async function holds(ctx: AgentContext, r: FleetRow, head: string, soakMs: number, now: Date): Promise<boolean> {
+  if (r.stale || r.phase !== 'Converged' || !r.appliedRevision) return false;
+  const conditions = Array.isArray(r.doc.conditions) ? r.doc.conditions : [];
+  const ready = conditions.find((c) => c?.type === 'Ready');
+  const healthy = conditions.find((c) => c?.type === 'Healthy');
+  if (ready?.status !== 'True' || healthy?.status === 'False') return false;
+  const since = Date.parse(ready.lastTransitionTime);
+  if (!(now.getTime() - since >= soakMs)) return false;
+  if (r.appliedRevision === head) return true;
+  try {
+    return (await ctx.source.isDescendant(ctx.config.source.branch, r.appliedRevision, head)) === true;
+  } catch {
+    return false; // a commit this host has not fetched: not counted
+  }
+}
+
+function formatSoak(ms: number): string {
+  if (ms % 3600_000 === 0) return `${ms / 3600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
+}
