@@ -90,13 +90,21 @@ function post(r: Receiver, rendered: { headers: Record<string, string>; body: st
     ...(r.token ? { authorization: `Bearer ${r.token.reveal()}` } : {}),
   };
   return new Promise((resolve, reject) => {
-    const req = send(url, { method: 'POST', headers, timeout: ATTEMPT_TIMEOUT_MS }, (res: IncomingMessage) => {
+    // One deadline for the whole exchange, answer included: a receiver that drips its answer
+    // forever is cut off as one that never answers.
+    const deadline = setTimeout(
+      () => req.destroy(new Error(`no complete answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`)),
+      ATTEMPT_TIMEOUT_MS,
+    );
+    const done =
+      <T>(f: (v: T) => void) =>
+      (v: T) => (clearTimeout(deadline), f(v));
+    const req = send(url, { method: 'POST', headers }, (res: IncomingMessage) => {
       res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
+      res.on('end', () => done(resolve)(res.statusCode ?? 0));
+      res.on('error', done(reject));
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`)));
-    req.on('error', reject);
+    req.on('error', done(reject));
     req.end(body);
   });
 }

@@ -52,6 +52,7 @@ async function receiver(t: Test) {
 
 const bodies = (a: Received[]) => a.map((g) => g.body).join('\n');
 const settle = (a: TestAgent) => a.ctx.notifier!.drain(15_000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('one notification per change to each receiver, in its format, with no secret in it', async (t) => {
   const rx = await receiver(t);
@@ -81,7 +82,7 @@ t.test('one notification per change to each receiver, in its format, with no sec
   const version = (v: string) =>
     containerDoc(web, {
       image: 'local/busybox:1',
-      command: ['sh', '-c', `echo ${v} > /VERSION; exec sleep 3600`],
+      command: ['sh', '-c', `echo ${v} > /VERSION; trap 'exit 0' TERM; sleep 100000 & wait`],
       probe,
     });
   const v1 = await fx.fleet.commit({
@@ -177,7 +178,8 @@ t.test('a receiver that is down, hangs or refuses delays no run; a 5xx is retrie
   const r = await a.once();
   t.equal(r.outcome.phase, 'Converged');
   t.ok(a.ctx.notifier!.pending() > 0, 'the run ended while its notifications were still on their way');
-  await a.ctx.notifier!.drain(8000); // the flaky receiver's retry comes 1 s after its 503
+  // The flaky receiver's retry comes 1 s after its 503 (the hanging and the closed one go on).
+  for (let waited = 0; rx.on('/flaky').length < 2 && waited < 8000; waited += 100) await sleep(100);
   t.equal(rx.on('/hang').length, 1, 'the hanging receiver got its request, and is still holding it');
   t.equal(rx.on('/flaky').length, 2, 'a 503 is retried');
   t.equal(rx.on('/refuse').length, 1, 'a 400 is not');
