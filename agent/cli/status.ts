@@ -9,11 +9,14 @@ import { SshTransport } from '../source/ssh.js';
 import { readSshAuth } from '../source/sshauth.js';
 import { GitRepo } from '../source/repo.js';
 import { formatAge, readFleet, type FleetRow } from '../status/fleet.js';
+import { readRollout, ROLLOUT_FILE } from '../manifest/rollout.js';
+import { formatSoak, waveProgress } from '../reconcile/rollout.js';
+import { readRepoFile } from '../source/tree.js';
 import { readFile } from 'node:fs/promises';
 import { args, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward status [--config FILE | --url URL [--token-file F | --ssh-key-file F --known-hosts-file F]] [--branch B] [--selector k=v] [--host NAME] [--json]';
+  'steward status [--config FILE | --url URL [--token-file F | --ssh-key-file F --known-hosts-file F]] [--branch B] [--selector k=v] [--host NAME] [--waves [--source-branch B]] [--json]';
 
 /** Prints the fleet from the status branch. Exit 1 when a selected host is not converged or is stale. */
 export async function status(argv: string[], io: Io, signal: AbortSignal): Promise<ExitCode> {
@@ -27,9 +30,11 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     branch: { type: 'string' },
     selector: { type: 'string', multiple: true },
     host: { type: 'string' },
+    waves: { type: 'boolean' },
+    'source-branch': { type: 'string' },
     json: { type: 'boolean' },
   });
-  const { url, branch, remote } = await statusSource(values, signal);
+  const { url, branch, sourceBranch, remote } = await statusSource(values, signal);
   const selectors = (values.selector ?? []).map((s) => {
     const m = /^([^=]+)=(.*)$/.exec(s);
     if (!m) throw new StewardError('E_ARGS', `--selector ${s}: expected key=value`);
@@ -48,6 +53,7 @@ export async function status(argv: string[], io: Io, signal: AbortSignal): Promi
     const selected = rows.filter(
       (r) => (!values.host || r.host === values.host) && selectors.every(([k, v]) => r.doc.labels?.[k] === v),
     );
+    if (values.waves) return await waves(repo, sourceBranch, rows, io, values.json === true);
     if (values.host && selected.length === 0 && bad.length > 0) return 1;
     if (values.host && selected.length === 0)
       throw new StewardError('E_ARGS', `no status for host "${values.host}" on the status branch`);
@@ -71,19 +77,24 @@ async function statusSource(
     'token-file'?: string;
     'ssh-key-file'?: string;
     'known-hosts-file'?: string;
+    'source-branch'?: string;
   },
   signal: AbortSignal,
-): Promise<{ url: string; branch?: string; remote: GitRemote }> {
+): Promise<{ url: string; branch?: string; sourceBranch: string; remote: GitRemote }> {
   if (!values.url) {
     const config = await loadConfig(values.config ?? process.env.STEWARD_CONFIG ?? DEFAULT_CONFIG_PATH);
     return {
       url: config.source.url,
       branch: values.branch ?? config.status.branch,
+      sourceBranch: values['source-branch'] ?? config.source.branch,
       remote: configRemote(config, await readGitCredentials(config), { signal }),
     };
   }
   const username = values.username ?? 'steward';
-  const branch = values.branch ? { branch: values.branch } : {};
+  const branch = {
+    ...(values.branch ? { branch: values.branch } : {}),
+    sourceBranch: values['source-branch'] ?? 'main',
+  };
   const timeoutMs = 30_000;
   if (isSshUrl(values.url)) {
     const keyFile = values['ssh-key-file'];
@@ -166,4 +177,41 @@ function detail(r: FleetRow): string {
     ),
   ];
   return lines.join('\n');
+}
+
+/**
+ * `--waves`: each wave of the head's rollout.yaml, as a host of the next wave judges it: its
+ * hosts, how many hold the head (Converged, healthy, for the soak), how many must, which failed
+ * it. Exit 0 once every host holds the head, 1 while the rollout is under way or halted.
+ */
+async function waves(repo: GitRepo, branch: string, rows: FleetRow[], io: Io, json: boolean): Promise<ExitCode> {
+  const head = await repo.fetch(branch);
+  let text: string;
+  try {
+    text = (await readRepoFile(repo.objects, head, ROLLOUT_FILE)).toString('utf8');
+  } catch {
+    throw new StewardError('E_ARGS', `there is no ${ROLLOUT_FILE} on branch "${branch}" at ${head.slice(0, 7)}`);
+  }
+  const rollout = readRollout(text);
+  if (rollout.problems.length > 0)
+    throw new StewardError('E_MANIFEST_INVALID', rollout.problems.join('; '), { file: ROLLOUT_FILE });
+  const progress = await waveProgress(rollout.waves, rows, head, new Date(), async () => false);
+  if (json) io.out(JSON.stringify({ revision: head, branch, waves: progress }, null, 2));
+  else {
+    io.out(`rollout of ${head.slice(0, 7)} (branch ${branch}):`);
+    const w = Math.max(...progress.map((p) => p.name.length));
+    for (const p of progress) {
+      const soak = p.soakMs > 0 ? ` for ${formatSoak(p.soakMs)}` : '';
+      const state =
+        p.failed.length > 0
+          ? `halted: failed on ${p.failed.slice(0, 5).join(', ')}`
+          : p.held >= p.needed
+            ? 'done'
+            : 'under way';
+      io.out(
+        `  ${p.name.padEnd(w)}  ${p.held} of ${p.hosts.length} host(s) at it${soak}, ${p.needed} needed: ${state}`,
+      );
+    }
+  }
+  return progress.every((p) => p.failed.length === 0 && p.held === p.hosts.length) ? 0 : 1;
 }

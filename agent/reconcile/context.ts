@@ -16,6 +16,7 @@ import type { GitRepo } from '../source/repo.js';
 import type { HttpStats } from '../source/http.js';
 import { configRemote, readGitCredentials, sourceRepo, statusRepo, type GitCredentials } from '../source/remote.js';
 import { loadTrust, type Trust } from '../source/verify.js';
+import type { FleetCache } from '../status/fleet.js';
 import { Notifications, type Receiver } from '../status/notify.js';
 import { agentVersion } from '../version.js';
 
@@ -39,6 +40,8 @@ export interface AgentContext {
   bundles?: Map<string, ReadBundle>;
   /** Kept between the runs of a daemon (absent for one-shot commands): see RunMemo. */
   memo?: RunMemo;
+  /** The fleet's status documents while this host waits for a rollout's earlier waves (rollout.ts). */
+  fleetCache?: FleetCache;
   /** Delivers the run's events to `notify` receivers in the background; absent without any. */
   notifier?: Notifications;
 }

@@ -27,7 +27,10 @@ export async function waitForRollout(
   hold: boolean,
 ): Promise<{ head: string; gated: Gated }> {
   const applied = run.state.appliedRevision;
-  if (!applied || head === applied || gated !== 'head' || run.outcome.pinned) return { head, gated };
+  if (!applied || head === applied || gated !== 'head' || run.outcome.pinned) {
+    delete ctx.fleetCache; // kept only while this host waits
+    return { head, gated };
+  }
   const waves = await wavesAt(ctx, head);
   const mine = waveOf(waves, ctx.config.labels);
   if (mine === 0) return { head, gated };
@@ -51,8 +54,11 @@ async function wavesAt(ctx: AgentContext, revision: string): Promise<Wave[]> {
   return rollout.problems.length > 0 ? [] : rollout.waves;
 }
 
-/** Why a host of wave `mine` may not apply `head` yet, or undefined when every earlier wave met its gate. */
-async function gateFor(
+/**
+ * Why a host of wave `mine` may not apply `head` yet, or undefined when every earlier wave met
+ * its gate. Exported for bench/rollout-gate.ts.
+ */
+export async function gateFor(
   ctx: AgentContext,
   run: RunRecord,
   head: string,
@@ -62,30 +68,74 @@ async function gateFor(
   const name = mine < waves.length ? `wave "${waves[mine]!.name}"` : 'the hosts no wave selects';
   let rows: FleetRow[];
   try {
-    ({ rows } = await readFleet(ctx.status, ctx.config.status.branch, run.now()));
+    ctx.fleetCache ??= new Map();
+    ({ rows } = await readFleet(ctx.status, ctx.config.status.branch, run.now(), { cache: ctx.fleetCache }));
   } catch (err) {
     const message = `revision ${short(head)} waits: the status of the earlier waves cannot be read (${(err as Error).message.slice(0, 200)})`;
     return { revision: head, reason: 'RolloutWaiting', message };
   }
-  const earlier = rows.filter((r) => r.host !== ctx.config.host && waveOf(waves, labelsOf(r)) < mine);
-  const failed = earlier.filter((r) => failedOn(r, head)).map((r) => r.host);
+  const later = async (rev: string) =>
+    (await ctx.source.isDescendant(ctx.config.source.branch, rev, head).catch(() => false)) === true;
+  const others = rows.filter((r) => r.host !== ctx.config.host);
+  const progress = await waveProgress(waves, others, head, run.now(), later, mine);
+  const failed = progress.flatMap((p) => p.failed);
   if (failed.length > 0) {
     const hosts = failed.slice(0, 10).join(', ') + (failed.length > 10 ? ` and ${failed.length - 10} more` : '');
     const message = `revision ${short(head)} failed on ${hosts} of an earlier wave; the rollout is halted for ${name} until the branch moves`;
     return { revision: head, reason: 'RolloutHalted', message };
   }
-  for (const [i, wave] of waves.slice(0, mine).entries()) {
-    const members = earlier.filter((r) => waveOf(waves, labelsOf(r)) === i);
-    const need = needed(wave, members.length);
+  const behind = progress.find((p) => p.held < p.needed);
+  if (!behind) return undefined;
+  const soak = behind.soakMs > 0 ? ` for ${formatSoak(behind.soakMs)}` : '';
+  const message = `revision ${short(head)} waits for wave "${behind.name}": ${behind.held} of ${behind.hosts.length} host(s) converged at it${soak}, ${behind.needed} needed (${name})`;
+  return { revision: head, reason: 'RolloutWaiting', message };
+}
+
+/** One wave's standing for a revision. */
+export interface WaveProgress {
+  /** The wave's name; `(no wave)` for the hosts no wave selects. */
+  name: string;
+  hosts: string[];
+  /** Hosts that hold the revision (see holds) for the wave's soak. */
+  held: number;
+  /** How many must, before the next wave applies it (every host, for the last one). */
+  needed: number;
+  /** Hosts that failed it or rolled it back. */
+  failed: string[];
+  soakMs: number;
+}
+
+/**
+ * Each wave's standing for `head` (the first `count` waves; the hosts no wave selects are wave
+ * `waves.length`), from the hosts' documents. `later` says whether a commit comes after `head` on
+ * the branch (a host may already hold a newer one).
+ */
+export async function waveProgress(
+  waves: Wave[],
+  rows: FleetRow[],
+  head: string,
+  now: Date,
+  later: (revision: string) => Promise<boolean>,
+  count = waves.length + 1,
+): Promise<WaveProgress[]> {
+  const groups = Array.from({ length: count }, () => [] as FleetRow[]);
+  for (const r of rows) groups[waveOf(waves, labelsOf(r))]?.push(r);
+  const out: WaveProgress[] = [];
+  for (const [i, members] of groups.entries()) {
+    const wave = waves[i];
+    const soakMs = wave?.soakMs ?? 0;
     let held = 0;
-    for (const r of members) if (await holds(ctx, r, head, wave.soakMs, run.now())) held += 1;
-    if (held < need) {
-      const soak = wave.soakMs > 0 ? ` for ${formatSoak(wave.soakMs)}` : '';
-      const message = `revision ${short(head)} waits for wave "${wave.name}": ${held} of ${members.length} host(s) converged at it${soak}, ${need} needed (${name})`;
-      return { revision: head, reason: 'RolloutWaiting', message };
-    }
+    for (const r of members) if (await holds(r, head, soakMs, now, later)) held += 1;
+    out.push({
+      name: wave?.name ?? '(no wave)',
+      hosts: members.map((r) => r.host),
+      held,
+      needed: wave ? needed(wave, members.length) : members.length,
+      failed: members.filter((r) => failedOn(r, head)).map((r) => r.host),
+      soakMs,
+    });
   }
-  return undefined;
+  return out;
 }
 
 /** How many of a wave's `size` hosts must hold a revision: a count (at most the wave), or a share rounded up. */
@@ -112,7 +162,13 @@ function failedOn(r: FleetRow, head: string): boolean {
  * at least `soakMs` ago (its Ready condition has been True since then), with a report that is
  * not stale.
  */
-async function holds(ctx: AgentContext, r: FleetRow, head: string, soakMs: number, now: Date): Promise<boolean> {
+async function holds(
+  r: FleetRow,
+  head: string,
+  soakMs: number,
+  now: Date,
+  later: (revision: string) => Promise<boolean>,
+): Promise<boolean> {
   if (r.stale || r.phase !== 'Converged' || !r.appliedRevision) return false;
   const conditions = Array.isArray(r.doc.conditions) ? r.doc.conditions : [];
   const ready = conditions.find((c) => c?.type === 'Ready');
@@ -120,15 +176,10 @@ async function holds(ctx: AgentContext, r: FleetRow, head: string, soakMs: numbe
   if (ready?.status !== 'True' || healthy?.status === 'False') return false;
   const since = Date.parse(ready.lastTransitionTime);
   if (!(now.getTime() - since >= soakMs)) return false;
-  if (r.appliedRevision === head) return true;
-  try {
-    return (await ctx.source.isDescendant(ctx.config.source.branch, r.appliedRevision, head)) === true;
-  } catch {
-    return false; // a commit this host has not fetched: not counted
-  }
+  return r.appliedRevision === head || (await later(r.appliedRevision)); // a commit not fetched here: false
 }
 
-function formatSoak(ms: number): string {
+export function formatSoak(ms: number): string {
   if (ms % 3600_000 === 0) return `${ms / 3600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   return `${Math.round(ms / 1000)}s`;

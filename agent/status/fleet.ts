@@ -37,51 +37,85 @@ export async function readFleet(
   repo: GitRepo,
   branch: string,
   now: Date,
-  opts: { host?: string; keepBytes?: number } = {},
+  opts: { host?: string; keepBytes?: number; cache?: FleetCache } = {},
 ): Promise<{ tip?: string; rows: FleetRow[]; unreadable: Array<{ host: string; reason: string }> }> {
-  const shared = `refs/heads/${branch}`;
-  const prefix = `refs/heads/${hostBranch(branch, opts.host ?? '')}`;
-  // One ls-refs: every branch under the name; with --host only that host's (the shared branch of
-  // earlier versions is asked for only when the host has no branch of its own: its prefix would
-  // match every host's).
-  const refs = await repo.remoteRefs(opts.host ? prefix : shared);
-  const wanted = new Map<string, string>();
-  for (const [ref, oid] of refs)
-    if (ref === shared || (opts.host ? ref === prefix : ref.startsWith(`${shared}-by-host/`)))
-      wanted.set(ref.slice('refs/heads/'.length), oid);
-  if (opts.host && wanted.size === 0) {
-    const legacy = (await repo.remoteRefs(shared)).get(shared);
-    if (legacy) wanted.set(branch, legacy);
-  }
+  const wanted = await wantedBranches(repo, branch, opts.host);
   if (wanted.size === 0) return { rows: [], unreadable: [] };
-  // What indexing hands over is kept up to a budget (a hostile pack of deltas can expand to
-  // 64 times source.maxPackSize); past it, objects are read back from the store one at a time.
-  const kept = new Map<string, GitObject>();
-  let keptBytes = 0;
-  await repo.fetchCommits(wanted, (oid, obj) => {
-    if (keptBytes + obj.data.length > (opts.keepBytes ?? KEEP_BYTES)) return;
-    keptBytes += obj.data.length;
-    kept.set(oid, obj);
-  });
-  const read = async (oid: string, type: GitObject['type']): Promise<Buffer> => {
-    const obj = kept.get(oid) ?? (await repo.objects.read(oid));
-    if (obj.type !== type) throw new Error(`object ${oid} is a ${obj.type}, not a ${type}`);
-    return obj.data;
-  };
-  const found = new Map<string, { row?: FleetRow; reason?: string }>();
+  const { cache } = opts;
+  // Only the tips that moved since the cache saw them are fetched and read again.
+  const moved = new Map([...wanted].filter(([name, oid]) => cache?.get(name)?.oid !== oid));
+  const read = moved.size > 0 ? await fetchTips(repo, moved, opts.keepBytes ?? KEEP_BYTES) : undefined;
+  const found = new Map<string, Found>();
   for (const [name, oid] of wanted) {
     const own = name !== branch;
     const one = own ? name.slice(`${branch}-by-host/`.length) : opts.host;
-    for (const got of await readDocuments(read, oid, one, own, now)) {
+    let docs = moved.has(name) ? undefined : cache?.get(name)?.docs;
+    if (!docs) {
+      docs = await readDocuments(read!, oid, one, own, now);
+      cache?.set(name, { oid, docs });
+    }
+    for (const doc of docs) {
+      const got = doc.row ? { host: doc.host, row: rowOf(doc.row.doc, now) } : doc; // ages move with `now`
       const prior = found.get(got.host);
       // The newer report wins (a host that moved to its own branch left an older one behind).
       if (!prior?.row || (got.row && got.row.updatedAt > prior.row.updatedAt)) found.set(got.host, got);
     }
   }
+  if (cache) for (const name of cache.keys()) if (!wanted.has(name)) cache.delete(name);
   const rows = [...found.values()].flatMap((f) => (f.row ? [f.row] : []));
   const unreadable = [...found.entries()].flatMap(([host, f]) => (f.row ? [] : [{ host, reason: f.reason! }]));
   rows.sort((a, b) => compareText(a.host, b.host));
   return { tip: wanted.get(branch), rows, unreadable };
+}
+
+type Found = { host: string; row?: FleetRow; reason?: string };
+
+/**
+ * What a reader that polls keeps between fleet reads (the rollout gate of a waiting host): the
+ * documents each status branch had at its tip, so that an unchanged branch is neither fetched
+ * nor parsed again.
+ */
+export type FleetCache = Map<string, { oid: string; docs: Found[] }>;
+
+/** The status branches and their tips, in one ls-refs (see readFleet). */
+async function wantedBranches(repo: GitRepo, branch: string, host: string | undefined): Promise<Map<string, string>> {
+  const shared = `refs/heads/${branch}`;
+  const prefix = `refs/heads/${hostBranch(branch, host ?? '')}`;
+  // One ls-refs: every branch under the name; with --host only that host's (the shared branch of
+  // earlier versions is asked for only when the host has no branch of its own: its prefix would
+  // match every host's).
+  const refs = await repo.remoteRefs(host ? prefix : shared);
+  const wanted = new Map<string, string>();
+  for (const [ref, oid] of refs)
+    if (ref === shared || (host ? ref === prefix : ref.startsWith(`${shared}-by-host/`)))
+      wanted.set(ref.slice('refs/heads/'.length), oid);
+  if (host && wanted.size === 0) {
+    const legacy = (await repo.remoteRefs(shared)).get(shared);
+    if (legacy) wanted.set(branch, legacy);
+  }
+  return wanted;
+}
+
+/** Fetches the tips at depth 1; returns a reader of their objects, from memory where it could keep them. */
+async function fetchTips(
+  repo: GitRepo,
+  tips: Map<string, string>,
+  keepBytes: number,
+): Promise<(oid: string, type: GitObject['type']) => Promise<Buffer>> {
+  // What indexing hands over is kept up to a budget (a hostile pack of deltas can expand to
+  // 64 times source.maxPackSize); past it, objects are read back from the store one at a time.
+  const kept = new Map<string, GitObject>();
+  let keptBytes = 0;
+  await repo.fetchCommits(tips, (oid, obj) => {
+    if (keptBytes + obj.data.length > keepBytes) return;
+    keptBytes += obj.data.length;
+    kept.set(oid, obj);
+  });
+  return async (oid, type) => {
+    const obj = kept.get(oid) ?? (await repo.objects.read(oid));
+    if (obj.type !== type) throw new Error(`object ${oid} is a ${obj.type}, not a ${type}`);
+    return obj.data;
+  };
 }
 
 /** The documents under hosts/ at one commit: every host's, or only `host`'s (on its own branch it must be there). */

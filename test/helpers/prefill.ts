@@ -8,14 +8,23 @@ import { hostBranch } from '../../agent/status/fleet.js';
 import { commitMessage } from '../../agent/status/publish.js';
 import { convergedDoc } from './status.js';
 
-export async function prefillHostBranches(bare: string, names: string[], rev: string, reports = 1): Promise<void> {
-  const fi = spawn('git', ['--git-dir', bare, 'fast-import', '--quiet'], { stdio: ['pipe', 'ignore', 'inherit'] });
+export async function prefillHostBranches(
+  bare: string,
+  names: string[],
+  rev: string,
+  reports = 1,
+  labelsOf: (name: string) => Record<string, string> = () => ({}),
+  /** Replace branches that exist (a new history each), as a host whose store was lost would. */
+  force = false,
+): Promise<void> {
+  const args = ['--git-dir', bare, 'fast-import', '--quiet', ...(force ? ['--force'] : [])];
+  const fi = spawn('git', args, { stdio: ['pipe', 'ignore', 'inherit'] });
   const closed = new Promise((r) => fi.on('close', r));
   let mark = 0;
   for (const name of names) {
     for (let seq = 1; seq <= reports; seq++) {
       const at = new Date(Date.now() - (reports - seq + 1) * 60_000);
-      const doc = convergedDoc(name, rev, at, { durationMs: seq });
+      const doc = convergedDoc(name, rev, at, { durationMs: seq, labels: labelsOf(name) });
       const text = JSON.stringify(doc, null, 2) + '\n';
       const msg = `${commitMessage(doc)}\nSteward-Seq: ${seq}\n`;
       const when = Math.floor(at.getTime() / 1000);

@@ -7,10 +7,16 @@ export function convergedDoc(
   host: string,
   rev: string,
   now: Date,
-  opts: { heartbeatSeconds?: number; durationMs?: number } = {},
+  opts: { heartbeatSeconds?: number; durationMs?: number; labels?: Record<string, string> } = {},
 ): HostStatus {
   return buildStatus(
-    { host, labels: {}, agentVersion: '0.1.0', heartbeatSeconds: opts.heartbeatSeconds ?? 60, facts: {} },
+    {
+      host,
+      labels: opts.labels ?? {},
+      agentVersion: '0.1.0',
+      heartbeatSeconds: opts.heartbeatSeconds ?? 60,
+      facts: {},
+    },
     {
       startedAt: now,
       durationMs: opts.durationMs ?? 1,
