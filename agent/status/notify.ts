@@ -1,5 +1,4 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { NotifyEvent, NotifyTarget } from '../config/load.js';
 import type { Secret } from '../config/secret.js';
 import type { Logger } from '../log.js';
@@ -79,9 +78,10 @@ export const originOf = (url: string): string => {
 };
 
 /** One POST: resolves with the status code; the answer is drained and ignored; never follows redirects. */
-function post(r: Receiver, rendered: { headers: Record<string, string>; body: string }): Promise<number> {
+async function post(r: Receiver, rendered: { headers: Record<string, string>; body: string }): Promise<number> {
   const url = new URL(r.url);
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  // node:https (TLS) only when a receiver is https: the idle daemon does not carry it (source/http.ts).
+  const send = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
   const body = Buffer.from(rendered.body, 'utf8');
   const headers: Record<string, string> = {
     ...rendered.headers,
