@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Drivers } from '../resources/driver.js';
 import { createDrivers } from '../resources/registry.js';
 import type { ReadBundle } from './choose.js';
+import type { RolloutRead } from './rollout.js';
 import { forbiddenPaths } from './resolve.js';
 import type { HostIdentity } from './report.js';
 import type { AgentState } from './state.js';
@@ -40,6 +41,8 @@ export interface AgentContext {
   bundles?: Map<string, ReadBundle>;
   /** Kept between the runs of a daemon (absent for one-shot commands): see RunMemo. */
   memo?: RunMemo;
+  /** rollout.yaml as read at the last revision asked for (rollout.ts rolloutAt). */
+  rollout?: { revision: string; read: RolloutRead };
   /** The fleet's status documents while this host waits for a rollout's earlier waves (rollout.ts). */
   fleetCache?: FleetCache;
   /** Delivers the run's events to `notify` receivers in the background; absent without any. */

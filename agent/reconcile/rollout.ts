@@ -1,6 +1,5 @@
-import { readRollout, ROLLOUT_FILE, MAX_ROLLOUT_BYTES, waveOf, type Wave } from '../manifest/rollout.js';
+import { readRollout, ROLLOUT_FILE, MAX_ROLLOUT_BYTES, waveOf, type Rollout, type Wave } from '../manifest/rollout.js';
 import { readFleet, type FleetRow } from '../status/fleet.js';
-import { readRepoFile } from '../source/tree.js';
 import type { Verdict } from './choose.js';
 import type { AgentContext } from './context.js';
 import type { RunOutcome } from './report.js';
@@ -41,17 +40,38 @@ export async function waitForRollout(
   return hold ? { head: applied, gated: 'head' } : { head, gated };
 }
 
-/** The waves of rollout.yaml at `revision`; none when it has none (a broken file suspends: suspend.ts). */
-async function wavesAt(ctx: AgentContext, revision: string): Promise<Wave[]> {
-  let body: Buffer;
+/** rollout.yaml at a revision: not there (undefined), over MAX_ROLLOUT_BYTES (its size), or read. */
+export type RolloutRead = { rollout: Rollout } | { tooLarge: number } | undefined;
+
+/**
+ * rollout.yaml at `revision`, read and parsed once per revision: suspend.ts (its `suspend:`) and
+ * the wave gate both ask on every poll, and a revision does not change. A store that cannot be
+ * read is answered "not there" and not kept (the next poll asks again).
+ */
+export async function rolloutAt(ctx: AgentContext, revision: string): Promise<RolloutRead> {
+  if (ctx.rollout?.revision === revision) return ctx.rollout.read;
+  let read: RolloutRead;
   try {
-    body = await readRepoFile(ctx.source.objects, revision, ROLLOUT_FILE);
+    const entry = await ctx.source.objects.resolvePath(revision, ROLLOUT_FILE);
+    if (!entry) read = undefined;
+    else if (entry.type !== 'blob' || entry.mode === '120000')
+      read = { rollout: { suspend: [], waves: [], problems: ['must be a regular file (not a symlink or a folder)'] } };
+    else {
+      const body = await ctx.source.objects.readBlob(entry.oid);
+      read =
+        body.length > MAX_ROLLOUT_BYTES ? { tooLarge: body.length } : { rollout: readRollout(body.toString('utf8')) };
+    }
   } catch {
-    return [];
+    return undefined;
   }
-  if (body.length > MAX_ROLLOUT_BYTES) return [];
-  const rollout = readRollout(body.toString('utf8'));
-  return rollout.problems.length > 0 ? [] : rollout.waves;
+  ctx.rollout = { revision, read };
+  return read;
+}
+
+/** The waves at `revision`; none when it has none (a broken or oversized file suspends: suspend.ts). */
+async function wavesAt(ctx: AgentContext, revision: string): Promise<Wave[]> {
+  const read = await rolloutAt(ctx, revision);
+  return read && 'rollout' in read && read.rollout.problems.length === 0 ? read.rollout.waves : [];
 }
 
 /**

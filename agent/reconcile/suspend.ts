@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { writeJsonAtomic } from '../host/fs.js';
-import { MAX_ROLLOUT_BYTES, readRollout, ROLLOUT_FILE, selects } from '../manifest/rollout.js';
+import { MAX_ROLLOUT_BYTES, ROLLOUT_FILE, selects } from '../manifest/rollout.js';
+import { rolloutAt } from './rollout.js';
 import { readRepoFile, suspendFile } from '../source/tree.js';
 import type { ResourceResult } from './apply.js';
 import { gateOf, type Verdict } from './choose.js';
@@ -82,8 +83,12 @@ async function controlFile(
     return undefined; // no such file at that revision
   }
   if (body.length <= max) return { text: body.toString('utf8') };
-  run.warn(`${path} is ${body.length} bytes, more than ${max}; it is not read, and the host stays suspended`);
-  return { held: { source: path, reason: `${path} is too large to read` } };
+  return { held: tooLarge(run, path, body.length, max) };
+}
+
+function tooLarge(run: RunRecord, path: string, size: number, max: number): Suspension {
+  run.warn(`${path} is ${size} bytes, more than ${max}; it is not read, and the host stays suspended`);
+  return { source: path, reason: `${path} is too large to read` };
 }
 
 /** hosts/<host>/suspend.yaml at `revision`. */
@@ -103,9 +108,10 @@ async function hostSuspension(ctx: AgentContext, run: RunRecord, revision: strin
  * fixed, as a broken suspend file does (its waves are rollout.ts's).
  */
 async function rolloutSuspension(ctx: AgentContext, run: RunRecord, revision: string): Promise<Suspension | undefined> {
-  const file = await controlFile(ctx, run, revision, ROLLOUT_FILE, MAX_ROLLOUT_BYTES);
-  if (!file || 'held' in file) return file?.held;
-  const rollout = readRollout(file.text);
+  const read = await rolloutAt(ctx, revision);
+  if (!read) return undefined;
+  if ('tooLarge' in read) return tooLarge(run, ROLLOUT_FILE, read.tooLarge, MAX_ROLLOUT_BYTES);
+  const { rollout } = read;
   if (rollout.problems.length > 0) {
     const more = rollout.problems.length > 3 ? ` (and ${rollout.problems.length - 3} more)` : '';
     run.warn(
