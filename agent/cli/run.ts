@@ -2,13 +2,14 @@ import { loadConfig, type AgentConfig } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { formatError, StewardErrors } from '../errors.js';
 import { acquireLock, RUN_LOCK_WAIT_MS } from '../daemon/lock.js';
+import { heapTrim } from '../daemon/heap.js';
 import { runLoop } from '../daemon/loop.js';
 import { Metrics } from '../daemon/metrics.js';
 import { Notifier } from '../daemon/notify.js';
 import { createContext } from '../reconcile/context.js';
 import { configRemote, statusRepo } from '../source/remote.js';
 import { reportStopped, STOP_REPORT_MS } from '../daemon/offline.js';
-import { flushMemo, type AgentContext } from '../reconcile/run.js';
+import { flushMemo, type AgentContext, type RunReport } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 
 export const help = 'steward run [--config FILE]      the daemon: poll, reconcile, report, forever';
@@ -35,6 +36,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   const notify = new Notifier(log());
   const metrics = new Metrics(config.host);
   const server = config.metrics ? await metrics.serve(config.metrics.listen) : undefined;
+  const heap = heapTrim();
   let runStarted = 0;
   const reload = () =>
     void reloadContext(ctx, signal).then((next) => {
@@ -58,10 +60,8 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       onRun: (report) => {
         runStarted = 0;
         metrics.record(report);
-        const o = report.outcome;
-        void notify.status(
-          `${o.phase} at ${o.appliedRevision?.slice(0, 7) ?? 'nothing'}${o.sourceError ? ` (${o.sourceError.code})` : ''}`,
-        );
+        void notify.status(statusLine(report));
+        heap.afterRun();
       },
     });
     await withRunLock(ctx, () => flushMemo(ctx));
@@ -84,6 +84,11 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   }
   log().info('steward stopped');
   return 0;
+}
+
+/** The line systemd shows after `Status:`, e.g. `Converged at 1a2b3c4`. */
+function statusLine({ outcome: o }: RunReport): string {
+  return `${o.phase} at ${o.appliedRevision?.slice(0, 7) ?? 'nothing'}${o.sourceError ? ` (${o.sourceError.code})` : ''}`;
 }
 
 /** SIGHUP: the config file read again; an invalid one is refused and the running context kept. */
