@@ -1,7 +1,8 @@
-import { lstat, readFile, rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StewardError } from '../errors.js';
 import type { Fingerprint } from '../host/fingerprint.js';
+import { ContentCache } from '../host/content.js';
 import { backupFile, restoreBackup, sweepTemps, syncDir, writeFileAtomic } from '../host/fs.js';
 import { ensureRealDir, filePathProblem } from '../host/paths.js';
 import { readAccounts } from '../host/users.js';
@@ -45,9 +46,22 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     private readonly fp: Fingerprint,
   ) {}
 
+  /** Fingerprints of the files on the host, read again only when a file's stat moved. */
+  readonly #files = new ContentCache((data) => this.#content(data));
+  /** Per desired File (a kept bundle's objects do not change): its hash and content fingerprint. */
+  readonly #hashes = new WeakMap<DesiredFile, string>();
+  readonly #wants = new WeakMap<DesiredFile, string>();
+
   /** The content's fingerprint, shown shortened in reasons ("content changed (fingerprint a1b2… -> c3d4…)"). */
   #content(data: Uint8Array | undefined): string {
     return this.fp.of(data ?? Buffer.alloc(0), 64);
+  }
+
+  /** The fingerprint of the content `d` wants. */
+  #want(d: DesiredFile): string {
+    let want = this.#wants.get(d);
+    if (want === undefined) this.#wants.set(d, (want = this.#content(d.data)));
+    return want;
   }
 
   /** A path outside the roots, or one of Steward's own files, rejects the bundle before anything is applied. */
@@ -62,9 +76,11 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     _signal: AbortSignal,
   ): Promise<Map<string, ObservedFile>> {
     const out = new Map<string, ObservedFile>();
+    this.#files.pass();
+    const dirs = new Map<string, Promise<boolean>>(); // each parent folder checked once per pass
     const accounts = desired.some((d) => d.spec.owner || d.spec.group) ? await readAccounts() : undefined;
     for (const d of desired) {
-      const o = await this.#look(d.spec.path);
+      const o = await this.#look(d.spec.path, dirs);
       if (accounts && (d.spec.owner || d.spec.group)) {
         const uid = d.spec.owner ? accounts.uid(d.spec.owner) : undefined;
         const gid = d.spec.group ? accounts.gid(d.spec.group) : undefined;
@@ -83,16 +99,20 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
       out.set(d.id, o);
     }
     for (const [id, entry] of owned)
-      if (!out.has(id) && entry.kind === 'File' && entry.path) out.set(id, await this.#look(entry.path));
+      if (!out.has(id) && entry.kind === 'File' && entry.path) out.set(id, await this.#look(entry.path, dirs));
     return out;
   }
 
-  async #look(path: string): Promise<ObservedFile> {
+  async #look(path: string, dirs?: Map<string, Promise<boolean>>): Promise<ObservedFile> {
     try {
-      await ensureRealDir(dirname(path), false);
+      const dir = dirname(path);
+      let real = dirs?.get(dir);
+      if (!real) dirs?.set(dir, (real = ensureRealDir(dir, false)));
+      await real;
     } catch (err) {
       return { path, type: 'absent', unsafe: (err as Error).message };
     }
+    const statAt = Date.now();
     const st = await lstat(path).catch(() => undefined);
     if (!st) return { path, type: 'absent' };
     if (st.isSymbolicLink())
@@ -102,7 +122,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     return {
       path,
       type: 'file',
-      fingerprint: this.#content(await readFile(path)),
+      fingerprint: await this.#files.of(path, st, statAt),
       mode: st.mode & 0o7777,
       uid: st.uid,
       gid: st.gid,
@@ -110,8 +130,12 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   }
 
   hash(d: DesiredFile): string {
+    let hash = this.#hashes.get(d);
+    if (hash !== undefined) return hash;
     const { dependsOn: _d, restartOn: _r, content: _c, source: _s, ...rest } = d.spec;
-    return this.fp.of(canonical({ ...rest, data: d.data ? this.#content(d.data) : undefined }));
+    hash = this.fp.of(canonical({ ...rest, data: d.data ? this.#want(d) : undefined }));
+    this.#hashes.set(d, hash);
+    return hash;
   }
 
   diff(
@@ -159,11 +183,11 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
         action: 'create',
         reasons: [
           ...move,
-          `${applied ? 'file was removed outside Steward' : 'file does not exist'} (fingerprint ${this.#content(desired.data).slice(0, 12)})`,
+          `${applied ? 'file was removed outside Steward' : 'file does not exist'} (fingerprint ${this.#want(desired).slice(0, 12)})`,
         ],
         drift: applied,
       };
-    const reasons = [...move, ...differences(desired, o, owns, applied, this.#content(desired.data))];
+    const reasons = [...move, ...differences(desired, o, owns, applied, this.#want(desired))];
     // A file at a new path that already holds the content is still taken over (backed up) and
     // the old path deleted: only the reasons differ.
     if (moved && reasons.length === move.length)
@@ -248,7 +272,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   async check(d: DesiredFile): Promise<Health> {
     if (d.spec.ensure === 'absent') return { state: 'healthy', message: 'absent' };
     const o = await this.#look(d.spec.path);
-    const ok = o.type === 'file' && o.fingerprint === this.#content(d.data);
+    const ok = o.type === 'file' && o.fingerprint === this.#want(d);
     return ok
       ? { state: 'healthy', message: 'content matches' }
       : { state: 'unhealthy', message: `${d.spec.path} does not hold the written content`, code: 'E_FILE_WRITE' };
