@@ -107,7 +107,10 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
     try {
       const dir = dirname(path);
       let real = dirs?.get(dir);
-      if (!real) dirs?.set(dir, (real = ensureRealDir(dir, false)));
+      if (!real) {
+        real = ensureRealDir(dir, false);
+        dirs?.set(dir, real);
+      }
       await real;
     } catch (err) {
       return { path, type: 'absent', unsafe: (err as Error).message };

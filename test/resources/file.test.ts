@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
@@ -14,6 +14,9 @@ import {
   statusRef,
 } from '../helpers/git.js';
 import { formatError } from '../../agent/errors.js';
+import { Fingerprint } from '../../agent/host/fingerprint.js';
+import type { DesiredFile } from '../../agent/manifest/bundle.js';
+import { FileDriver } from '../../agent/resources/file.js';
 import { promisify } from 'node:util';
 import { MAIN as main } from '../helpers/cli.js';
 
@@ -386,4 +389,26 @@ t.test('kill -9 right after the first change is journaled: the next run knows th
     'File/j2',
     'File/j3',
   ]);
+});
+
+t.test('the health check of a File does not read through a symlinked parent either', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'steward-check-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const [root, outside] = [join(base, 'root'), join(base, 'outside')];
+  await mkdir(root);
+  await mkdir(outside);
+  await writeFile(join(outside, 'app.conf'), 'wanted\n');
+  await symlink(outside, join(root, 'sub'));
+  const driver = new FileDriver(base, { roots: [root], forbidden: [] }, new Fingerprint(Buffer.alloc(32, 1)));
+  const d: DesiredFile = {
+    ...{ id: 'File/app', kind: 'File', name: 'app', file: 'f.yaml', line: 1 },
+    spec: { path: join(root, 'sub', 'app.conf'), content: 'wanted\n' },
+    data: Buffer.from('wanted\n'),
+  };
+  const health = await driver.check(d);
+  t.equal(health.state, 'unhealthy', 'the same content behind a symlinked folder is not "content matches"');
+  await rm(join(root, 'sub'));
+  await mkdir(join(root, 'sub'));
+  await writeFile(join(root, 'sub', 'app.conf'), 'wanted\n');
+  t.equal((await driver.check(d)).state, 'healthy', 'in a real folder it is');
 });
