@@ -2,7 +2,7 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 const MiB = 2 ** 20;
-/** The growth that asks for a collection: about 50 idle polls' worth (bench/README.md). */
+/** The growth that asks for a collection: a few tens of idle polls' worth (bench/README.md). */
 export const TRIM_STEP_BYTES = 1 * MiB;
 
 /**
