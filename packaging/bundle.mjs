@@ -8,11 +8,13 @@
 // cpu-features): ssh2 falls back to node's crypto and pure JS when they are missing, and the
 // package carries no compiled code.
 import { build } from 'esbuild';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const [, , entry, outdir] = process.argv;
-await build({
+const result = await build({
+  metafile: true,
   entryPoints: [entry],
   outdir,
   entryNames: 'steward',
@@ -67,4 +69,14 @@ await build({
   ],
   logLevel: 'warning',
 });
+// V8 keeps a script's source for the process's life, one byte per character only when every
+// character is Latin-1: a single U+FFFF makes the whole 1.2 MB file a two-byte string (+1.15 MiB
+// of heap). esbuild's ascii charset escapes strings and identifiers but prints regular-expression
+// literals as written (isomorphic-git's /[\ud800-\uffff]/ holds a raw U+FFFF), so what is left
+// is escaped here; \uXXXX means the same code unit in a regular expression, string or comment.
+for (const file of Object.keys(result.metafile.outputs)) {
+  const text = readFileSync(file, 'utf8');
+  const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (ascii !== text) writeFileSync(file, ascii);
+}
 console.log(`bundled ${fileURLToPath(new URL(`${outdir}/steward.mjs`, `file://${process.cwd()}/`))}`);
