@@ -51,7 +51,7 @@ for arch in $archs; do
   # 86 -> 65-71 MiB with the other changes of that issue, the idle poll's CPU unchanged, a
   # 2,000-file bundle 16 % slower to apply. Node keeps compiled code in NODE_COMPILE_CACHE
   # between runs (a cold command starts ~25 ms sooner).
-  printf '#!/bin/sh\nLD_LIBRARY_PATH=/usr/lib/steward/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-/var/cache/steward/compile} exec /usr/lib/steward/node --expose-gc --max-semi-space-size=1 --no-opt --no-maglev --optimize-for-size /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=/usr/lib/steward/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} NODE_COMPILE_CACHE=${NODE_COMPILE_CACHE:-/var/cache/steward/compile} exec /usr/lib/steward/node --expose-gc --max-semi-space-size=1 --no-opt --no-maglev --no-sparkplug --optimize-for-size /usr/lib/steward/steward.mjs "$@"\n' >"$root/usr/bin/steward"
   chmod 755 "$root/usr/bin/steward" "$lib/node"
   cp systemd/steward.service "$root/lib/systemd/system/steward.service"
   cp README.md "$root/usr/share/doc/steward/README.md"
