@@ -11,6 +11,7 @@ import { configRemote, statusRepo } from '../source/remote.js';
 import { reportStopped, STOP_REPORT_MS } from '../daemon/offline.js';
 import { flushMemo, type AgentContext, type RunReport } from '../reconcile/run.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
+import { monotonicMs } from '../duration.js';
 
 export const help = 'steward run [--config FILE]      the daemon: poll, reconcile, report, forever';
 
@@ -46,7 +47,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   if (process.env.STEWARD_FAULT === 'block-on-usr2') process.on('SIGUSR2', blockEventLoop);
   logStart(config, log());
   await notify.ready(`started; polling ${config.source.url}`);
-  notify.startWatchdog(() => runStarted === 0 || performance.now() - runStarted < STUCK_RUN_MS);
+  notify.startWatchdog(() => runStarted === 0 || monotonicMs() - runStarted < STUCK_RUN_MS);
   try {
     const maxRuns = values['max-runs'] ? Number(values['max-runs']) : undefined;
     await runLoop({
@@ -54,7 +55,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       context: () => ctx,
       ...(maxRuns ? { maxRuns } : {}),
       beforeRun: async () => {
-        runStarted = performance.now();
+        runStarted = monotonicMs();
         return acquireLock(ctx.config.stateDir, 'run', RUN_LOCK_WAIT_MS);
       },
       onRun: (report) => {
@@ -125,8 +126,8 @@ async function withRunLock(ctx: AgentContext, fn: () => Promise<void>): Promise<
 
 /** Fault injection for the watchdog test (STEWARD_FAULT=block-on-usr2): a blocked event loop. */
 function blockEventLoop(): void {
-  const until = performance.now() + 120_000;
-  while (performance.now() < until) {
+  const until = monotonicMs() + 120_000;
+  while (monotonicMs() < until) {
     /* spin */
   }
 }

@@ -2,6 +2,7 @@ import { link, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StewardError } from '../errors.js';
+import { monotonicMs } from '../duration.js';
 
 /** The start time of a process (clock ticks since boot), so a reused pid is not mistaken for the owner. */
 function startTime(pid: number): string | undefined {
@@ -27,7 +28,7 @@ export async function acquireLock(stateDir: string, name: string, waitMs = 0): P
   const me = `${process.pid} ${startTime(process.pid) ?? '?'}\n`;
   const tmp = `${path}.${process.pid}`;
   await writeFile(tmp, me);
-  const end = performance.now() + waitMs;
+  const end = monotonicMs() + waitMs;
   try {
     for (;;) {
       try {
@@ -45,7 +46,7 @@ export async function acquireLock(stateDir: string, name: string, waitMs = 0): P
         await rm(path, { force: true }); // stale: its process is gone
         continue;
       }
-      if (performance.now() >= end)
+      if (monotonicMs() >= end)
         throw new StewardError(
           'E_LOCKED',
           `another steward (pid ${pid}) is running on this host with ${stateDir}; only one agent per host`,

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../duration.js';
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { driverOf, type Action, type Change, type Owned } from '../resources/driver.js';
@@ -95,12 +96,12 @@ async function applyOne(change: Change, scope: ApplyScope): Promise<void> {
     return;
   }
   const reason = change.reasons.join('; ');
-  const started = performance.now();
+  const started = monotonicMs();
   try {
     const owned = await driverOf(drivers, change.kind)!.apply(change, { revision: plan.revision, signal });
     changed.add(change.id);
     rlog.info(
-      { action: change.action, reason, drift: change.drift, ms: Math.round(performance.now() - started) },
+      { action: change.action, reason, drift: change.drift, ms: Math.round(monotonicMs() - started) },
       `${change.action} ${change.id}: ${reason}`,
     );
     const done = change.action === 'delete' && !change.desired ? 'Pruned' : 'Ready';

@@ -1,4 +1,4 @@
-import { parseDuration } from '../duration.js';
+import { monotonicMs, parseDuration } from '../duration.js';
 import { StewardError, toStewardError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bundle, Desired } from '../manifest/bundle.js';
@@ -86,11 +86,11 @@ async function watch(
 ): Promise<Health> {
   const intervalMs = Math.max(100, parseDuration(probe?.interval ?? '1s'));
   const attemptMs = parseDuration(probe?.timeout ?? '5s') + 2000;
-  const end = performance.now() + deadlineMs;
+  const end = monotonicMs() + deadlineMs;
   let last: Health;
   for (;;) {
     last = await once(driver, d, attemptMs, signal);
-    if (last.state !== 'starting' || performance.now() + intervalMs > end || signal.aborted) return last;
+    if (last.state !== 'starting' || monotonicMs() + intervalMs > end || signal.aborted) return last;
     await sleep(intervalMs, signal);
   }
 }

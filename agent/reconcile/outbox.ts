@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { monotonicMs } from '../duration.js';
 import { toStewardError } from '../errors.js';
 import { writeJsonAtomic } from '../host/fs.js';
 import { checkSchema } from '../manifest/schema.js';
@@ -17,7 +18,7 @@ import { buildStatus, fingerprint } from './report.js';
  * `steward plan` records nothing, not even when it found nothing to plan.
  */
 export async function report(ctx: AgentContext, run: RunRecord): Promise<RunReport> {
-  run.outcome.durationMs = performance.now() - run.startedMs;
+  run.outcome.durationMs = monotonicMs() - run.startedMs;
   if (!run.apply) return run.report;
   const was = before(run);
   const { doc, due, changed } = recordStatus(ctx, run);

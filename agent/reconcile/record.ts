@@ -1,3 +1,4 @@
+import { monotonicMs } from '../duration.js';
 import type { Logger } from '../log.js';
 import type { HostStatus } from '../types/host-status.js';
 import type { AgentContext } from './context.js';
@@ -29,7 +30,7 @@ export interface RunReport {
 export interface RunRecord {
   readonly apply: boolean;
   readonly signal: AbortSignal;
-  /** Wall time: timestamps in the state and the status. Elapsed time is performance.now(). */
+  /** Wall time: timestamps in the state and the status. Elapsed time is monotonicMs() (duration.ts). */
   readonly now: () => Date;
   readonly log: Logger;
   readonly startedMs: number;
@@ -52,7 +53,7 @@ export interface RunOptions {
 export async function startRun(ctx: AgentContext, opts: RunOptions): Promise<RunRecord> {
   const now = opts.now ?? (() => new Date());
   const startedAt = now();
-  const startedMs = performance.now();
+  const startedMs = monotonicMs();
   const log = ctx.log.child({ component: 'reconcile' });
   const notes: string[] = [];
   const warn = (message: string) => {

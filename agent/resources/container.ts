@@ -9,7 +9,7 @@ import type { ContainerSpec } from '../types/container.js';
 import type { DesiredContainer } from '../manifest/bundle.js';
 import { fieldHashes, LABEL, SHAPING_FIELDS, specHash, toCreateOptions } from './container-spec.js';
 import type { ApplyContext, Change, Health, InventoryEntry, ResourceDriver } from './driver.js';
-import { parseDuration } from '../duration.js';
+import { monotonicMs, parseDuration } from '../duration.js';
 import { probeOnce } from '../host/probe.js';
 
 /** One container as the engine lists it. */
@@ -256,8 +256,8 @@ export class ContainerDriver implements ResourceDriver<DesiredContainer, Observe
   /** `docker exec` of a probe command; a command still running at the deadline counts as failed. */
   async #execProbe(containerId: string, cmd: string[], timeoutMs: number): Promise<{ ok: boolean; message: string }> {
     const exec = await this.docker.getContainer(containerId).execDetached(cmd);
-    const end = performance.now() + timeoutMs;
-    while (performance.now() < end) {
+    const end = monotonicMs() + timeoutMs;
+    while (monotonicMs() < end) {
       const info = await exec.inspect();
       if (!info.Running) return { ok: info.ExitCode === 0, message: `${cmd[0]}: exit ${info.ExitCode}` };
       await new Promise((r) => setTimeout(r, 100));

@@ -4,6 +4,7 @@ import { MissingObjectError, type TreeEntry } from '../source/objects.js';
 import { MAX_PACKS, type GitRepo } from '../source/repo.js';
 import type { HostStatus } from '../types/host-status.js';
 import { faultPoint } from '../host/fs.js';
+import { monotonicMs } from '../duration.js';
 
 export interface PublishResult {
   /** 'pushed', or 'unchanged' when the branch already held exactly this document. */
@@ -63,7 +64,7 @@ export async function publishStatus(
   } = {},
 ): Promise<PublishResult> {
   const attempts = opts.attempts ?? 40;
-  const deadline = performance.now() + (opts.deadlineMs ?? 120_000);
+  const deadline = monotonicMs() + (opts.deadlineMs ?? 120_000);
   const historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
   const report = { path: ['hosts', doc.host, 'status.json'], text: JSON.stringify(doc, null, 2) + '\n', doc };
   let last: StewardError | undefined;
@@ -95,7 +96,7 @@ export async function publishStatus(
         squashDenied ||
         (last.retry === 'transient' && (refused || last.code === 'E_GIT_FETCH' || last.code === 'E_GIT_TIMEOUT'));
       const wait = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
-      if (!retryable || attempt === attempts || opts.signal?.aborted || performance.now() + wait > deadline) break;
+      if (!retryable || attempt === attempts || opts.signal?.aborted || monotonicMs() + wait > deadline) break;
       log.debug(
         { attempt, delayMs: Math.round(wait), code: last.code },
         'status push refused; rebuilding on the new tip',
