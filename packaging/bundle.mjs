@@ -9,10 +9,22 @@
 // package carries no compiled code.
 import { build } from 'esbuild';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { isBuiltin } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const [, , entry, outdir] = process.argv;
+const require = createRequire(import.meta.url);
+
+/** An ES module that re-exports a builtin's names, each read only where it is imported. */
+function builtinModule(id) {
+  const names = Object.getOwnPropertyNames(require(id)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && !RESERVED.has(n));
+  return [
+    `const builtin = require(${JSON.stringify(id)});`,
+    'export default builtin;',
+    ...names.map((n) => `export const ${n} = /* @__PURE__ */ (() => builtin.${n})();`),
+  ].join('\n');
+}
+const RESERVED = new Set(['default', 'delete', 'new', 'function', 'class', 'const', 'let', 'var', 'import', 'export']);
 const result = await build({
   metafile: true,
   entryPoints: [entry],
@@ -45,19 +57,56 @@ const result = await build({
     {
       // An ES import of a builtin builds its namespace by reading every export, and Node 26's
       // http and zlib export lazy getters that load undici, web streams, http2 and zip: +12 MiB
-      // of RSS at start for nothing. A builtin is taken with require() instead, whose exports
-      // are read only when used.
+      // of RSS at start for nothing. Taking the builtin with require() is not enough either:
+      // esbuild's interop copies a CommonJS module's exports by reading each one's descriptor,
+      // and on Node 26 that loads every lazy export too (util.diff and util.setTraceSigInt
+      // load net, worker_threads and the assert diff: 0.6 MiB). So an import of a builtin
+      // becomes a module of one export per name, each read on first use in a pure function
+      // call that esbuild drops when nothing imports the name.
       name: 'builtins-by-require',
       setup(b) {
-        b.onResolve({ filter: /^[a-z_/:]+$/ }, (args) =>
+        b.onResolve({ filter: /^[a-z0-9_/:]+$/ }, (args) =>
           (args.kind === 'import-statement' || args.kind === 'dynamic-import') && isBuiltin(args.path)
             ? { path: args.path, namespace: 'builtin' }
             : undefined,
         );
         b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
-          contents: `module.exports = require(${JSON.stringify(args.path)});`,
+          contents: builtinModule(args.path),
           loader: 'js',
         }));
+      },
+    },
+    {
+      // pino loads worker_threads, thread-stream (its transports, which run log shipping in a
+      // worker) and assert at start; the agent writes its log lines synchronously to stdout or
+      // the journal and never starts a worker or a transport. Leaving them out saves 0.7 MiB of
+      // RSS on Node 26 (bench/README.md). thread-stream becomes a class that says so if it is
+      // ever constructed, pino's isMainThread is true (the agent has no worker threads), and
+      // sonic-boom's one assert(condition, message) is a three-line function.
+      name: 'lean-pino',
+      setup(b) {
+        const from = (dir) => new RegExp(`[\\\\/]node_modules[\\\\/]${dir}[\\\\/]`);
+        const stub = (path, contents) => ({ path, namespace: 'lean-pino', pluginData: contents });
+        b.onResolve({ filter: /^thread-stream$/ }, (args) =>
+          from('pino').test(args.importer)
+            ? stub(
+                args.path,
+                "module.exports = class { constructor() { throw new Error('pino transports are not in the steward bundle'); } };",
+              )
+            : undefined,
+        );
+        b.onResolve({ filter: /^worker_threads$/ }, (args) =>
+          from('pino').test(args.importer) ? stub(args.path, 'module.exports = { isMainThread: true };') : undefined,
+        );
+        b.onResolve({ filter: /^assert$/ }, (args) =>
+          from('sonic-boom').test(args.importer)
+            ? stub(
+                args.path,
+                'function assert(ok, message) { if (!ok) throw new Error(message); }\nmodule.exports = assert;',
+              )
+            : undefined,
+        );
+        b.onLoad({ filter: /.*/, namespace: 'lean-pino' }, (args) => ({ contents: args.pluginData, loader: 'js' }));
       },
     },
     {
