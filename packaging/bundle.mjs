@@ -8,12 +8,17 @@
 // cpu-features): ssh2 falls back to node's crypto and pure JS when they are missing, and the
 // package carries no compiled code.
 import { build } from 'esbuild';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const [, , entry, outdir] = process.argv;
 const require = createRequire(import.meta.url);
+
+// Only for util: a namespace import (`import * as crypto`, or a chunk shared between entry
+// points) reads every name of such a module, and some builtins' exports are deprecated getters
+// that print a warning when read (crypto.fips).
+const BY_NAME = new Set(['util', 'node:util']);
 
 /** An ES module that re-exports a builtin's names, each read only where it is imported. */
 function builtinModule(id) {
@@ -25,6 +30,8 @@ function builtinModule(id) {
   ].join('\n');
 }
 const RESERVED = new Set(['default', 'delete', 'new', 'function', 'class', 'const', 'let', 'var', 'import', 'export']);
+// Chunk names carry a content hash: a stale one from an earlier build would otherwise be shipped.
+rmSync(`${outdir}/chunks`, { recursive: true, force: true });
 const result = await build({
   metafile: true,
   entryPoints: [entry],
@@ -60,9 +67,9 @@ const result = await build({
       // of RSS at start for nothing. Taking the builtin with require() is not enough either:
       // esbuild's interop copies a CommonJS module's exports by reading each one's descriptor,
       // and on Node 26 that loads every lazy export too (util.diff and util.setTraceSigInt
-      // load net, worker_threads and the assert diff: 0.6 MiB). So an import of a builtin
-      // becomes a module of one export per name, each read on first use in a pure function
-      // call that esbuild drops when nothing imports the name.
+      // load net, worker_threads and the assert diff: 0.6 MiB). So an import of util becomes a
+      // module of one export per name, each read in a pure function call that esbuild drops
+      // when nothing imports the name.
       name: 'builtins-by-require',
       setup(b) {
         b.onResolve({ filter: /^[a-z0-9_/:]+$/ }, (args) =>
@@ -71,7 +78,9 @@ const result = await build({
             : undefined,
         );
         b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
-          contents: builtinModule(args.path),
+          contents: BY_NAME.has(args.path)
+            ? builtinModule(args.path)
+            : `module.exports = require(${JSON.stringify(args.path)});`,
           loader: 'js',
         }));
       },
