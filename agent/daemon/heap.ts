@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+
 const MiB = 2 ** 20;
 /** The growth that asks for a collection: a few tens of idle polls' worth (bench/README.md). */
 export const TRIM_STEP_BYTES = 1 * MiB;
@@ -50,8 +52,10 @@ function heldBytes(): number {
 export function heapTrim(): HeapTrim {
   const exposed = (globalThis as { gc?: () => void }).gc;
   if (exposed) return new HeapTrim(exposed);
-  const { setFlagsFromString } = process.getBuiltinModule('node:v8');
-  const { runInNewContext } = process.getBuiltinModule('node:vm');
+  // Loaded here only (process.getBuiltinModule would do, but needs Node 20.16; engines says 20.10).
+  const require = createRequire(import.meta.url);
+  const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+  const { runInNewContext } = require('node:vm') as typeof import('node:vm');
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   setFlagsFromString('--no-expose-gc');
