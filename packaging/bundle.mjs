@@ -15,14 +15,16 @@ import { fileURLToPath } from 'node:url';
 const [, , entry, outdir] = process.argv;
 const require = createRequire(import.meta.url);
 
-// Only for util: a namespace import (`import * as crypto`, or a chunk shared between entry
-// points) reads every name of such a module, and some builtins' exports are deprecated getters
-// that print a warning when read (crypto.fips).
-const BY_NAME = new Set(['util', 'node:util']);
+// The agent's own imports of a builtin become a module of one export per name (builtinModule);
+// a third-party ES module's import stays a require() of the builtin (see the plugin below).
+const THIRD_PARTY = /[\\/]node_modules[\\/]/;
+/** The builtins the agent's code imports, each as a module of one export per name. */
+const byName = new Set();
 
 /** An ES module that re-exports a builtin's names, each read only where it is imported. */
 function builtinModule(id) {
-  const names = Object.getOwnPropertyNames(require(id)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && !RESERVED.has(n));
+  const builtin = require(id);
+  const names = Object.getOwnPropertyNames(builtin).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && !RESERVED.has(n));
   return [
     `const builtin = require(${JSON.stringify(id)});`,
     'export default builtin;',
@@ -65,22 +67,29 @@ const result = await build({
       // An ES import of a builtin builds its namespace by reading every export, and Node 26's
       // http and zlib export lazy getters that load undici, web streams, http2 and zip: +12 MiB
       // of RSS at start for nothing. Taking the builtin with require() is not enough either:
-      // esbuild's interop copies a CommonJS module's exports by reading each one's descriptor,
-      // and on Node 26 that loads every lazy export too (util.diff and util.setTraceSigInt
-      // load net, worker_threads and the assert diff: 0.6 MiB). So an import of util becomes a
-      // module of one export per name, each read in a pure function call that esbuild drops
-      // when nothing imports the name.
+      // esbuild's interop then gives every importing file its own copy of the module's exports,
+      // one getter closure per name (105 copies, 4,500 getters: 1 MiB of heap), and reading
+      // each export's descriptor on Node 26 loads lazy exports (util.diff and
+      // util.setTraceSigInt load net, worker_threads and the assert diff: 0.6 MiB). So the
+      // agent's own imports of a builtin go to a module of one export per name, each read in a
+      // pure function call that esbuild drops when nothing imports the name. That form reads
+      // every name when a namespace of it is built (`import * as x` used as a value), and some
+      // names are getters that warn when read (crypto.fips): third-party ES modules, which do
+      // that (OpenPGP.js with node:crypto), keep the require() form, and the agent's code may
+      // not (checked after the build).
       name: 'builtins-by-require',
       setup(b) {
         b.onResolve({ filter: /^[a-z0-9_/:]+$/ }, (args) =>
           (args.kind === 'import-statement' || args.kind === 'dynamic-import') && isBuiltin(args.path)
-            ? { path: args.path, namespace: 'builtin' }
+            ? { path: args.path, namespace: THIRD_PARTY.test(args.importer) ? 'builtin-cjs' : 'builtin' }
             : undefined,
         );
-        b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
-          contents: BY_NAME.has(args.path)
-            ? builtinModule(args.path)
-            : `module.exports = require(${JSON.stringify(args.path)});`,
+        b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => {
+          byName.add(args.path);
+          return { contents: builtinModule(args.path), loader: 'js' };
+        });
+        b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({
+          contents: `module.exports = require(${JSON.stringify(args.path)});`,
           loader: 'js',
         }));
       },
@@ -134,6 +143,14 @@ const result = await build({
 // is escaped here; \uXXXX means the same code unit in a regular expression, string or comment.
 for (const file of Object.keys(result.metafile.outputs)) {
   const text = readFileSync(file, 'utf8');
+  for (const id of byName) {
+    // esbuild names a module's namespace object after its path: node:fs -> node_fs_exports.
+    const namespace = `${id.replace(/[^A-Za-z0-9]/g, '_')}_exports`;
+    if (new RegExp(`\\b${namespace}\\d*=\\{\\};__export\\(`).test(text))
+      throw new Error(
+        `${file}: a namespace of ${id} is used as a value (import * as ...), which reads every export of it; import the names`,
+      );
+  }
   const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (ascii !== text) writeFileSync(file, ascii);
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
+import { existsSync, promises } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
@@ -84,7 +84,7 @@ export class GitRepo {
   /** Creates the bare gitdir when missing and points its one remote at the configured URL. */
   async init(): Promise<void> {
     if (this.#ready) return;
-    if (!fs.existsSync(join(this.gitdir, 'HEAD'))) {
+    if (!existsSync(join(this.gitdir, 'HEAD'))) {
       await mkdir(this.gitdir, { recursive: true });
       await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' });
     }
@@ -504,6 +504,9 @@ export class GitRepo {
 }
 
 const ZERO = '0'.repeat(40);
+/** The file system isomorphic-git writes the store's refs and config through: only its promise API
+ * (a namespace import of node:fs would make the bundle read every export of the module). */
+const fs = { promises };
 
 /** Writes a file and syncs it before it is renamed into place (an index must never be empty after a power loss). */
 async function writeSynced(path: string, data: string | Buffer): Promise<void> {
