@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // The layers of agent/, lowest first (README, "Development"). A module may import from its own
 // layer and the ones below it, never from one above.
 export const LAYERS = [
-  ['errors.ts', 'log.ts', 'paths.ts', 'version.ts', 'duration.ts', 'order.ts', 'types/'],
+  ['errors.ts', 'log.ts', 'paths.ts', 'version.ts', 'duration.ts', 'order.ts', 'files.ts', 'types/'],
   ['manifest/'],
   ['config/'],
   ['host/'],
@@ -72,6 +72,22 @@ t.test('source/ is the only door to Git: nothing else imports isomorphic-git', a
       outside.push(from);
   }
   t.same(outside, [], 'isomorphic-git is imported only under source/');
+});
+
+t.test('no module of agent/ loads node:fs/promises: files.ts gives its calls over node:fs', async (t) => {
+  // On Node 26, node:fs/promises loads readline and the REPL's history: 1.4 MiB of idle RSS.
+  const users: string[] = [];
+  for (const file of await sources(agent)) {
+    const text = await readFile(file, 'utf8');
+    // A type-only import is erased at build time and loads nothing.
+    if (
+      /^\s*(?:import|export)\s(?!type\s)[^;]*?from\s+'(?:node:)?fs\/promises'|import\('(?:node:)?fs\/promises'\)|\bpromises\b[^;\n]*from\s+'(?:node:)?fs'/m.test(
+        text,
+      )
+    )
+      users.push(relative(agent, file));
+  }
+  t.same(users, [], 'node:fs/promises is not imported (agent/files.ts)');
 });
 
 t.test('the layer check finds an upward import (it can fail)', async (t) => {

@@ -1,7 +1,7 @@
+import { access, constants, lstat, mkdir, mkdtemp, rm } from '../files.js';
 import { SecretKeys } from '../config/keys.js';
 import { RegistryAuth } from '../config/registry.js';
 import { loadTrust } from '../source/verify.js';
-import { access, constants, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import type { AgentConfig } from '../config/load.js';

@@ -1,7 +1,7 @@
+import { mkdir } from '../files.js';
 import { SecretKeys } from '../config/keys.js';
 import { RegistryAuth } from '../config/registry.js';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { execFile } from 'node:child_process';
 import { stringify } from 'yaml';

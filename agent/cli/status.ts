@@ -1,6 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mkdtemp, rm } from '../files.js';
 import { isSshUrl, loadConfig, DEFAULT_CONFIG_PATH } from '../config/load.js';
 import { StewardError } from '../errors.js';
 import { Secret } from '../config/secret.js';
@@ -12,7 +12,7 @@ import { formatAge, readFleet, type FleetRow } from '../status/fleet.js';
 import { readRollout, ROLLOUT_FILE } from '../manifest/rollout.js';
 import { formatSoak, waveProgress } from '../reconcile/rollout.js';
 import { readRepoFile } from '../source/tree.js';
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../files.js';
 import { args, type ExitCode, type Io } from './common.js';
 
 export const help =

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from '../files.js';
 import { StewardError } from '../errors.js';
 import { localSuspendFile, suspendLocally } from '../reconcile/suspend.js';
 import { args, configFrom, configOption, type ExitCode, type Io } from './common.js';

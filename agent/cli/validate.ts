@@ -1,5 +1,5 @@
-import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
+import { lstat, readdir, readFile } from '../files.js';
 import { SecretKeys } from '../config/keys.js';
 import { normalizeRepoPath } from '../config/load.js';
 import { formatError, StewardError } from '../errors.js';

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../files.js';
 import { StewardError } from '../errors.js';
 import { SopsError, type DataKeys, type SopsMeta } from '../manifest/sops.js';
 import { resolveCredentialPath, type AgentConfig } from './load.js';

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { posix } from 'node:path';
 import cron from 'node-cron';
+import { readFile } from '../files.js';
 import { StewardError, StewardErrors, type ErrorDetail } from '../errors.js';
 import { parseDocuments } from '../manifest/parse.js';
 import { decodeManifest } from '../manifest/text.js';

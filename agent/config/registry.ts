@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from '../files.js';
 import { StewardError } from '../errors.js';
 import { resolveCredentialPath, type AgentConfig } from './load.js';
 import { Secret } from './secret.js';

@@ -1,6 +1,6 @@
-import { link, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { link, readFile, rm, writeFile, mkdir } from '../files.js';
 import { StewardError } from '../errors.js';
 import { monotonicMs } from '../duration.js';
 

@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../files.js';
 
 /**
  * How long a file must have stood still before its digest is trusted from its stat alone. The

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { readFile } from '../files.js';
 import type { Docker } from './docker.js';
 import type { HostStatus } from '../types/host-status.js';
 

@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mkdir, readFile } from '../files.js';
 import { writeFileAtomic } from './fs.js';
 
 /**

@@ -1,6 +1,6 @@
-import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, readdir, readFile, rename, rm } from '../files.js';
 
 /**
  * Temp files are `.stw-<8 hex of the target's name>-<8 random hex>`: 22 bytes whatever the

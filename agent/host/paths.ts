@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
-import { lstat, mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { lstat, mkdir } from '../files.js';
 import { StewardError } from '../errors.js';
 
 /** Is `path` the same as `dir` or inside it? Both absolute and normalized. */

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile } from '../files.js';
 
 /** User and group names of this host, read from /etc/passwd and /etc/group (no NSS, no shell). */
 export interface Accounts {

@@ -1,5 +1,5 @@
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { open, readFile, rename, rm, stat } from '../files.js';
 import { faultPoint, readJson, writeJsonAtomic } from '../host/fs.js';
 import type { InventoryEntry } from '../resources/driver.js';
 import { merge, parseEntry } from './inventory.js';

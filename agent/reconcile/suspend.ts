@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { readFile } from '../files.js';
 import { writeJsonAtomic } from '../host/fs.js';
 import { MAX_ROLLOUT_BYTES, ROLLOUT_FILE, selects } from '../manifest/rollout.js';
 import { rolloutAt } from './rollout.js';

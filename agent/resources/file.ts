@@ -1,5 +1,5 @@
-import { lstat, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { lstat, rm } from '../files.js';
 import { StewardError } from '../errors.js';
 import type { Fingerprint } from '../host/fingerprint.js';
 import { ContentCache } from '../host/content.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { lstat, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { lstat, readFile, rm } from '../files.js';
 import { StewardError } from '../errors.js';
 import { backupFile, restoreBackup, writeFileAtomic } from '../host/fs.js';
 import { ensureRealDir } from '../host/paths.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from '../files.js';
 import {
   applyDelta,
   inflateAt,

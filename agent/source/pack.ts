@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import { open, type FileHandle } from '../files.js';
 
 /**
  * Git's pack format, read and written by position in the file: a pack is never held in memory

@@ -1,8 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, promises } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
+import {
+  existsSync,
+  lstat as lstatCb,
+  mkdir as mkdirCb,
+  readdir as readdirCb,
+  readFile as readFileCb,
+  readlink,
+  rm as rmCb,
+  rmdir,
+  stat as statCb,
+  symlink,
+  unlink,
+  writeFile as writeFileCb,
+} from 'node:fs';
 import { join } from 'node:path';
 import git from 'isomorphic-git';
+import { mkdir, open, readdir, readFile, rm, rename, writeFile } from '../files.js';
 import { StewardError } from '../errors.js';
 import { agentVersion } from '../version.js';
 import { DEFAULT_MAX_PACK_BYTES, redactUrl, type GitHttp } from './http.js';
@@ -504,9 +517,24 @@ export class GitRepo {
 }
 
 const ZERO = '0'.repeat(40);
-/** The file system isomorphic-git writes the store's refs and config through: only its promise API
- * (a namespace import of node:fs would make the bundle read every export of the module). */
-const fs = { promises };
+/**
+ * The file system isomorphic-git writes the store's refs and config through: node:fs's callback
+ * calls, which isomorphic-git wraps in promises itself (node:fs/promises is kept out of the agent,
+ * agent/files.ts; a namespace import of node:fs would make the bundle read every export of it).
+ */
+const fs = {
+  readFile: readFileCb,
+  writeFile: writeFileCb,
+  mkdir: mkdirCb,
+  rmdir,
+  unlink,
+  stat: statCb,
+  lstat: lstatCb,
+  readdir: readdirCb,
+  readlink,
+  symlink,
+  rm: rmCb,
+};
 
 /** Writes a file and syncs it before it is renamed into place (an index must never be empty after a power loss). */
 async function writeSynced(path: string, data: string | Buffer): Promise<void> {

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from '../files.js';
 import type { AgentConfig } from '../config/load.js';
 import { Secret } from '../config/secret.js';
 import { StewardError } from '../errors.js';

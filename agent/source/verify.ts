@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from '../files.js';
 import type { AgentConfig } from '../config/load.js';
 import { StewardError } from '../errors.js';
 import { parseAllowedSigners, splitSignedCommit, verifySshSignature, type AllowedSigner } from './sshsig.js';
