@@ -65,6 +65,7 @@ export class FileHandle {
   ): Promise<void> {
     while (length > 0) {
       const n = await call<number>((done) => write(this.fd, data, offset, length, position, done));
+      if (n === 0) throw Object.assign(new Error('write: no byte written'), { code: 'EIO' });
       offset += n;
       length -= n;
       if (position !== null) position += n;
