@@ -3,7 +3,6 @@ import { SecretKeys } from '../config/keys.js';
 import { RegistryAuth } from '../config/registry.js';
 import { loadTrust } from '../source/verify.js';
 import { existsSync } from 'node:fs';
-import { execFile } from 'node:child_process';
 import type { AgentConfig } from '../config/load.js';
 import { createDocker } from '../host/docker.js';
 import { configRemote, readGitCredentials } from '../source/remote.js';
@@ -122,6 +121,7 @@ async function checkDocker(config: AgentConfig): Promise<string> {
 async function checkSystemd(): Promise<string> {
   if (!existsSync('/run/systemd/system'))
     throw new Error('this host was not booted with systemd: Service resources cannot be applied');
+  const { execFile } = await import('node:child_process');
   const out = await new Promise<string>((res, rej) =>
     execFile('systemctl', ['--version'], (e, o) => (e ? rej(e) : res(o))),
   );

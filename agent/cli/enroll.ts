@@ -3,7 +3,6 @@ import { SecretKeys } from '../config/keys.js';
 import { RegistryAuth } from '../config/registry.js';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { execFile } from 'node:child_process';
 import { stringify } from 'yaml';
 import { DEFAULT_CONFIG_PATH, parseConfig } from '../config/load.js';
 import { readGitCredentials } from '../source/remote.js';
@@ -107,6 +106,7 @@ async function writeDropIn(credentials: Array<string | undefined>, roots: string
   for (const file of credentials) if (file) lines.push(`LoadCredential=${basename(file)}:${file}`);
   const path = '/etc/systemd/system/steward.service.d/enroll.conf';
   await writeFileAtomic(path, lines.join('\n') + '\n', { mode: 0o644 });
+  const { execFile } = await import('node:child_process');
   await new Promise<void>((resolve) => execFile('systemctl', ['daemon-reload'], () => resolve()));
   return path;
 }

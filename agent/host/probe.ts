@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import type { Probe } from '../types/container.js';
@@ -56,7 +55,8 @@ function tcpProbe(host: string, port: number, timeoutMs: number): Promise<ProbeR
 }
 
 /** An exec probe on this host: no shell, killed at the deadline. */
-export function hostExecProbe(command: string[], timeoutMs: number): Promise<ProbeResult> {
+export async function hostExecProbe(command: string[], timeoutMs: number): Promise<ProbeResult> {
+  const { execFile } = await import('node:child_process'); // loaded by the first exec probe
   return new Promise((resolve) => {
     execFile(command[0]!, command.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err) => {
       const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { StewardError } from '../errors.js';
 
 /** What `systemctl show` says of one unit. */
@@ -62,7 +61,8 @@ export class Systemd {
     await this.#run([verb, '--no-pager', '--', unit]);
   }
 
-  #run(args: string[]): Promise<string> {
+  async #run(args: string[]): Promise<string> {
+    const { execFile } = await import('node:child_process'); // loaded by the first systemctl call
     return new Promise((resolve, reject) => {
       execFile(this.bin, args, { timeout: this.timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
         if (!err) return resolve(stdout);
