@@ -75,13 +75,18 @@ const result = await build({
       // pure function call that esbuild drops when nothing imports the name. That form reads
       // every name when a namespace of it is built (`import * as x` used as a value), and some
       // names are getters that warn when read (crypto.fips): third-party ES modules, which do
-      // that (OpenPGP.js with node:crypto), keep the require() form, and the agent's code may
-      // not (checked after the build).
+      // that (OpenPGP.js with node:crypto), and import(), which hands out the namespace, keep the
+      // require() form, and the agent's code may not build one (checked after the build).
       name: 'builtins-by-require',
       setup(b) {
         b.onResolve({ filter: /^[a-z0-9_/:]+$/ }, (args) =>
           (args.kind === 'import-statement' || args.kind === 'dynamic-import') && isBuiltin(args.path)
-            ? { path: args.path, namespace: THIRD_PARTY.test(args.importer) ? 'builtin-cjs' : 'builtin' }
+            ? {
+                path: args.path,
+                // import() hands out the namespace: every name would be read when it resolves.
+                namespace:
+                  args.kind === 'dynamic-import' || THIRD_PARTY.test(args.importer) ? 'builtin-cjs' : 'builtin',
+              }
             : undefined,
         );
         b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => {
