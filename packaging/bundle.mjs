@@ -75,20 +75,27 @@ const result = await build({
       // pure function call that esbuild drops when nothing imports the name. That form reads
       // every name when a namespace of it is built (`import * as x` used as a value), and some
       // names are getters that warn when read (crypto.fips): third-party ES modules, which do
-      // that (OpenPGP.js with node:crypto), and import(), which hands out the namespace, keep the
-      // require() form, and the agent's code may not build one (checked after the build).
+      // that (OpenPGP.js with node:crypto), keep the require() form, and the agent's code may not
+      // build one (checked after the build). import() hands out the namespace, so a builtin the
+      // agent loads that way must have no getters (checked here); the require() form would not
+      // do for it either, as esbuild's chunk of a CommonJS module exports only its default.
       name: 'builtins-by-require',
       setup(b) {
-        b.onResolve({ filter: /^[a-z0-9_/:]+$/ }, (args) =>
-          (args.kind === 'import-statement' || args.kind === 'dynamic-import') && isBuiltin(args.path)
-            ? {
-                path: args.path,
-                // import() hands out the namespace: every name would be read when it resolves.
-                namespace:
-                  args.kind === 'dynamic-import' || THIRD_PARTY.test(args.importer) ? 'builtin-cjs' : 'builtin',
-              }
-            : undefined,
-        );
+        b.onResolve({ filter: /^[a-z0-9_/:]+$/ }, (args) => {
+          if ((args.kind !== 'import-statement' && args.kind !== 'dynamic-import') || !isBuiltin(args.path)) return;
+          if (THIRD_PARTY.test(args.importer)) return { path: args.path, namespace: 'builtin-cjs' };
+          const builtin = require(args.path);
+          const getters = Object.getOwnPropertyNames(builtin).filter(
+            (n) => !('value' in Object.getOwnPropertyDescriptor(builtin, n)),
+          );
+          if (args.kind === 'dynamic-import' && getters.length > 0)
+            return {
+              errors: [
+                { text: `import('${args.path}') would read its getters (${getters.join(', ')}): import it statically` },
+              ],
+            };
+          return { path: args.path, namespace: 'builtin' };
+        });
         b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => {
           byName.add(args.path);
           return { contents: builtinModule(args.path), loader: 'js' };

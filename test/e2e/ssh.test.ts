@@ -2,6 +2,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { isBuiltin } from 'node:module';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -333,6 +334,19 @@ t.test('the packaged bundle speaks SSH without ssh2 native addons', async (t) =>
   // regular expression made the main file a two-byte string: +1.15 MiB of idle RSS).
   for (const name of ['steward.mjs', ...(await readdir(join(lib, 'chunks'))).map((c) => join('chunks', c))]) {
     t.notMatch(await readFile(join(lib, name), 'latin1'), /[^\x00-\x7f]/, `${name} is ASCII`);
+  }
+  // A builtin the agent loads with import() (node:https for an https source, node:child_process
+  // for systemd-notify, systemctl and exec probes) is a chunk of its own: it must hand out the
+  // builtin's names, not only a default export (an https source failed with "make is not a function").
+  const lazy = (await readdir(join(lib, 'chunks'))).filter((c) => /^node_/.test(c));
+  t.ok(lazy.length >= 2, `builtins loaded on demand: ${lazy.join(', ')}`);
+  for (const chunk of lazy) {
+    const name = chunk.replace(/^node_/, '').replace(/-[A-Z0-9]+\.mjs$/, ''); // node_fs_promises: fs/promises
+    const id = `node:${isBuiltin(name) ? name : name.replace(/_/g, '/')}`;
+    const real = (await import(id)) as Record<string, unknown>;
+    const got = (await import(join(lib, 'chunks', chunk))) as Record<string, unknown>;
+    const missing = Object.keys(real).filter((n) => typeof real[n] === 'function' && got[n] !== real[n]);
+    t.same(missing, [], `${chunk} gives every function of ${id}`);
   }
   await exec('cp', ['-r', 'schemas', lib]);
   await writeFile(join(lib, 'package.json'), '{ "type": "module" }\n');
