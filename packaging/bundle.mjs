@@ -31,6 +31,10 @@ function builtinModule(id) {
     ...names.map((n) => `export const ${n} = /* @__PURE__ */ (() => builtin.${n})();`),
   ].join('\n');
 }
+/** A module of node_modules/<dir>/ (the importer of a resolve). */
+const from = (dir) => new RegExp(`[\\\\/]node_modules[\\\\/]${dir}[\\\\/]`);
+/** Resolves to a small module of the given source, in place of what was imported. */
+const stub = (path, contents) => ({ path, namespace: 'lean', pluginData: contents });
 const RESERVED = new Set(['default', 'delete', 'new', 'function', 'class', 'const', 'let', 'var', 'import', 'export']);
 // Chunk names carry a content hash: a stale one from an earlier build would otherwise be shipped.
 rmSync(`${outdir}/chunks`, { recursive: true, force: true });
@@ -63,6 +67,31 @@ const result = await build({
     ].join(' '),
   },
   plugins: [
+    {
+      // node-cron imports child_process at start for its background tasks (a forked scheduler),
+      // which the agent never creates: it schedules inline (agent/daemon/loop.ts) and matches
+      // windows in-process; ssh2 requires it at start for the ssh-agent of Cygwin and Pageant,
+      // and the agent logs in with a key file. Loading child_process (and dgram with it) costs
+      // 0.9 MiB of RSS on Node 26 (bench/README.md), so for these two it is loaded when one of
+      // its functions is first called. Before builtins-by-require, which would take node-cron's
+      // import. The stubs' source is loaded by lean-pino's onLoad.
+      name: 'lazy-child-process',
+      setup(b) {
+        const uses = [
+          ['node-cron', ['fork']],
+          ['ssh2', ['execFile', 'spawn']],
+        ];
+        b.onResolve({ filter: /^child_process$/ }, (args) => {
+          const [dir, names] = uses.find(([d]) => from(d).test(args.importer)) ?? [];
+          if (names === undefined) return undefined;
+          // One module per importer: esbuild shares a module between importers by its path.
+          return stub(
+            `child_process for ${dir}`,
+            names.map((n) => `exports.${n} = (...args) => require('child_process').${n}(...args);`).join('\n'),
+          );
+        });
+      },
+    },
     {
       // An ES import of a builtin builds its namespace by reading every export, and Node 26's
       // http and zlib export lazy getters that load undici, web streams, http2 and zip: +12 MiB
@@ -115,8 +144,6 @@ const result = await build({
       // sonic-boom's one assert(condition, message) is a three-line function.
       name: 'lean-pino',
       setup(b) {
-        const from = (dir) => new RegExp(`[\\\\/]node_modules[\\\\/]${dir}[\\\\/]`);
-        const stub = (path, contents) => ({ path, namespace: 'lean-pino', pluginData: contents });
         b.onResolve({ filter: /^thread-stream$/ }, (args) =>
           from('pino').test(args.importer)
             ? stub(
@@ -136,7 +163,8 @@ const result = await build({
               )
             : undefined,
         );
-        b.onLoad({ filter: /.*/, namespace: 'lean-pino' }, (args) => ({ contents: args.pluginData, loader: 'js' }));
+        // Every stub (here and in lazy-child-process): its source is the resolve's pluginData.
+        b.onLoad({ filter: /.*/, namespace: 'lean' }, (args) => ({ contents: args.pluginData, loader: 'js' }));
       },
     },
     {

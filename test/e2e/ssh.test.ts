@@ -352,9 +352,25 @@ t.test('the packaged bundle speaks SSH without ssh2 native addons', async (t) =>
   await writeFile(join(lib, 'package.json'), '{ "type": "module" }\n');
   const a = await sshAgent();
   await fx.fleet.commit({ [`hosts/${a.host}/motd.yaml`]: file('bundled\n') }, 'bundled');
-  const res = await exec(process.execPath, [out, 'once', '--config', a.configFile]).catch((e: unknown) => e);
+  // Which builtins the run loaded, written when it exits.
+  const preload = join(lib, 'modules.cjs');
+  const loaded = join(lib, 'modules.txt');
+  await writeFile(
+    preload,
+    `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(loaded)}, process.moduleLoadList.join('\\n')));\n`,
+  );
+  // Without the NODE_OPTIONS tap puts into every child it starts: its process tracking loads
+  // child_process there.
+  const once = ['-u', 'NODE_OPTIONS', process.execPath, '-r', preload, out, 'once', '--config', a.configFile];
+  const res = await exec('env', once).catch((e: unknown) => e);
   t.notOk(res instanceof Error, String((res as { stderr?: string }).stderr ?? ''));
   t.equal(await readFile(join(root, 'motd'), 'utf8'), 'bundled\n');
+  // A run that starts no child does not load child_process: node-cron imports it for a forked
+  // scheduler the agent never uses, and the bundle looks fork up on its first call (0.9 MiB of
+  // the daemon's RSS on Node 26).
+  const modules = (await readFile(loaded, 'utf8')).split('\n');
+  t.ok(modules.includes('NativeModule net'), 'the run loaded what it used');
+  t.notOk(modules.includes('NativeModule child_process'), 'child_process is not loaded');
 });
 
 t.test('steward status reads the status branch over SSH, from the config or the flags', async (t) => {
