@@ -147,6 +147,10 @@ t.test(
       '',
       "the launcher keeps the compiled bundle in Node's compile cache (steward doctor wrote it on exit)",
     );
+    // The launcher's malloc settings reach the daemon (1-1.4 MiB of idle RSS, bench/README.md).
+    const environ = (await sh(`tr '\\0' '\\n' < /proc/${await show('MainPID')}/environ`)).stdout;
+    t.match(environ, /^MALLOC_ARENA_MAX=1$/m, 'the daemon runs with one malloc arena');
+    t.match(environ, /^MALLOC_TRIM_THRESHOLD_=0$/m, "and gives its heap's freed top back");
     t.equal((await docker.getContainer(`pkg-${host}`).inspect()).State.Running, true);
     const prio = (await sh(`journalctl -u steward -o json --no-pager | grep '"run finished' | head -1`)).stdout;
     t.match(prio, /"PRIORITY":"6"/, 'journald got the info priority');
