@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { monotonicMs } from '../duration.js';
 import { toStewardError } from '../errors.js';
+import { stat } from '../files.js';
 import { writeJsonAtomic } from '../host/fs.js';
 import { checkSchema } from '../manifest/schema.js';
 import { hostBranch } from '../status/fleet.js';
@@ -69,16 +70,25 @@ function recordStatus(ctx: AgentContext, run: RunRecord): { doc: HostStatus; due
 }
 
 /**
- * The outbox: the newest report is on disk before any push is tried. In the daemon a report that
- * differs from the one on disk only in its timings, and is not pushed now, is kept in memory
- * instead (flushMemo writes it at a stop or a reload).
+ * The outbox: the newest report is on disk before any push is tried. A report that differs from
+ * the one on disk only in its timings, and is not pushed now, is not written: the daemon keeps it
+ * in memory (flushMemo writes it at a stop or a reload), `steward once` leaves the file as it was.
  */
 async function keepOutbox(ctx: AgentContext, run: RunRecord, doc: HostStatus, write: boolean): Promise<void> {
-  if (ctx.memo && !write) {
+  const file = join(ctx.config.stateDir, 'status.json');
+  if (!write && ctx.memo) {
     ctx.memo.outbox = doc;
     return;
   }
-  await writeJsonAtomic(join(ctx.config.stateDir, 'status.json'), doc).then(
+  if (
+    !write &&
+    (await stat(file).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
+  await writeJsonAtomic(file, doc).then(
     () => ctx.memo && delete ctx.memo.outbox,
     (err: unknown) => run.warn(`cannot write ${ctx.config.stateDir}/status.json: ${errnoOf(err)}`),
   );

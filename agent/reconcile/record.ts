@@ -61,7 +61,7 @@ export async function startRun(ctx: AgentContext, opts: RunOptions): Promise<Run
     notes.push(message);
     log.warn(message);
   };
-  const stamp = ctx.memo ? await stateStamp(ctx.config.stateDir) : undefined;
+  const stamp = await stateStamp(ctx.config.stateDir);
   const kept = ctx.memo?.state;
   // A daemon's state between two runs is the one it saved (or found it need not save), unless
   // someone else wrote the file since (a `steward once`, an operator): then the file is read.
@@ -105,18 +105,20 @@ export async function journal(ctx: AgentContext, run: RunRecord, records: readon
 }
 
 /**
- * Saves the state; a full disk is a warning and a retry next run, never a crash. In the daemon
- * a run that changed nothing but timings writes nothing (no synced write per poll on a flash
- * card): the newest state stays in memory, and the file is brought up to date at the next
- * change, a stop or a config reload (flushMemo).
+ * Saves the state; a full disk is a warning and a retry next run, never a crash. A run that
+ * changed nothing but timings writes nothing (no synced write per poll on a flash card, nor per
+ * `steward once` from a timer). The daemon keeps the newest state in memory and brings the file
+ * up to date at the next change, a stop or a config reload (flushMemo); `steward once` leaves
+ * the file as it was, so its recentRuns are the runs that changed something.
  */
 export async function persist(ctx: AgentContext, run: RunRecord): Promise<void> {
   const { memo } = ctx;
   const dir = ctx.config.stateDir;
   try {
     const same = run.loaded.stamp !== undefined && materialOf(run.state) === run.loaded.material;
-    if (memo && same && (await stateStamp(dir)) === run.loaded.stamp) memo.stateBehind = true;
-    else {
+    if (same && (await stateStamp(dir)) === run.loaded.stamp) {
+      if (memo) memo.stateBehind = true;
+    } else {
       await saveState(dir, run.state);
       if (memo) memo.stateBehind = false;
     }

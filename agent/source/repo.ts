@@ -101,13 +101,11 @@ export class GitRepo {
       await mkdir(this.gitdir, { recursive: true });
       await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: 'main' });
     }
-    await git.setConfig({ fs, gitdir: this.gitdir, path: 'remote.origin.url', value: this.url });
-    await git.setConfig({
-      fs,
-      gitdir: this.gitdir,
-      path: 'remote.origin.fetch',
-      value: '+refs/heads/*:refs/remotes/origin/*',
-    });
+    // Written only when it differs: a `steward once` from a timer writes nothing when nothing changed.
+    const remote = { 'remote.origin.url': this.url, 'remote.origin.fetch': '+refs/heads/*:refs/remotes/origin/*' };
+    for (const [path, value] of Object.entries(remote))
+      if ((await git.getConfig({ fs, gitdir: this.gitdir, path })) !== value)
+        await git.setConfig({ fs, gitdir: this.gitdir, path, value });
     this.#ready = true;
   }
 

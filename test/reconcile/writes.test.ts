@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext } from '../../agent/reconcile/context.js';
@@ -46,6 +46,44 @@ async function setup(t: Test): Promise<{ a: TestAgent; root: string; cfg: (v: st
   return { a, root, cfg };
 }
 
+/** A run as `steward once` makes it: a context of its own, no memory of earlier runs. */
+async function cliOnce(a: TestAgent) {
+  const ctx = await createContext(a.ctx.config, memoryLogger([]), { facts: false });
+  return runOnce(ctx, { apply: true, signal: new AbortController().signal });
+}
+
+t.test('a steward once that changes nothing writes nothing to stateDir', async (t) => {
+  const { a, root, cfg } = await setup(t);
+  await cliOnce(a);
+  const before = await snapshot(a.stateDir);
+  for (let i = 0; i < 3; i++) {
+    const r = await cliOnce(a);
+    t.equal(r.outcome.phase, 'Converged');
+    t.ok(
+      [...r.outcome.results.values()].every((x) => x.action === 'none'),
+      'nothing to do',
+    );
+  }
+  t.same(written(before, await snapshot(a.stateDir)), [], 'no file under stateDir was written (a timer every minute)');
+
+  // Drift is still corrected, and a change is written at once: the state and the outbox.
+  await writeFile(join(root, 'app.conf'), 'tampered');
+  await cliOnce(a);
+  t.equal(await readFile(join(root, 'app.conf'), 'utf8'), 'v1', 'drift corrected');
+  const mid = await snapshot(a.stateDir);
+  await fx.fleet.commit({ [`hosts/${a.host}/cfg.yaml`]: cfg('v2') });
+  const changed = await cliOnce(a);
+  const w = written(mid, await snapshot(a.stateDir));
+  t.ok(w.includes('/state.json') && w.includes('/status.json'), `state and outbox written (${w.join(', ')})`);
+  t.equal((await readJsonFile(join(a.stateDir, 'state.json'))).appliedRevision, changed.outcome.appliedRevision);
+  t.equal((await readJsonFile(join(a.stateDir, 'status.json'))).updatedAt, changed.status!.updatedAt);
+
+  // An outbox that is gone is written again, even by a run that changed nothing.
+  await rm(join(a.stateDir, 'status.json'));
+  const again = await cliOnce(a);
+  t.equal((await readJsonFile(join(a.stateDir, 'status.json'))).updatedAt, again.status!.updatedAt, 'outbox back');
+});
+
 t.test('a daemon run that changes nothing writes nothing to stateDir', async (t) => {
   const { a, root, cfg } = await setup(t);
   await a.once();
@@ -80,7 +118,7 @@ t.test('a daemon run that changes nothing writes nothing to stateDir', async (t)
 });
 
 t.test('what was kept in memory is written at a stop, and another writer is read back', async (t) => {
-  const { a } = await setup(t);
+  const { a, cfg } = await setup(t);
   await a.once();
   let last = await a.once();
   last = await a.once();
@@ -88,9 +126,10 @@ t.test('what was kept in memory is written at a stop, and another writer is read
   const disk = (await readJsonFile(join(a.stateDir, 'state.json'))).recentRuns as unknown[];
   t.ok(disk.length < inMemory, `state.json lags by timings only (${disk.length} < ${inMemory})`);
 
-  // `steward once` between two polls: its own context, no memo, writes the file.
-  const other = await createContext(a.ctx.config, memoryLogger([]), { facts: false });
-  const theirs = await runOnce(other, { apply: true, signal: new AbortController().signal });
+  // `steward once` between two polls, on a new commit: its own context, no memo, writes the file.
+  await fx.fleet.commit({ [`hosts/${a.host}/cfg.yaml`]: cfg('v2') });
+  const theirs = await cliOnce(a);
+  t.equal(theirs.outcome.results.get('File/cfg')?.action, 'update', 'the other run applied the commit');
   const next = await a.once();
   const starts = next.status!.recentRuns!.map((r) => r.startedAt);
   t.ok(starts.includes(theirs.outcome.startedAt.toISOString()), "the daemon's next run read the other run's state");
