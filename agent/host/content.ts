@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { readFile } from '../files.js';
+import { open } from '../files.js';
 
 /**
  * How long a file must have stood still before its digest is trusted from its stat alone. The
@@ -8,6 +8,15 @@ import { readFile } from '../files.js';
  * "racy clean" rule). Two seconds also covers a clock stepped back a little.
  */
 export const SETTLE_MS = 2000;
+
+/** A file is read in pieces of at most this size: a huge file at a managed path costs no more memory. */
+export const CHUNK_BYTES = 1024 * 1024;
+
+/** A digest fed in pieces (HMAC-SHA-256 under the host's key, Fingerprint.hasher). */
+export interface Hasher {
+  update(data: Uint8Array): void;
+  digest(): string;
+}
 
 /**
  * The digest of each regular file an observe pass looks at, read again only when the file may
@@ -22,7 +31,7 @@ export class ContentCache {
   #kept = new Map<string, Entry>();
   #seen = new Map<string, Entry>();
 
-  constructor(private readonly digest: (data: Uint8Array) => string) {}
+  constructor(private readonly hasher: () => Hasher) {}
 
   /** Starts an observe pass: forgets the paths the last whole pass did not look at. */
   pass(): void {
@@ -38,9 +47,30 @@ export class ContentCache {
       this.#seen.set(path, hit);
       return hit.digest;
     }
-    const digest = this.digest(await readFile(path));
+    const digest = await this.#read(path, st.size);
     this.#seen.set(path, { key, digest, settled: st.ctimeMs <= statAt - SETTLE_MS });
     return digest;
+  }
+
+  /**
+   * The digest of the first `size` bytes (the size its lstat gave): a file that grows or shrinks
+   * while it is read has a new ctime, so the next pass reads it again.
+   */
+  async #read(path: string, size: number): Promise<string> {
+    const hasher = this.hasher();
+    const file = await open(path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(Math.max(size, 1), CHUNK_BYTES));
+      for (let at = 0; at < size;) {
+        const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, size - at), at);
+        if (bytesRead === 0) break;
+        hasher.update(buf.subarray(0, bytesRead));
+        at += bytesRead;
+      }
+    } finally {
+      await file.close();
+    }
+    return hasher.digest();
   }
 }
 

@@ -17,6 +17,12 @@ export class Fingerprint {
     return createHmac('sha256', this.key).update(data).digest('hex').slice(0, length);
   }
 
+  /** The same fingerprint as of(), of data fed in pieces. */
+  hasher(length = 16): { update(data: Uint8Array): void; digest(): string } {
+    const hmac = createHmac('sha256', this.key);
+    return { update: (data) => void hmac.update(data), digest: () => hmac.digest('hex').slice(0, length) };
+  }
+
   static legacy(data: string | Uint8Array, length = 16): string {
     return createHash('sha256').update(data).digest('hex').slice(0, length);
   }

@@ -47,7 +47,7 @@ export class FileDriver implements ResourceDriver<DesiredFile, ObservedFile> {
   ) {}
 
   /** Fingerprints of the files on the host, read again only when a file's stat moved. */
-  readonly #files = new ContentCache((data) => this.#content(data));
+  readonly #files = new ContentCache(() => this.fp.hasher(64));
   /** Per desired File (a kept bundle's objects do not change): its hash and content fingerprint. */
   readonly #hashes = new WeakMap<DesiredFile, string>();
   readonly #wants = new WeakMap<DesiredFile, string>();

@@ -1,18 +1,19 @@
-import { chmod, lstat, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, rename, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ContentCache, SETTLE_MS } from '../../agent/host/content.js';
+import { CHUNK_BYTES, ContentCache, SETTLE_MS } from '../../agent/host/content.js';
 
 // The content cache lets an idle poll skip reading a file; a change of any kind must still be seen.
 const setup = async (t: Test) => {
   const dir = await mkdtemp(join(tmpdir(), 'steward-content-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   let reads = 0;
-  const cache = new ContentCache((data) => {
+  const cache = new ContentCache(() => {
     reads += 1;
-    return createHash('sha256').update(data).digest('hex');
+    const hash = createHash('sha256');
+    return { update: (data) => void hash.update(data), digest: () => hash.digest('hex') };
   });
   const path = join(dir, 'app.conf');
   // What an observe pass does: lstat, then the digest, `later` ms after the file last changed.
@@ -69,4 +70,27 @@ t.test('what two passes did not look at is forgotten', async (t) => {
   cache.pass(); // not seen in that one: dropped
   await look();
   t.equal(reads(), 2, 'read again after it was dropped');
+});
+
+t.test('a huge file at a managed path is read in pieces: its digest, in bounded memory', async (t) => {
+  const { cache, path, look } = await setup(t);
+  // Just over 2 GiB, sparse: more than readFile takes (reading it whole threw
+  // ERR_FS_FILE_TOO_LARGE, and a 1.5 GiB one would have taken 1.5 GiB of the box's memory).
+  const size = 2 * 1024 ** 3 + 3;
+  await writeFile(path, '');
+  await truncate(path, size);
+  const rss = process.memoryUsage().rss;
+  const digest = await look();
+  const grew = process.memoryUsage().rss - rss;
+  const zeros = Buffer.alloc(CHUNK_BYTES);
+  const whole = createHash('sha256');
+  for (let at = 0; at < size; at += CHUNK_BYTES) whole.update(zeros.subarray(0, Math.min(CHUNK_BYTES, size - at)));
+  t.equal(digest, whole.digest('hex'), 'the digest of every byte');
+  t.ok(grew < 64 * 1024 * 1024, `RSS grew by ${(grew / 1024 / 1024).toFixed(1)} MiB while it was read`);
+
+  // Pieces that do not divide the file evenly: the same digest as the bytes hashed at once.
+  const odd = Buffer.from(Array.from({ length: CHUNK_BYTES * 2 + 7 }, (_, i) => i % 251));
+  await writeFile(path, odd);
+  cache.pass();
+  t.equal(await look(), createHash('sha256').update(odd).digest('hex'));
 });
