@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'E_GIT_UNSIGNED'
   | 'E_GIT_SIGNATURE'
   | 'E_GIT_HOST_KEY'
+  | 'E_GIT_TLS'
   | 'E_REVISION_FAILED'
   | 'E_FILE_UNSAFE'
   | 'E_FILE_NOT_OWNED'
@@ -106,6 +107,7 @@ export const RETRY: Readonly<Record<ErrorCode, Retry>> = {
   E_GIT_UNSIGNED: 'stalled',
   E_GIT_SIGNATURE: 'stalled',
   E_GIT_HOST_KEY: 'stalled',
+  E_GIT_TLS: 'stalled',
   E_REVISION_FAILED: 'stalled',
   E_FILE_UNSAFE: 'stalled',
   E_FILE_NOT_OWNED: 'stalled',

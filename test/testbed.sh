@@ -26,6 +26,7 @@ command -v gpg >/dev/null || need+=(gnupg)                      # makes the Open
 command -v age >/dev/null || need+=(age)                        # wraps the SOPS data keys the secrets tests decrypt
 command -v docker-registry >/dev/null || need+=(docker-registry) # a registry that needs a login (tests start their own)
 command -v htpasswd >/dev/null || need+=(apache2-utils)         # its htpasswd file
+command -v openssl >/dev/null || need+=(openssl)                # the certificate of the HTTPS Git server (test/e2e/https.test.ts)
 if [ ${#need[@]} -gt 0 ]; then
   echo "testbed: installing ${need[*]}"
   apt-get update -qq

@@ -115,6 +115,20 @@ export function httpStatusError(status: number, url: string): StewardError {
   );
 }
 
+/** OpenSSL's verdicts on a server certificate the host cannot vouch for (Node's err.code). */
+const TLS_UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
 /** Classifies whatever isomorphic-git or the socket threw. Messages never carry credentials. */
 export function gitError(err: unknown, url: string, what: string): StewardError {
   if (err instanceof StewardError) return err;
@@ -126,6 +140,17 @@ export function gitError(err: unknown, url: string, what: string): StewardError 
   let reason = e.message ?? String(err);
   if (e.code === 'E_GIT_TOO_LARGE')
     return new StewardError('E_GIT_TOO_LARGE', `${what} ${where}: ${reason}`, { retry: 'stalled', cause: err });
+  if (TLS_UNTRUSTED.has(e.code ?? ''))
+    return new StewardError(
+      'E_GIT_TLS',
+      `${what} ${where}: its TLS certificate is not trusted (${reason}); put the CA that signed it in source.caFile`,
+      { retry: 'stalled', cause: err },
+    );
+  if (e.code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return new StewardError('E_GIT_TLS', `${what} ${where}: ${reason} (the certificate is for another host)`, {
+      retry: 'stalled',
+      cause: err,
+    });
   if (e.code === 'ETIMEDOUT' || e.name === 'TimeoutError') {
     code = 'E_GIT_TIMEOUT';
     reason = 'no answer before the deadline';

@@ -3,11 +3,14 @@
 // server, spawned per request. Used by the tests (as a child process, so a test that blocks its
 // own event loop cannot deadlock it) and by examples/demo.sh.
 //
-//   node test/helpers/git-server.mjs ROOT [--port N] [--token T] [--no-v2] [--delay-ms N] [--exit-with-parent]
+//   node test/helpers/git-server.mjs ROOT [--port N] [--token T] [--no-v2] [--delay-ms N]
+//     [--tls-cert PEM --tls-key PEM] [--exit-with-parent]
 // Prints {"port":N} on stdout once listening. With --token, requests need basic auth with that
 // password (any user name); pushes are allowed for every repo. --no-v2 drops the Git-Protocol
 // header, as servers that only speak v0/v1 do. --delay-ms holds every answer (a slow server).
-import { createServer } from 'node:http';
+// --tls-cert and --tls-key serve HTTPS with that certificate and key instead of HTTP.
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -33,6 +36,10 @@ function cpuSeconds() {
 }
 let unauthorized = 0;
 
+const tls = opt('--tls-cert')
+  ? { cert: readFileSync(opt('--tls-cert')), key: readFileSync(opt('--tls-key')) }
+  : undefined;
+const createServer = (listener) => (tls ? createHttpsServer(tls, listener) : createHttpServer(listener));
 const server = createServer((req, res) => {
   if (!req.url.startsWith('/_')) requests += 1; // counted on arrival, also when held by --delay-ms
   const chunks = [];

@@ -12,7 +12,7 @@ const serverScript = join(dirname(fileURLToPath(import.meta.url)), 'git-server.m
 export interface GitServer {
   root: string;
   port: number;
-  /** http://127.0.0.1:PORT/NAME.git */
+  /** http://127.0.0.1:PORT/NAME.git (https with opts.tls; stats and setDelay speak http only) */
   url(name: string): string;
   stop(): Promise<void>;
   /** Holds every answer this long from now on (a slow server). */
@@ -25,7 +25,7 @@ export interface GitServer {
 
 /** Starts git http-backend behind Node's HTTP server in a child process, on a free port. */
 export async function startGitServer(
-  opts: { token?: string; v2?: boolean; root?: string; port?: number } = {},
+  opts: { token?: string; v2?: boolean; root?: string; port?: number; tls?: { cert: string; key: string } } = {},
 ): Promise<GitServer> {
   const root = opts.root ?? (await mkdtemp(join(tmpdir(), 'steward-git-')));
   let child: ChildProcess | undefined;
@@ -34,6 +34,7 @@ export async function startGitServer(
     const args = [serverScript, root, '--port', String(port), '--exit-with-parent'];
     if (opts.token) args.push('--token', opts.token);
     if (opts.v2 === false) args.push('--no-v2');
+    if (opts.tls) args.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key);
     // stdin: the server exits when it closes (this process died). stderr is not inherited: a
     // server outliving its test must never hold the test runner's output pipe open.
     child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -49,7 +50,7 @@ export async function startGitServer(
     get port() {
       return port;
     },
-    url: (name) => `http://127.0.0.1:${port}/${name}.git`,
+    url: (name) => `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/${name}.git`,
     async stop() {
       if (!child || child.exitCode !== null) return;
       const c = child;
