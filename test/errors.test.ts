@@ -44,6 +44,7 @@ const TABLE: Array<[ErrorCode, Retry]> = [
   ['E_GIT_UNSIGNED', 'stalled'],
   ['E_GIT_SIGNATURE', 'stalled'],
   ['E_GIT_HOST_KEY', 'stalled'],
+  ['E_GIT_TLS', 'stalled'],
   ['E_REVISION_FAILED', 'stalled'],
   ['E_FILE_UNSAFE', 'stalled'],
   ['E_FILE_NOT_OWNED', 'stalled'],
