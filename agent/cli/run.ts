@@ -10,6 +10,7 @@ import { createContext } from '../reconcile/context.js';
 import { configRemote, statusRepo } from '../source/remote.js';
 import { reportStopped, STOP_REPORT_MS } from '../daemon/offline.js';
 import { flushMemo, type AgentContext, type RunReport } from '../reconcile/run.js';
+import { keepUndelivered, resumeUndelivered } from '../reconcile/undelivered.js';
 import { args, configFrom, configOption, loggerFor, type ExitCode, type Io } from './common.js';
 import { monotonicMs } from '../duration.js';
 
@@ -33,6 +34,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   const release = await acquireLock(config.stateDir, 'agent');
   let ctx: AgentContext = await createContext(config, loggerFor(config, false), { signal });
   ctx.memo = {};
+  await resumeUndelivered(ctx);
   const log = () => ctx.log.child({ component: 'daemon' });
   const notify = new Notifier(log());
   const metrics = new Metrics(config.host);
@@ -66,7 +68,7 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
       },
     });
     await withRunLock(ctx, () => flushMemo(ctx));
-    await ctx.notifier?.drain(STOP_NOTIFY_MS); // what is still being delivered gets a moment
+    await settleNotices(ctx);
     if (signal.aborted) {
       // Stopped (SIGTERM): say so on the status branch. The running context's Git client was
       // aborted with the signal; a fresh one, bounded by STOP_REPORT_MS, does this last push.
@@ -85,6 +87,12 @@ export async function run(argv: string[], _io: Io, signal: AbortSignal): Promise
   }
   log().info('steward stopped');
   return 0;
+}
+
+/** At a stop: what is still being delivered gets a moment; what is left goes out after the next start. */
+async function settleNotices(ctx: AgentContext): Promise<void> {
+  await ctx.notifier?.drain(STOP_NOTIFY_MS);
+  await keepUndelivered(ctx);
 }
 
 /** The line systemd shows after `Status:`, e.g. `Converged at 1a2b3c4`. */

@@ -32,7 +32,7 @@ export interface Receiver extends NotifyTarget {
 const ATTEMPTS = 5;
 const ATTEMPT_TIMEOUT_MS = 10_000;
 /** Notices waiting per receiver; past it the oldest is dropped (a receiver down for days). */
-const MAX_QUEUED = 50;
+export const MAX_QUEUED = 50;
 const MAX_TEXT = 300;
 
 const clip = (text: string) => (text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT - 1)}…` : text);
@@ -145,6 +145,27 @@ export class Notifications {
     }
   }
 
+  /** The receivers' URLs, in the config's order. */
+  urls(): string[] {
+    return this.#queues.map((q) => q.r.url);
+  }
+
+  /** What is queued or being delivered, per receiver: what a process that exits now would lose. */
+  undelivered(): Array<{ url: string; notices: Notice[] }> {
+    return this.#queues.filter((q) => q.queue.length > 0).map((q) => ({ url: q.r.url, notices: [...q.queue] }));
+  }
+
+  /** Queues what an earlier process could not deliver, ahead of anything queued since; sent at once. */
+  resume(kept: Array<{ url: string; notices: Notice[] }>): void {
+    for (const { url, notices } of kept) {
+      const q = this.#queues.find((x) => x.r.url === url);
+      if (!q || notices.length === 0) continue;
+      q.queue.unshift(...notices);
+      q.queue.splice(0, Math.max(0, q.queue.length - MAX_QUEUED));
+      q.busy ??= this.#deliver(q).finally(() => delete q.busy);
+    }
+  }
+
   /** Notices queued or being delivered. */
   pending(): number {
     return this.#queues.reduce((n, q) => n + q.queue.length, 0);
@@ -154,7 +175,11 @@ export class Notifications {
   async drain(ms: number): Promise<void> {
     const busy = this.#queues.flatMap((q) => (q.busy ? [q.busy] : []));
     if (busy.length === 0) return;
-    await Promise.race([Promise.all(busy), unrefSleep(ms)]);
+    // A timer that holds the process: a retry's wait is unref'd, and with nothing else left to do
+    // the process would exit at once, before the retry and before what is left could be kept.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(busy), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
     for (const q of this.#queues)
       if (q.queue.length > 0) this.#log.warn(`${q.at}: ${q.queue.length} notification(s) not delivered before exit`);
   }

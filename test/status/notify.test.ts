@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { createServer, type ServerResponse } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerDoc, fileDoc, type TestAgent } from '../helpers/agent.js';
@@ -195,4 +195,48 @@ t.test('a receiver that is down, hangs or refuses delays no run; a 5xx is retrie
   const once = await steward(['once', '--config', b.configFile]);
   t.equal(once.code, 0, once.stderr);
   t.match(JSON.parse(rx.on('/once')[0]?.body ?? '{}'), { event: 'phaseChanged', phase: 'Converged', host: b.host });
+});
+
+t.test('what steward once could not deliver before it exited is sent first by the next run', async (t) => {
+  // A receiver that is down when the first once exits: its port is taken, then let go.
+  const held = createServer();
+  await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+  const port = (held.address() as { port: number }).port;
+  await new Promise((r) => held.close(r));
+  const url = `http://127.0.0.1:${port}/hook-${CANARY_TOKEN}`;
+  const root = await mkdtemp(join(tmpdir(), 'steward-notify-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const a = await fx.agent({ extra: `files: { roots: [${root}] }\nnotify:\n  - { url: "${url}" }` });
+  const rev = await fx.fleet.commit({ [`hosts/${a.host}/conf.yaml`]: fileDoc(join(root, 'a.conf'), 'x\n', 'conf') });
+  const first = await steward(['once', '--config', a.configFile]);
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stdout, /1 notification\(s\) kept in .*notify\.json for the next run/);
+  const kept = await readFile(join(a.stateDir, 'notify.json'), 'utf8');
+  t.notMatch(kept, CANARY_TOKEN, "the receiver's URL is not in stateDir (a webhook URL is a secret)");
+  t.notMatch(kept, String(port));
+
+  // The receiver is back; the next once changes nothing and tells it what it missed.
+  const got: string[] = [];
+  const back = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      got.push(body);
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => back.listen(port, '127.0.0.1', r));
+  t.teardown(() => back.close());
+  const second = await steward(['once', '--config', a.configFile]);
+  t.equal(second.code, 0, second.stderr);
+  t.match(second.stdout, /1 notification\(s\) an earlier run could not deliver are sent first/);
+  t.equal(got.length, 1, 'delivered once');
+  t.match(JSON.parse(got[0] ?? '{}'), { event: 'phaseChanged', phase: 'Converged', revision: rev, host: a.host });
+  await t.rejects(readFile(join(a.stateDir, 'notify.json')), 'nothing left to keep');
+
+  // A damaged file is left out with a warning; the run goes on.
+  await writeFile(join(a.stateDir, 'notify.json'), '{"receivers":[{"receiver":"x","notices":[{"event":1}]}]} trailing');
+  const third = await steward(['once', '--config', a.configFile]);
+  t.equal(third.code, 0, third.stderr);
+  t.equal(got.length, 1, 'nothing sent from it');
 });
