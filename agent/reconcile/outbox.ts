@@ -80,19 +80,18 @@ async function keepOutbox(ctx: AgentContext, run: RunRecord, doc: HostStatus, wr
     ctx.memo.outbox = doc;
     return;
   }
-  if (
-    !write &&
-    (await stat(file).then(
-      () => true,
-      () => false,
-    ))
-  )
-    return;
+  if (!write && (await exists(file))) return;
   await writeJsonAtomic(file, doc).then(
     () => ctx.memo && delete ctx.memo.outbox,
     (err: unknown) => run.warn(`cannot write ${ctx.config.stateDir}/status.json: ${errnoOf(err)}`),
   );
 }
+
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** Whether this run pushes its report: 'resting' while the Git server is in backoff. */
 function pushWanted(ctx: AgentContext, run: RunRecord, due: boolean): 'push' | 'skip' | 'resting' {
