@@ -3,7 +3,9 @@ import { SecretKeys } from '../config/keys.js';
 import { RegistryAuth } from '../config/registry.js';
 import { loadTrust } from '../source/verify.js';
 import { existsSync } from 'node:fs';
-import type { AgentConfig } from '../config/load.js';
+import { readTokenFile, type AgentConfig } from '../config/load.js';
+import { pendingNotices } from '../reconcile/undelivered.js';
+import { originOf, reachReceiver } from '../status/notify.js';
 import { createDocker } from '../host/docker.js';
 import { configRemote, readGitCredentials } from '../source/remote.js';
 import { GitRepo } from '../source/repo.js';
@@ -14,7 +16,7 @@ import { join } from 'node:path';
 import { args, configFrom, configOption, type ExitCode, type Io } from './common.js';
 
 export const help =
-  'steward doctor [--config FILE]   check this host: config, Git credentials (SSH key and host key), Docker socket, systemd, file roots';
+  'steward doctor [--config FILE]   check this host: config, Git credentials (SSH key and host key), Docker socket, systemd, file roots, notify receivers';
 
 type Check = [name: string, run: () => Promise<string>];
 
@@ -45,6 +47,7 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     ...(config.source.verify ? ([['signatures', () => checkTrust(config)]] as Check[]) : []),
     ...(config.secrets ? ([['secrets', () => checkSecrets(config)]] as Check[]) : []),
     ...(config.docker.authFile ? ([['registries', () => checkRegistries(config)]] as Check[]) : []),
+    ...(config.notify.length > 0 ? ([['notify', () => checkNotify(config)]] as Check[]) : []),
   ];
   let failed = false;
   for (const [name, check] of checks) {
@@ -56,6 +59,24 @@ export async function doctor(argv: string[], io: Io, signal: AbortSignal): Promi
     }
   }
   return failed ? 1 : 0;
+}
+
+/**
+ * Each receiver's token file reads and its server takes a connection (TLS verified for https);
+ * nothing is sent to it. Receivers are named by their origin only: a webhook URL is a secret.
+ */
+async function checkNotify(config: AgentConfig): Promise<string> {
+  const said: string[] = [];
+  for (const [i, n] of config.notify.entries()) {
+    const at = `notify[${i}] (${originOf(n.url)})`;
+    if (n.tokenFile) await readTokenFile(config, n.tokenFile, `/notify/${i}/tokenFile`);
+    await reachReceiver(n.url).catch((err: Error) => {
+      throw new Error(`${at} cannot be reached: ${err.message}`);
+    });
+    said.push(at);
+  }
+  const waiting = await pendingNotices(config.stateDir);
+  return `${said.join(', ')} reachable (nothing sent)${waiting > 0 ? `; ${waiting} notification(s) waiting in ${config.stateDir}/notify.json` : ''}`;
 }
 
 /** The SOPS keys load; what is printed of them is their public half. */

@@ -71,6 +71,11 @@ export async function resumeUndelivered(ctx: AgentContext, now = Date.now()): Pr
   }
 }
 
+/** How many notices wait in stateDir/notify.json (steward doctor). */
+export async function pendingNotices(stateDir: string): Promise<number> {
+  return (await readKept(join(stateDir, FILE))).reduce((n, k) => n + k.notices.length, 0);
+}
+
 /** The file's receivers and their notices; what is not a well-formed notice is left out. */
 async function readKept(file: string): Promise<Kept[]> {
   const doc = await readJson(file).catch(() => undefined);

@@ -109,6 +109,29 @@ async function post(r: Receiver, rendered: { headers: Record<string, string>; bo
   });
 }
 
+/**
+ * Opens a connection to a receiver's server, the TLS handshake included for https (its
+ * certificate checked as a delivery would), and closes it before a request is written: what
+ * `steward doctor` checks without sending anything.
+ */
+export async function reachReceiver(receiverUrl: string, ms = 5000): Promise<void> {
+  const url = new URL(receiverUrl);
+  const tls = url.protocol === 'https:';
+  const open = tls ? (await import('node:https')).request : httpRequest;
+  await new Promise<void>((resolve, reject) => {
+    // Never ended, so the request line and headers are never written.
+    const req = open(url, { method: 'HEAD', timeout: ms });
+    req.on('socket', (socket) =>
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
+        resolve();
+        req.destroy();
+      }),
+    );
+    req.on('timeout', () => req.destroy(new Error(`no connection within ${ms / 1000} s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code ?? err.message)));
+  });
+}
+
 /** A status that a retry cannot fix: the receiver refused the notice itself. */
 const permanent = (status: number) => status >= 400 && status < 500 && status !== 408 && status !== 429;
 

@@ -108,3 +108,22 @@ t.test('a trusted certificate for another host is refused, and says so', async (
   t.match(res.stdout, /does not match certificate's altnames.*\(the certificate is for another host\)/);
   await t.rejects(readFile(join(root, 'motd')), 'nothing was applied');
 });
+
+t.test('steward doctor checks an https receiver with a TLS handshake, and sends nothing', async (t) => {
+  const { a } = await httpsAgent(`  caFile: ${ca}`);
+  const config = await readFile(a.configFile, 'utf8');
+  await writeFile(a.configFile, `${config}notify:\n  - { url: "${tls.url('hook')}" }\n`);
+  const doctor = (env: Record<string, string> = {}) =>
+    exec(process.execPath, [join(lib, 'steward.mjs'), 'doctor', '--config', a.configFile], {
+      env: { ...process.env, ...env },
+    }).then(
+      (r) => r.stdout,
+      (e: { stdout: string }) => e.stdout,
+    );
+  // Its certificate is checked as a delivery would check it: against the system's CAs.
+  t.match(
+    await doctor(),
+    /^FAIL {2}notify {6}notify\[0\] \(https:\/\/127\.0\.0\.1:\d+\) cannot be reached: DEPTH_ZERO_SELF_SIGNED_CERT$/m,
+  );
+  t.match(await doctor({ NODE_EXTRA_CA_CERTS: ca }), /^ok {4}notify {6}notify\[0\] .* reachable \(nothing sent\)$/m);
+});

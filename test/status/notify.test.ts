@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { createServer, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -239,4 +240,38 @@ t.test('what steward once could not deliver before it exited is sent first by th
   const third = await steward(['once', '--config', a.configFile]);
   t.equal(third.code, 0, third.stderr);
   t.equal(got.length, 1, 'nothing sent from it');
+});
+
+t.test('steward doctor checks each receiver without sending it anything', async (t) => {
+  // A raw TCP server: it sees the connection and every byte, so "nothing sent" is checked.
+  let connections = 0;
+  let bytes = 0;
+  const raw = createNetServer((socket) => {
+    connections += 1;
+    socket.on('data', (d: Buffer) => (bytes += d.length));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+  t.teardown(() => raw.close());
+  const port = (raw.address() as { port: number }).port;
+  const dir = await mkdtemp(join(tmpdir(), 'steward-notify-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const token = join(dir, 'token');
+  await writeFile(token, `${CANARY_TOKEN}\n`, { mode: 0o600 });
+  const a = await fx.agent({
+    extra: `notify:\n  - { url: "http://127.0.0.1:${port}/hook-${CANARY_SECRET}", tokenFile: ${token} }`,
+  });
+  const ok = await steward(['doctor', '--config', a.configFile]);
+  t.match(ok.stdout, /^ok {4}notify {6}notify\[0\] \(http:\/\/127\.0\.0\.1:\d+\) reachable \(nothing sent\)$/m);
+  for (let waited = 0; connections === 0 && waited < 2000; waited += 50) await sleep(50);
+  await sleep(100);
+  t.equal(connections, 1, 'it connected');
+  t.equal(bytes, 0, 'and wrote nothing: no request reached the receiver');
+  t.notMatch(ok.stdout + ok.stderr, CANARY_TOKEN);
+  t.notMatch(ok.stdout + ok.stderr, CANARY_SECRET, "the URL's path is not printed");
+
+  const b = await fx.agent({ extra: 'notify:\n  - { url: "http://127.0.0.1:1/closed" }' });
+  const bad = await steward(['doctor', '--config', b.configFile]);
+  t.equal(bad.code, 1);
+  t.match(bad.stdout, /^FAIL {2}notify {6}notify\[0\] \(http:\/\/127\.0\.0\.1:1\) cannot be reached: ECONNREFUSED$/m);
 });
