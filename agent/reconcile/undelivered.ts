@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { NOTIFY_EVENTS } from '../config/load.js';
 import { rm } from '../files.js';
 import { loadFingerprint } from '../host/fingerprint.js';
 import { readJson, writeJsonAtomic } from '../host/fs.js';
@@ -84,7 +85,7 @@ async function readKept(file: string): Promise<Kept[]> {
   return list.flatMap((k: unknown) => {
     const { receiver, notices } = (k ?? {}) as { receiver?: unknown; notices?: unknown };
     if (typeof receiver !== 'string' || !Array.isArray(notices)) return [];
-    return [{ receiver, notices: notices.filter(isNotice).slice(-MAX_QUEUED) }];
+    return [{ receiver, notices: notices.filter(isNotice).slice(-MAX_QUEUED).map(noticeOf) }];
   });
 }
 
@@ -95,6 +96,17 @@ function merge(a: Kept[], b: Kept[]): Kept[] {
   return [...by].filter(([, n]) => n.length > 0).map(([receiver, notices]) => ({ receiver, notices }));
 }
 
+/** The notice's own fields only: whatever else the file holds is not sent on to a receiver. */
+function noticeOf(n: Notice): Notice {
+  const failed = n.failed.map((f) => ({
+    id: f.id,
+    ...(f.code !== undefined ? { code: f.code } : {}),
+    message: f.message,
+  }));
+  const { event, host, phase, previousPhase, revision, appliedRevision, reason, message, at } = n;
+  return { event, host, phase, previousPhase, revision, appliedRevision, reason, message, failed, at };
+}
+
 /** Every field render() reads, of the type it expects: a damaged file cannot make delivery throw. */
 function isNotice(n: unknown): n is Notice {
   if (typeof n !== 'object' || n === null) return false;
@@ -102,7 +114,8 @@ function isNotice(n: unknown): n is Notice {
   const text = (k: string) => typeof o[k] === 'string';
   const textOrNull = (k: string) => o[k] === null || typeof o[k] === 'string';
   return (
-    ['event', 'host', 'phase', 'reason', 'message', 'at'].every(text) &&
+    (NOTIFY_EVENTS as readonly unknown[]).includes(o.event) &&
+    ['host', 'phase', 'reason', 'message', 'at'].every(text) &&
     ['previousPhase', 'revision', 'appliedRevision'].every(textOrNull) &&
     !Number.isNaN(Date.parse(o.at as string)) &&
     Array.isArray(o.failed) &&

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { createHmac } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -240,6 +241,23 @@ t.test('what steward once could not deliver before it exited is sent first by th
   const third = await steward(['once', '--config', a.configFile]);
   t.equal(third.code, 0, third.stderr);
   t.equal(got.length, 1, 'nothing sent from it');
+
+  // A kept notice goes out with its own fields only; one of an unknown event not at all.
+  const key = Buffer.from((await readFile(join(a.stateDir, 'fingerprint.key'), 'utf8')).trim(), 'hex');
+  const receiver = createHmac('sha256', key).update(url).digest('hex').slice(0, 16);
+  const notice = {
+    ...{ event: 'phaseChanged', host: a.host, phase: 'Failed', previousPhase: 'Converged', revision: rev },
+    ...{ appliedRevision: rev, reason: 'Test', message: 'kept', failed: [], at: new Date().toISOString() },
+  };
+  const notices = [
+    { ...notice, extra: 'not-sent-on' },
+    { ...notice, event: 'bogus' },
+  ];
+  await writeFile(join(a.stateDir, 'notify.json'), JSON.stringify({ receivers: [{ receiver, notices }] }));
+  const fourth = await steward(['once', '--config', a.configFile]);
+  t.equal(fourth.code, 0, fourth.stderr);
+  t.equal(got.length, 2, 'one notice sent');
+  t.same(JSON.parse(got[1] ?? '{}'), notice, 'with its own fields only');
 });
 
 t.test('steward doctor checks each receiver without sending it anything', async (t) => {
