@@ -178,13 +178,17 @@ export class Notifications {
     return this.#queues.filter((q) => q.queue.length > 0).map((q) => ({ url: q.r.url, notices: [...q.queue] }));
   }
 
-  /** Queues what an earlier process could not deliver, ahead of anything queued since; sent at once. */
+  /**
+   * Queues what an earlier process could not deliver, ahead of anything queued since (behind the
+   * one being delivered, which #deliver removes when it is done); sent at once.
+   */
   resume(kept: Array<{ url: string; notices: Notice[] }>): void {
     for (const { url, notices } of kept) {
       const q = this.#queues.find((x) => x.r.url === url);
       if (!q || notices.length === 0) continue;
-      q.queue.unshift(...notices);
-      q.queue.splice(0, Math.max(0, q.queue.length - MAX_QUEUED));
+      const at = q.busy ? 1 : 0;
+      q.queue.splice(at, 0, ...notices);
+      q.queue.splice(at, Math.max(0, q.queue.length - MAX_QUEUED));
       q.busy ??= this.#deliver(q).finally(() => delete q.busy);
     }
   }

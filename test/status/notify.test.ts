@@ -5,7 +5,8 @@ import { createServer as createNetServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { containerDoc, fileDoc, type TestAgent } from '../helpers/agent.js';
+import { containerDoc, fileDoc, memoryLogger, type TestAgent } from '../helpers/agent.js';
+import { Notifications, type Notice } from '../../agent/status/notify.js';
 import { steward } from '../helpers/cli.js';
 import { fleetFixture } from '../helpers/fixture.js';
 import { ageKeygen, sopsTree } from '../helpers/sops.js';
@@ -292,4 +293,22 @@ t.test('steward doctor checks each receiver without sending it anything', async 
   const bad = await steward(['doctor', '--config', b.configFile]);
   t.equal(bad.code, 1);
   t.match(bad.stdout, /^FAIL {2}notify {6}notify\[0\] \(http:\/\/127\.0\.0\.1:1\) cannot be reached: ECONNREFUSED$/m);
+});
+
+t.test('kept notices go behind the one being delivered, never in front of it', async (t) => {
+  const rx = await receiver(t);
+  const n = (message: string): Notice => ({
+    ...{ event: 'phaseChanged', host: 'h', phase: 'Failed', previousPhase: 'Converged', revision: null },
+    ...{ appliedRevision: null, reason: 'Test', message, failed: [], at: new Date().toISOString() },
+  });
+  const url = rx.url('/hang');
+  const notifier = new Notifications([{ url, format: 'json', events: ['phaseChanged'] }], memoryLogger([]));
+  notifier.send([n('in flight')]);
+  for (let waited = 0; rx.on('/hang').length === 0 && waited < 2000; waited += 20) await sleep(20);
+  notifier.resume([{ url, notices: [n('kept 1'), n('kept 2')] }]);
+  t.same(
+    notifier.undelivered()[0]?.notices.map((x) => x.message),
+    ['in flight', 'kept 1', 'kept 2'],
+    'the one on the wire stays first: it is taken off the queue when its delivery ends',
+  );
 });
