@@ -129,6 +129,14 @@ const TLS_UNTRUSTED = new Set([
   'CERT_SIGNATURE_FAILURE',
 ]);
 
+/** What is wrong with the server's certificate, and what fixes it; undefined for any other error. */
+function tlsProblem(code: string | undefined, reason: string): string | undefined {
+  if (TLS_UNTRUSTED.has(code ?? ''))
+    return `its TLS certificate is not trusted (${reason}); put the CA that signed it in source.caFile`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `${reason} (the certificate is for another host)`;
+  return undefined;
+}
+
 /** Classifies whatever isomorphic-git or the socket threw. Messages never carry credentials. */
 export function gitError(err: unknown, url: string, what: string): StewardError {
   if (err instanceof StewardError) return err;
@@ -140,17 +148,8 @@ export function gitError(err: unknown, url: string, what: string): StewardError 
   let reason = e.message ?? String(err);
   if (e.code === 'E_GIT_TOO_LARGE')
     return new StewardError('E_GIT_TOO_LARGE', `${what} ${where}: ${reason}`, { retry: 'stalled', cause: err });
-  if (TLS_UNTRUSTED.has(e.code ?? ''))
-    return new StewardError(
-      'E_GIT_TLS',
-      `${what} ${where}: its TLS certificate is not trusted (${reason}); put the CA that signed it in source.caFile`,
-      { retry: 'stalled', cause: err },
-    );
-  if (e.code === 'ERR_TLS_CERT_ALTNAME_INVALID')
-    return new StewardError('E_GIT_TLS', `${what} ${where}: ${reason} (the certificate is for another host)`, {
-      retry: 'stalled',
-      cause: err,
-    });
+  const tls = tlsProblem(e.code, reason);
+  if (tls) return new StewardError('E_GIT_TLS', `${what} ${where}: ${tls}`, { retry: 'stalled', cause: err });
   if (e.code === 'ETIMEDOUT' || e.name === 'TimeoutError') {
     code = 'E_GIT_TIMEOUT';
     reason = 'no answer before the deadline';
